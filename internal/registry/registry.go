@@ -1,0 +1,468 @@
+// Package registry is the Runtime registry domain: validated ids, the Source
+// interface that every Runtime implements, the Registry that looks Runtimes up
+// and routes every Worker call by runtime_id + worker_id, typed errors, and the
+// visibility and audit hooks. It imports nothing of HTTP.
+package registry
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+)
+
+// DefaultMaxRecords is the default and highest list limit.
+const DefaultMaxRecords = 200
+
+// Options configures a Registry.
+type Options struct {
+	// WorkspaceID names the workspace this backend serves; it is echoed in
+	// every list.
+	WorkspaceID string
+	// MaxRecords is the list cap, 1 to DefaultMaxRecords; 0 means the default.
+	MaxRecords int
+	// Visibility is the visibility policy; nil keeps each Source's own scoping.
+	Visibility VisibilityPolicy
+	// Auditor receives every authority-bearing call; nil logs with slog.Default.
+	Auditor Auditor
+}
+
+// Registry is the aggregation boundary in front of all Runtimes. It is
+// immutable after New and safe for concurrent use. It keeps no Worker state:
+// every call is delegated to the Source that owns the runtime_id.
+type Registry struct {
+	workspaceID string
+	maxRecords  int
+	sources     []Source
+	byID        map[RuntimeID]Source
+	visibility  VisibilityPolicy
+	auditor     Auditor
+}
+
+// List is one list response: the items, the limit they were bounded by, the
+// diagnostics (at most MaxDiagnostics) and, for paged lists, the cursor of the
+// next page ("" on the last page).
+type List[T any] struct {
+	WorkspaceID string
+	Limit       int
+	Items       []T
+	Diagnostics []Diagnostic
+	NextCursor  string
+}
+
+// New builds a Registry over sources, in the order they are listed. It fails
+// when a runtime_id is invalid or registered twice, or MaxRecords is out of
+// range: both are start-up errors.
+func New(opts Options, sources ...Source) (*Registry, error) {
+	maxRecords := opts.MaxRecords
+	if maxRecords == 0 {
+		maxRecords = DefaultMaxRecords
+	}
+	if maxRecords < 1 || maxRecords > DefaultMaxRecords {
+		return nil, fmt.Errorf("registry: max records %d is outside 1..%d", opts.MaxRecords, DefaultMaxRecords)
+	}
+	r := &Registry{
+		workspaceID: opts.WorkspaceID,
+		maxRecords:  maxRecords,
+		byID:        make(map[RuntimeID]Source, len(sources)),
+		visibility:  opts.Visibility,
+		auditor:     opts.Auditor,
+	}
+	if r.visibility == nil {
+		r.visibility = SourceScopedVisibility{}
+	}
+	if r.auditor == nil {
+		r.auditor = SlogAuditor{Logger: slog.Default()}
+	}
+	for _, s := range sources {
+		id := s.RuntimeID()
+		if !ValidID(string(id)) {
+			return nil, fmt.Errorf("registry: runtime id %q is not a valid identifier", id)
+		}
+		if _, dup := r.byID[id]; dup {
+			return nil, fmt.Errorf("registry: runtime id %q is registered twice", id)
+		}
+		r.byID[id] = s
+		r.sources = append(r.sources, s)
+	}
+	return r, nil
+}
+
+// WorkspaceID returns the workspace this registry serves.
+func (r *Registry) WorkspaceID() string { return r.workspaceID }
+
+// MaxRecords returns the list cap.
+func (r *Registry) MaxRecords() int { return r.maxRecords }
+
+func newList[T any](r *Registry, limit int) List[T] {
+	return List[T]{WorkspaceID: r.workspaceID, Limit: limit, Items: []T{}, Diagnostics: []Diagnostic{}}
+}
+
+// audit reports one call and passes its error through.
+func (r *Registry) audit(ctx context.Context, rec AuditRecord, err error) {
+	rec.Outcome = OutcomeOK
+	if err != nil {
+		rec.Outcome = string(ErrorCode(err))
+	}
+	r.auditor.Audit(ctx, rec)
+}
+
+func (r *Registry) source(id RuntimeID) (Source, error) {
+	s, ok := r.byID[id]
+	if !ok {
+		return nil, UnknownRuntime(id)
+	}
+	return s, nil
+}
+
+// sourceError makes sure every error leaving the registry is an *Error: a
+// Source's untyped error becomes internal, keeping the cause for logs only.
+func sourceError(id RuntimeID, err error) error {
+	if err == nil {
+		return nil
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return err
+	}
+	return &Error{Code: CodeInternal, RuntimeID: id, Detail: "The server failed to answer.", Cause: err}
+}
+
+// Runtimes lists every registered Runtime's summary, in registration order. A
+// Runtime that cannot summarise itself is left out with a diagnostic.
+func (r *Registry) Runtimes(ctx context.Context) List[RuntimeSummary] {
+	out := newList[RuntimeSummary](r, r.maxRecords)
+	for _, s := range r.sources {
+		if len(out.Items) == r.maxRecords {
+			out.Diagnostics = appendDiagnostics(out.Diagnostics, truncated("runtimes", r.maxRecords))
+			break
+		}
+		sum, err := s.Summary(ctx)
+		if err != nil {
+			out.Diagnostics = appendDiagnostics(out.Diagnostics, runtimeFailed(s.RuntimeID(), "describe itself"))
+			continue
+		}
+		out.Items = append(out.Items, sum)
+	}
+	return out
+}
+
+// Runtime returns one Runtime's summary. Errors: unknown_runtime,
+// runtime_unavailable.
+func (r *Registry) Runtime(ctx context.Context, id RuntimeID) (sum RuntimeSummary, err error) {
+	defer func() { r.audit(ctx, AuditRecord{Operation: OpGetRuntime, RuntimeID: id}, err) }()
+	s, err := r.source(id)
+	if err != nil {
+		return RuntimeSummary{}, err
+	}
+	sum, err = s.Summary(ctx)
+	return sum, sourceError(id, err)
+}
+
+// Hosts lists the hosts of every Runtime, bounded by the list cap. A Runtime
+// that cannot list its hosts is skipped with a diagnostic.
+func (r *Registry) Hosts(ctx context.Context) List[Host] {
+	out := newList[Host](r, r.maxRecords)
+	for _, s := range r.sources {
+		hosts, diags, err := s.Hosts(ctx)
+		if err != nil {
+			out.Diagnostics = appendDiagnostics(out.Diagnostics, runtimeFailed(s.RuntimeID(), "list its hosts"))
+			continue
+		}
+		out.Diagnostics = appendDiagnostics(out.Diagnostics, diags...)
+		if room := r.maxRecords - len(out.Items); len(hosts) > room {
+			out.Items = append(out.Items, hosts[:room]...)
+			out.Diagnostics = appendDiagnostics(out.Diagnostics, truncated("hosts", r.maxRecords))
+			break
+		}
+		out.Items = append(out.Items, hosts...)
+	}
+	return out
+}
+
+// RuntimeHosts lists one Runtime's hosts. Errors: unknown_runtime,
+// runtime_unavailable.
+func (r *Registry) RuntimeHosts(ctx context.Context, id RuntimeID) (out List[Host], err error) {
+	defer func() { r.audit(ctx, AuditRecord{Operation: OpListRuntimeHosts, RuntimeID: id}, err) }()
+	s, err := r.source(id)
+	if err != nil {
+		return List[Host]{}, err
+	}
+	hosts, diags, err := s.Hosts(ctx)
+	if err != nil {
+		return List[Host]{}, sourceError(id, err)
+	}
+	out = newList[Host](r, r.maxRecords)
+	out.Diagnostics = appendDiagnostics(out.Diagnostics, diags...)
+	if len(hosts) > r.maxRecords {
+		hosts = hosts[:r.maxRecords]
+		out.Diagnostics = appendDiagnostics(out.Diagnostics, truncated("hosts", r.maxRecords))
+	}
+	out.Items = append(out.Items, hosts...)
+	return out, nil
+}
+
+// Workers lists the Workers of every Runtime merged, in registration order,
+// bounded by the list cap. A Runtime that cannot list is skipped with a
+// diagnostic; a cut list says so in a diagnostic.
+func (r *Registry) Workers(ctx context.Context) List[Worker] {
+	out := newList[Worker](r, r.maxRecords)
+	for _, s := range r.sources {
+		room := r.maxRecords - len(out.Items)
+		if room == 0 {
+			out.Diagnostics = appendDiagnostics(out.Diagnostics, truncated("workers", r.maxRecords))
+			break
+		}
+		items, diags, next, err := r.collect(ctx, s, WorkerQuery{Limit: room})
+		if err != nil {
+			out.Diagnostics = appendDiagnostics(out.Diagnostics, runtimeFailed(s.RuntimeID(), "list its workers"))
+			continue
+		}
+		out.Items = append(out.Items, items...)
+		out.Diagnostics = appendDiagnostics(out.Diagnostics, diags...)
+		if next != "" {
+			out.Diagnostics = appendDiagnostics(out.Diagnostics, truncated("workers", r.maxRecords))
+			break
+		}
+	}
+	return out
+}
+
+// HostWorkers lists the Workers on one host, bounded by the list cap. Errors:
+// unknown_host, runtime_unavailable (the owning Runtime cannot list).
+func (r *Registry) HostWorkers(ctx context.Context, id HostID) (out List[Worker], err error) {
+	rec := AuditRecord{Operation: OpListHostWorkers, HostID: id}
+	defer func() { r.audit(ctx, rec, err) }()
+	s, err := r.hostOwner(ctx, id)
+	if err != nil {
+		return List[Worker]{}, err
+	}
+	rec.RuntimeID = s.RuntimeID()
+	items, diags, next, err := r.collect(ctx, s, WorkerQuery{Limit: r.maxRecords, HostID: id})
+	if err != nil {
+		return List[Worker]{}, err
+	}
+	out = newList[Worker](r, r.maxRecords)
+	out.Items = items
+	out.Diagnostics = appendDiagnostics(out.Diagnostics, diags...)
+	if next != "" {
+		out.Diagnostics = appendDiagnostics(out.Diagnostics, truncated("workers", r.maxRecords))
+	}
+	return out, nil
+}
+
+// hostOwner finds the Source that reports host id.
+func (r *Registry) hostOwner(ctx context.Context, id HostID) (Source, error) {
+	for _, s := range r.sources {
+		hosts, _, err := s.Hosts(ctx)
+		if err != nil {
+			continue
+		}
+		for _, h := range hosts {
+			if h.ID == id {
+				return s, nil
+			}
+		}
+	}
+	return nil, UnknownHost(id)
+}
+
+// RuntimeWorkers returns one page of a Runtime's Workers. limit 0 means the
+// list cap; cursor "" means the first page. Errors: invalid_request (limit out
+// of range, cursor malformed or from another runtime), unknown_runtime,
+// runtime_unavailable.
+func (r *Registry) RuntimeWorkers(ctx context.Context, id RuntimeID, limit int, cursor string) (out List[Worker], err error) {
+	defer func() { r.audit(ctx, AuditRecord{Operation: OpListRuntimeWorkers, RuntimeID: id}, err) }()
+	if limit == 0 {
+		limit = r.maxRecords
+	}
+	if limit < 1 || limit > r.maxRecords {
+		return List[Worker]{}, InvalidRequest("limit", fmt.Sprintf("The limit must be between 1 and %d.", r.maxRecords))
+	}
+	s, err := r.source(id)
+	if err != nil {
+		return List[Worker]{}, err
+	}
+	var after WorkerID
+	if cursor != "" {
+		if after, err = decodeCursor(id, cursor); err != nil {
+			return List[Worker]{}, err
+		}
+	}
+	items, diags, next, err := r.collect(ctx, s, WorkerQuery{After: after, Limit: limit})
+	if err != nil {
+		return List[Worker]{}, err
+	}
+	out = newList[Worker](r, limit)
+	out.Items = items
+	out.Diagnostics = appendDiagnostics(out.Diagnostics, diags...)
+	if next != "" {
+		out.NextCursor = encodeCursor(id, next)
+	}
+	return out, nil
+}
+
+// collect pages through s until it has q.Limit visible Workers or the Source
+// has no more. next is the position to resume from ("" when nothing is left).
+// Diagnostics are taken from the first page only: they describe the listing.
+func (r *Registry) collect(ctx context.Context, s Source, q WorkerQuery) (items []Worker, diags []Diagnostic, next WorkerID, err error) {
+	want := q.Limit
+	items = make([]Worker, 0, min(want, 64))
+	for first := true; ; first = false {
+		q.Limit = want - len(items)
+		page, err := s.Workers(ctx, q)
+		if err != nil {
+			return nil, nil, "", sourceError(s.RuntimeID(), err)
+		}
+		if first {
+			diags = page.Diagnostics
+		}
+		for _, w := range page.Workers {
+			if r.visibility.WorkerVisible(ctx, w) {
+				items = append(items, w)
+			}
+		}
+		// A misbehaving Source that says More but returns nothing must not
+		// loop forever.
+		if !page.More || len(page.Workers) == 0 {
+			return items, diags, "", nil
+		}
+		q.After = page.Workers[len(page.Workers)-1].ID
+		if len(items) >= want {
+			return items, diags, q.After, nil
+		}
+	}
+}
+
+// Worker returns one Worker by its authority key. Errors: unknown_runtime,
+// unknown_worker, worker_not_visible, runtime_unavailable.
+func (r *Registry) Worker(ctx context.Context, ref WorkerRef) (w Worker, err error) {
+	defer func() {
+		r.audit(ctx, AuditRecord{Operation: OpGetWorker, RuntimeID: ref.RuntimeID, WorkerID: ref.WorkerID}, err)
+	}()
+	_, w, err = r.resolve(ctx, ref)
+	return w, err
+}
+
+// resolve routes ref to its Source and checks that the Worker exists and is
+// visible. Operations are routed only after this, so an unknown or hidden
+// Worker never reaches an operation.
+func (r *Registry) resolve(ctx context.Context, ref WorkerRef) (Source, Worker, error) {
+	s, err := r.source(ref.RuntimeID)
+	if err != nil {
+		return nil, Worker{}, err
+	}
+	w, err := s.Worker(ctx, ref.WorkerID)
+	if err != nil {
+		return nil, Worker{}, sourceError(ref.RuntimeID, err)
+	}
+	if !r.visibility.WorkerVisible(ctx, w) {
+		return nil, Worker{}, WorkerNotVisible(ref)
+	}
+	return s, w, nil
+}
+
+// CreateWorker asks Runtime id to create a Worker. Errors: unknown_runtime,
+// operation_unsupported, runtime_unavailable, invalid_request.
+func (r *Registry) CreateWorker(ctx context.Context, id RuntimeID, req CreateWorkerRequest) (w Worker, err error) {
+	rec := AuditRecord{Operation: OpCreateWorker, RuntimeID: id}
+	defer func() { r.audit(ctx, rec, err) }()
+	s, err := r.source(id)
+	if err != nil {
+		return Worker{}, err
+	}
+	w, err = s.CreateWorker(ctx, req)
+	if err != nil {
+		return Worker{}, sourceError(id, err)
+	}
+	rec.WorkerID = w.ID
+	return w, nil
+}
+
+// SendInput routes one input to the Worker ref. Errors: unknown_runtime,
+// unknown_worker, worker_not_visible, operation_unsupported,
+// runtime_unavailable, invalid_request.
+func (r *Registry) SendInput(ctx context.Context, ref WorkerRef, in WorkerInput) (ack InputAck, err error) {
+	defer func() {
+		r.audit(ctx, AuditRecord{Operation: OpSendInput, RuntimeID: ref.RuntimeID, WorkerID: ref.WorkerID}, err)
+	}()
+	s, _, err := r.resolve(ctx, ref)
+	if err != nil {
+		return InputAck{}, err
+	}
+	ack, err = s.SendInput(ctx, ref.WorkerID, in)
+	return ack, sourceError(ref.RuntimeID, err)
+}
+
+// StopWorker routes a stop to the Worker ref. Errors: unknown_runtime,
+// unknown_worker, worker_not_visible, operation_unsupported,
+// runtime_unavailable, invalid_request.
+func (r *Registry) StopWorker(ctx context.Context, ref WorkerRef, mode StopMode) (ack StopAck, err error) {
+	defer func() {
+		r.audit(ctx, AuditRecord{Operation: OpStopWorker, RuntimeID: ref.RuntimeID, WorkerID: ref.WorkerID}, err)
+	}()
+	s, _, err := r.resolve(ctx, ref)
+	if err != nil {
+		return StopAck{}, err
+	}
+	ack, err = s.StopWorker(ctx, ref.WorkerID, mode)
+	return ack, sourceError(ref.RuntimeID, err)
+}
+
+// cursorVersion prefixes every cursor so that the format can change later
+// without misreading old cursors.
+const cursorVersion = "c1"
+
+// encodeCursor makes the opaque cursor that resumes Runtime id's list after
+// worker after. It is bound to the runtime so it cannot be replayed on another.
+func encodeCursor(id RuntimeID, after WorkerID) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(cursorVersion + "|" + string(id) + "|" + string(after)))
+}
+
+// decodeCursor reverses encodeCursor. It answers invalid_request for anything
+// it did not make for Runtime id.
+func decodeCursor(id RuntimeID, cursor string) (WorkerID, error) {
+	bad := InvalidRequest("cursor", "The cursor is not valid for this list; start again without one.")
+	raw, err := base64.RawURLEncoding.DecodeString(cursor)
+	if err != nil {
+		return "", bad
+	}
+	version, rest, ok := strings.Cut(string(raw), "|")
+	if !ok || version != cursorVersion {
+		return "", bad
+	}
+	rid, after, ok := strings.Cut(rest, "|")
+	if !ok || RuntimeID(rid) != id || !ValidID(after) {
+		return "", bad
+	}
+	return WorkerID(after), nil
+}
+
+// appendDiagnostics appends ds to dst, keeping at most MaxDiagnostics: when
+// more arrive, the last slot is replaced by a note that the list was cut.
+func appendDiagnostics(dst []Diagnostic, ds ...Diagnostic) []Diagnostic {
+	for _, d := range ds {
+		switch {
+		case len(dst) < MaxDiagnostics:
+			dst = append(dst, d)
+		case dst[len(dst)-1].Code != diagnosticsTruncated:
+			dst[len(dst)-1] = Diagnostic{Code: diagnosticsTruncated, Severity: SeverityInfo,
+				Message: fmt.Sprintf("More diagnostics were found; only the first %d are shown.", MaxDiagnostics-1)}
+		}
+	}
+	return dst
+}
+
+const diagnosticsTruncated = "diagnostics_truncated"
+
+func truncated(what string, limit int) Diagnostic {
+	return Diagnostic{Code: "list_truncated", Severity: SeverityInfo,
+		Message: fmt.Sprintf("Only the first %d %s are listed; use the runtime-scoped endpoints to page through all.", limit, what)}
+}
+
+func runtimeFailed(id RuntimeID, what string) Diagnostic {
+	return Diagnostic{Code: "runtime_unavailable", Severity: SeverityWarning,
+		Message: fmt.Sprintf("Runtime %s could not %s.", id, what)}
+}

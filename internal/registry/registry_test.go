@@ -1,0 +1,590 @@
+package registry_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/workspace-backend/runtime-registry/internal/registry"
+)
+
+// memSource is an in-memory Source whose Workers a test can change at any
+// time. It is a test double, not a Runtime: operations echo what they route.
+type memSource struct {
+	registry.ReadOnlyOperations
+	id    registry.RuntimeID
+	host  registry.HostID
+	diags []registry.Diagnostic
+	// failWith, when set, is returned by every read.
+	failWith error
+	// supportsOps makes SendInput and StopWorker succeed.
+	supportsOps bool
+
+	mu      sync.Mutex
+	workers map[registry.WorkerID]registry.Worker
+	routed  []string
+}
+
+var _ registry.Source = (*memSource)(nil)
+
+func newMemSource(id registry.RuntimeID, workerIDs ...registry.WorkerID) *memSource {
+	s := &memSource{
+		ReadOnlyOperations: registry.ReadOnlyOperations{Runtime: id},
+		id:                 id,
+		host:               registry.HostID("host-" + string(id)),
+		workers:            map[registry.WorkerID]registry.Worker{},
+	}
+	for _, w := range workerIDs {
+		s.put(w, "worker "+string(w))
+	}
+	return s
+}
+
+func (s *memSource) put(id registry.WorkerID, label string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.workers[id] = registry.Worker{ID: id, RuntimeID: s.id, HostID: s.host, Label: label, State: registry.WorkerActive}
+}
+
+func (s *memSource) remove(id registry.WorkerID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.workers, id)
+}
+
+func (s *memSource) RuntimeID() registry.RuntimeID { return s.id }
+
+func (s *memSource) Summary(context.Context) (registry.RuntimeSummary, error) {
+	if s.failWith != nil {
+		return registry.RuntimeSummary{}, s.failWith
+	}
+	return registry.RuntimeSummary{ID: s.id, Label: "mem " + string(s.id), HostIDs: []registry.HostID{s.host}}, nil
+}
+
+func (s *memSource) Hosts(context.Context) ([]registry.Host, []registry.Diagnostic, error) {
+	if s.failWith != nil {
+		return nil, nil, s.failWith
+	}
+	return []registry.Host{{ID: s.host, RuntimeID: s.id}}, s.diags, nil
+}
+
+func (s *memSource) Workers(_ context.Context, q registry.WorkerQuery) (registry.WorkerPage, error) {
+	if s.failWith != nil {
+		return registry.WorkerPage{}, s.failWith
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]string, 0, len(s.workers))
+	for id := range s.workers {
+		ids = append(ids, string(id))
+	}
+	sort.Strings(ids)
+	page := registry.WorkerPage{Diagnostics: s.diags}
+	if q.HostID != "" && q.HostID != s.host {
+		return page, nil
+	}
+	for _, id := range ids {
+		if id <= string(q.After) {
+			continue
+		}
+		if len(page.Workers) == q.Limit {
+			page.More = true
+			break
+		}
+		page.Workers = append(page.Workers, s.workers[registry.WorkerID(id)])
+	}
+	return page, nil
+}
+
+func (s *memSource) Worker(_ context.Context, id registry.WorkerID) (registry.Worker, error) {
+	if s.failWith != nil {
+		return registry.Worker{}, s.failWith
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w, ok := s.workers[id]
+	if !ok {
+		return registry.Worker{}, registry.UnknownWorker(registry.WorkerRef{RuntimeID: s.id, WorkerID: id})
+	}
+	return w, nil
+}
+
+func (s *memSource) SendInput(ctx context.Context, id registry.WorkerID, in registry.WorkerInput) (registry.InputAck, error) {
+	if !s.supportsOps {
+		return s.ReadOnlyOperations.SendInput(ctx, id, in)
+	}
+	s.mu.Lock()
+	s.routed = append(s.routed, "input:"+string(id)+":"+in.Content)
+	s.mu.Unlock()
+	return registry.InputAck{Ref: registry.WorkerRef{RuntimeID: s.id, WorkerID: id}, Accepted: true}, nil
+}
+
+func (s *memSource) StopWorker(ctx context.Context, id registry.WorkerID, mode registry.StopMode) (registry.StopAck, error) {
+	if !s.supportsOps {
+		return s.ReadOnlyOperations.StopWorker(ctx, id, mode)
+	}
+	s.mu.Lock()
+	s.routed = append(s.routed, "stop:"+string(id)+":"+string(mode))
+	s.mu.Unlock()
+	return registry.StopAck{Ref: registry.WorkerRef{RuntimeID: s.id, WorkerID: id}, Mode: mode, State: registry.WorkerStopping}, nil
+}
+
+// auditLog records every audit record.
+type auditLog struct {
+	mu      sync.Mutex
+	records []registry.AuditRecord
+}
+
+func (a *auditLog) Audit(_ context.Context, rec registry.AuditRecord) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.records = append(a.records, rec)
+}
+
+func mustRegistry(tb testing.TB, opts registry.Options, sources ...registry.Source) *registry.Registry {
+	tb.Helper()
+	if opts.Auditor == nil {
+		opts.Auditor = &auditLog{}
+	}
+	r, err := registry.New(opts, sources...)
+	if err != nil {
+		tb.Fatalf("registry.New: %v", err)
+	}
+	return r
+}
+
+func ref(rid, wid string) registry.WorkerRef {
+	return registry.WorkerRef{RuntimeID: registry.RuntimeID(rid), WorkerID: registry.WorkerID(wid)}
+}
+
+func TestSameWorkerIDIsReachedOnlyThroughItsOwnRuntime(t *testing.T) {
+	a := newMemSource("runtime-a", "shared-worker")
+	b := newMemSource("runtime-b", "shared-worker")
+	a.put("shared-worker", "label in A")
+	b.put("shared-worker", "label in B")
+	a.supportsOps, b.supportsOps = true, true
+	r := mustRegistry(t, registry.Options{}, a, b)
+
+	for _, tc := range []struct{ runtime, wantLabel string }{
+		{"runtime-a", "label in A"},
+		{"runtime-b", "label in B"},
+	} {
+		w, err := r.Worker(t.Context(), ref(tc.runtime, "shared-worker"))
+		if err != nil {
+			t.Fatalf("Worker(%s): %v", tc.runtime, err)
+		}
+		if w.Label != tc.wantLabel || string(w.RuntimeID) != tc.runtime {
+			t.Errorf("Worker(%s) = %q in %s, want %q", tc.runtime, w.Label, w.RuntimeID, tc.wantLabel)
+		}
+	}
+
+	if _, err := r.SendInput(t.Context(), ref("runtime-b", "shared-worker"), registry.WorkerInput{Kind: registry.InputUser, Content: "hi"}); err != nil {
+		t.Fatalf("SendInput: %v", err)
+	}
+	if len(a.routed) != 0 || !slices.Equal(b.routed, []string{"input:shared-worker:hi"}) {
+		t.Errorf("input routed to a=%v b=%v, want only b", a.routed, b.routed)
+	}
+
+	// A label is display only: looking a Worker up by it fails as unknown.
+	if _, err := r.Worker(t.Context(), ref("runtime-a", "label in A")); !errors.Is(err, registry.ErrUnknownWorker) {
+		t.Errorf("lookup by label: err = %v, want unknown_worker", err)
+	}
+}
+
+func TestTypedErrors(t *testing.T) {
+	broken := newMemSource("runtime-broken")
+	broken.failWith = errors.New("open /secret/data/pods: permission denied")
+	healthy := newMemSource("runtime-ok", "w1", "hidden")
+	hidden := registry.VisibilityFunc(func(_ context.Context, w registry.Worker) bool { return w.ID != "hidden" })
+	r := mustRegistry(t, registry.Options{Visibility: hidden}, healthy, broken,
+		registry.NewReservedSource("runtime-reserved", registry.SourceRemoteHTTP, "Remote"))
+
+	tests := []struct {
+		name string
+		call func() error
+		want *registry.Error
+		// wantIDs are the ids the error must carry.
+		wantRuntime registry.RuntimeID
+		wantWorker  registry.WorkerID
+	}{
+		{"unknown runtime", func() error { _, err := r.Runtime(t.Context(), "nope"); return err }, registry.ErrUnknownRuntime, "nope", ""},
+		{"unknown worker", func() error { _, err := r.Worker(t.Context(), ref("runtime-ok", "w2")); return err }, registry.ErrUnknownWorker, "runtime-ok", "w2"},
+		{"worker of unknown runtime", func() error { _, err := r.Worker(t.Context(), ref("nope", "w1")); return err }, registry.ErrUnknownRuntime, "nope", ""},
+		{"hidden worker", func() error { _, err := r.Worker(t.Context(), ref("runtime-ok", "hidden")); return err }, registry.ErrWorkerNotVisible, "runtime-ok", "hidden"},
+		{"input to hidden worker", func() error {
+			_, err := r.SendInput(t.Context(), ref("runtime-ok", "hidden"), registry.WorkerInput{Kind: registry.InputUser, Content: "x"})
+			return err
+		}, registry.ErrWorkerNotVisible, "runtime-ok", "hidden"},
+		{"reserved runtime", func() error { _, err := r.Worker(t.Context(), ref("runtime-reserved", "w1")); return err }, registry.ErrRuntimeUnavailable, "runtime-reserved", ""},
+		{"unsupported stop", func() error { _, err := r.StopWorker(t.Context(), ref("runtime-ok", "w1"), registry.StopGraceful); return err }, registry.ErrOperationUnsupported, "runtime-ok", ""},
+		{"unsupported create", func() error {
+			_, err := r.CreateWorker(t.Context(), "runtime-ok", registry.CreateWorkerRequest{Intent: registry.Intent{Kind: registry.IntentTask}})
+			return err
+		}, registry.ErrOperationUnsupported, "runtime-ok", ""},
+		{"stop of unknown worker is unknown, not unsupported", func() error {
+			_, err := r.StopWorker(t.Context(), ref("runtime-ok", "w9"), registry.StopForce)
+			return err
+		}, registry.ErrUnknownWorker, "runtime-ok", "w9"},
+		{"limit too high", func() error { _, err := r.RuntimeWorkers(t.Context(), "runtime-ok", 201, ""); return err }, registry.ErrInvalidRequest, "", ""},
+		{"negative limit", func() error { _, err := r.RuntimeWorkers(t.Context(), "runtime-ok", -1, ""); return err }, registry.ErrInvalidRequest, "", ""},
+		{"garbage cursor", func() error { _, err := r.RuntimeWorkers(t.Context(), "runtime-ok", 1, "!!"); return err }, registry.ErrInvalidRequest, "", ""},
+		{"unknown host", func() error { _, err := r.HostWorkers(t.Context(), "host-x"); return err }, registry.ErrUnknownHost, "", ""},
+		{"untyped source error is internal", func() error { _, err := r.Runtime(t.Context(), "runtime-broken"); return err }, registry.ErrInternal, "runtime-broken", ""},
+		{"bad id", func() error { _, err := registry.ParseWorkerRef("ok", "bad id"); return err }, registry.ErrInvalidIdentifier, "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.call()
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want code %s", err, tc.want.Code)
+			}
+			var e *registry.Error
+			if !errors.As(err, &e) {
+				t.Fatalf("err %T is not a *registry.Error", err)
+			}
+			if e.RuntimeID != tc.wantRuntime || e.WorkerID != tc.wantWorker {
+				t.Errorf("ids = (%q, %q), want (%q, %q)", e.RuntimeID, e.WorkerID, tc.wantRuntime, tc.wantWorker)
+			}
+			if strings.Contains(err.Error(), "/secret") {
+				t.Errorf("error text leaks the cause: %q", err.Error())
+			}
+			if registry.ErrorCode(err) != tc.want.Code {
+				t.Errorf("ErrorCode = %s, want %s", registry.ErrorCode(err), tc.want.Code)
+			}
+		})
+	}
+}
+
+func TestErrorIsMatchesOnlyItsCode(t *testing.T) {
+	err := fmt.Errorf("wrapped: %w", registry.UnknownWorker(ref("r", "w")))
+	if !errors.Is(err, registry.ErrUnknownWorker) {
+		t.Error("wrapped unknown_worker does not match ErrUnknownWorker")
+	}
+	if errors.Is(err, registry.ErrUnknownRuntime) {
+		t.Error("unknown_worker matches ErrUnknownRuntime")
+	}
+	if got := registry.ErrorCode(errors.New("plain")); got != registry.CodeInternal {
+		t.Errorf("ErrorCode(plain) = %s, want internal", got)
+	}
+	if got := registry.ErrorCode(nil); got != "" {
+		t.Errorf("ErrorCode(nil) = %q, want empty", got)
+	}
+}
+
+func TestNewRejectsDuplicateAndInvalidRuntimeIDs(t *testing.T) {
+	tests := []struct {
+		name    string
+		opts    registry.Options
+		sources []registry.Source
+	}{
+		{"duplicate", registry.Options{}, []registry.Source{newMemSource("dup"), newMemSource("dup")}},
+		{"invalid id", registry.Options{}, []registry.Source{newMemSource("has space")}},
+		{"max records too high", registry.Options{MaxRecords: 201}, nil},
+		{"max records negative", registry.Options{MaxRecords: -1}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := registry.New(tc.opts, tc.sources...); err == nil {
+				t.Fatal("New succeeded, want a start-up error")
+			}
+		})
+	}
+}
+
+func workerIDs(n int, prefix string) []registry.WorkerID {
+	ids := make([]registry.WorkerID, n)
+	for i := range ids {
+		ids[i] = registry.WorkerID(fmt.Sprintf("%s%04d", prefix, i))
+	}
+	return ids
+}
+
+func TestMergedListsAreBoundedByTheCap(t *testing.T) {
+	a := newMemSource("runtime-a", workerIDs(4, "a")...)
+	b := newMemSource("runtime-b", workerIDs(4, "b")...)
+	r := mustRegistry(t, registry.Options{MaxRecords: 6, WorkspaceID: "ws"}, a, b)
+
+	list := r.Workers(t.Context())
+	if len(list.Items) != 6 || list.Limit != 6 || list.WorkspaceID != "ws" {
+		t.Fatalf("got %d items limit %d ws %q, want 6 items limit 6 ws", len(list.Items), list.Limit, list.WorkspaceID)
+	}
+	if list.Items[0].RuntimeID != "runtime-a" || list.Items[5].RuntimeID != "runtime-b" {
+		t.Errorf("merge order: first %s last %s", list.Items[0].RuntimeID, list.Items[5].RuntimeID)
+	}
+	if !hasDiagnostic(list.Diagnostics, "list_truncated") {
+		t.Errorf("cut list has no list_truncated diagnostic: %+v", list.Diagnostics)
+	}
+
+	exact := mustRegistry(t, registry.Options{MaxRecords: 8}, a, b)
+	if list := exact.Workers(t.Context()); len(list.Items) != 8 || hasDiagnostic(list.Diagnostics, "list_truncated") {
+		t.Errorf("a list that fits: %d items, diagnostics %+v", len(list.Items), list.Diagnostics)
+	}
+}
+
+func TestDiagnosticsAreCapped(t *testing.T) {
+	for _, n := range []int{0, 15, 16, 17, 100} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			s := newMemSource("runtime-a", "w1")
+			for i := range n {
+				s.diags = append(s.diags, registry.Diagnostic{Code: "d", Severity: registry.SeverityWarning, Message: fmt.Sprint(i)})
+			}
+			r := mustRegistry(t, registry.Options{}, s)
+			list := r.Workers(t.Context())
+			want := min(n, registry.MaxDiagnostics)
+			if len(list.Diagnostics) != want {
+				t.Fatalf("%d diagnostics, want %d", len(list.Diagnostics), want)
+			}
+			if truncatedNote := hasDiagnostic(list.Diagnostics, "diagnostics_truncated"); truncatedNote != (n > registry.MaxDiagnostics) {
+				t.Errorf("diagnostics_truncated present = %v with %d diagnostics", truncatedNote, n)
+			}
+		})
+	}
+}
+
+func hasDiagnostic(ds []registry.Diagnostic, code string) bool {
+	return slices.ContainsFunc(ds, func(d registry.Diagnostic) bool { return d.Code == code })
+}
+
+func TestRuntimeWorkersPagesThroughEverythingOnce(t *testing.T) {
+	all := workerIDs(23, "w")
+	s := newMemSource("runtime-a", all...)
+	hideEveryThird := registry.VisibilityFunc(func(_ context.Context, w registry.Worker) bool {
+		return !strings.HasSuffix(string(w.ID), "3")
+	})
+	for _, tc := range []struct {
+		name   string
+		policy registry.VisibilityPolicy
+		limit  int
+	}{
+		{"limit 1", nil, 1},
+		{"limit 5", nil, 5},
+		{"limit 23", nil, 23},
+		{"limit 200", nil, 200},
+		{"limit 4 with hidden workers", hideEveryThird, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := mustRegistry(t, registry.Options{Visibility: tc.policy}, s)
+			var seen []registry.WorkerID
+			cursor := ""
+			for pages := 0; ; pages++ {
+				if pages > 100 {
+					t.Fatal("paging does not end")
+				}
+				list, err := r.RuntimeWorkers(t.Context(), "runtime-a", tc.limit, cursor)
+				if err != nil {
+					t.Fatalf("page %d: %v", pages, err)
+				}
+				if len(list.Items) > tc.limit {
+					t.Fatalf("page of %d items over limit %d", len(list.Items), tc.limit)
+				}
+				for _, w := range list.Items {
+					seen = append(seen, w.ID)
+				}
+				if list.NextCursor == "" {
+					break
+				}
+				cursor = list.NextCursor
+			}
+			var want []registry.WorkerID
+			for _, id := range all {
+				if tc.policy == nil || !strings.HasSuffix(string(id), "3") {
+					want = append(want, id)
+				}
+			}
+			if !slices.Equal(seen, want) {
+				t.Errorf("paged ids = %v, want %v", seen, want)
+			}
+		})
+	}
+}
+
+func TestCursorIsBoundToItsRuntime(t *testing.T) {
+	a := newMemSource("runtime-a", workerIDs(3, "w")...)
+	b := newMemSource("runtime-b", workerIDs(3, "w")...)
+	r := mustRegistry(t, registry.Options{}, a, b)
+	list, err := r.RuntimeWorkers(t.Context(), "runtime-a", 1, "")
+	if err != nil || list.NextCursor == "" {
+		t.Fatalf("first page: %v, cursor %q", err, list.NextCursor)
+	}
+	if _, err := r.RuntimeWorkers(t.Context(), "runtime-b", 1, list.NextCursor); !errors.Is(err, registry.ErrInvalidRequest) {
+		t.Errorf("cursor of runtime-a on runtime-b: err = %v, want invalid_request", err)
+	}
+}
+
+func TestHidingPolicyRemovesFromListsAndLookups(t *testing.T) {
+	s := newMemSource("runtime-a", "keep", "secret")
+	policy := registry.VisibilityFunc(func(_ context.Context, w registry.Worker) bool { return w.ID != "secret" })
+	r := mustRegistry(t, registry.Options{Visibility: policy}, s)
+
+	for name, list := range map[string]registry.List[registry.Worker]{
+		"merged": r.Workers(t.Context()),
+		"host":   must(r.HostWorkers(t.Context(), "host-runtime-a")),
+		"paged":  must(r.RuntimeWorkers(t.Context(), "runtime-a", 0, "")),
+	} {
+		if len(list.Items) != 1 || list.Items[0].ID != "keep" {
+			t.Errorf("%s list = %+v, want only keep", name, list.Items)
+		}
+	}
+	if _, err := r.Worker(t.Context(), ref("runtime-a", "secret")); !errors.Is(err, registry.ErrWorkerNotVisible) {
+		t.Errorf("lookup of hidden worker: %v, want worker_not_visible", err)
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+func TestAuditRecordsEveryAuthorityBearingCall(t *testing.T) {
+	s := newMemSource("runtime-a", "w1")
+	audit := &auditLog{}
+	r := mustRegistry(t, registry.Options{Auditor: audit}, s)
+	ctx := t.Context()
+
+	_, _ = r.Runtime(ctx, "runtime-a")
+	_, _ = r.RuntimeHosts(ctx, "runtime-a")
+	_, _ = r.RuntimeWorkers(ctx, "runtime-a", 0, "")
+	_, _ = r.HostWorkers(ctx, "host-runtime-a")
+	_, _ = r.Worker(ctx, ref("runtime-a", "w1"))
+	_, _ = r.Worker(ctx, ref("runtime-a", "w2"))
+	_, _ = r.CreateWorker(ctx, "runtime-a", registry.CreateWorkerRequest{})
+	_, _ = r.SendInput(ctx, ref("runtime-a", "w1"), registry.WorkerInput{})
+	_, _ = r.StopWorker(ctx, ref("runtime-zzz", "w1"), registry.StopForce)
+
+	want := []registry.AuditRecord{
+		{Operation: registry.OpGetRuntime, RuntimeID: "runtime-a", Outcome: "ok"},
+		{Operation: registry.OpListRuntimeHosts, RuntimeID: "runtime-a", Outcome: "ok"},
+		{Operation: registry.OpListRuntimeWorkers, RuntimeID: "runtime-a", Outcome: "ok"},
+		{Operation: registry.OpListHostWorkers, RuntimeID: "runtime-a", HostID: "host-runtime-a", Outcome: "ok"},
+		{Operation: registry.OpGetWorker, RuntimeID: "runtime-a", WorkerID: "w1", Outcome: "ok"},
+		{Operation: registry.OpGetWorker, RuntimeID: "runtime-a", WorkerID: "w2", Outcome: "unknown_worker"},
+		{Operation: registry.OpCreateWorker, RuntimeID: "runtime-a", Outcome: "operation_unsupported"},
+		{Operation: registry.OpSendInput, RuntimeID: "runtime-a", WorkerID: "w1", Outcome: "operation_unsupported"},
+		{Operation: registry.OpStopWorker, RuntimeID: "runtime-zzz", WorkerID: "w1", Outcome: "unknown_runtime"},
+	}
+	if !slices.Equal(audit.records, want) {
+		t.Errorf("audit records:\n got %+v\nwant %+v", audit.records, want)
+	}
+}
+
+func TestSlogAuditorWritesOneStructuredLine(t *testing.T) {
+	var buf bytes.Buffer
+	a := registry.SlogAuditor{Logger: slog.New(slog.NewJSONHandler(&buf, nil))}
+	a.Audit(t.Context(), registry.AuditRecord{Operation: registry.OpGetWorker, RuntimeID: "r1", WorkerID: "w1", Outcome: "ok"})
+	got := buf.String()
+	if strings.Count(got, "\n") != 1 {
+		t.Fatalf("want one line, got %q", got)
+	}
+	for _, want := range []string{`"msg":"audit"`, `"operation":"get_worker"`, `"runtime_id":"r1"`, `"worker_id":"w1"`, `"outcome":"ok"`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("audit line %q lacks %s", got, want)
+		}
+	}
+}
+
+func TestRegistryKeepsNoWorkerState(t *testing.T) {
+	s := newMemSource("runtime-a", "w1")
+	r := mustRegistry(t, registry.Options{}, s)
+	ctx := t.Context()
+	if _, err := r.Worker(ctx, ref("runtime-a", "w1")); err != nil {
+		t.Fatal(err)
+	}
+
+	s.put("w1", "renamed")
+	s.put("w2", "new")
+	if w, err := r.Worker(ctx, ref("runtime-a", "w1")); err != nil || w.Label != "renamed" {
+		t.Errorf("after rename: %q, %v; want renamed", w.Label, err)
+	}
+	if list := r.Workers(ctx); len(list.Items) != 2 {
+		t.Errorf("after add: %d workers, want 2", len(list.Items))
+	}
+
+	s.remove("w1")
+	if _, err := r.Worker(ctx, ref("runtime-a", "w1")); !errors.Is(err, registry.ErrUnknownWorker) {
+		t.Errorf("after remove: %v, want unknown_worker", err)
+	}
+}
+
+func TestBrokenRuntimeDegradesLegacyListsWithADiagnostic(t *testing.T) {
+	good := newMemSource("runtime-good", "w1")
+	bad := newMemSource("runtime-bad")
+	bad.failWith = registry.RuntimeUnavailable("runtime-bad", "", errors.New("dial unix /run/secret.sock"))
+	r := mustRegistry(t, registry.Options{}, bad, good)
+	ctx := t.Context()
+
+	runtimes := r.Runtimes(ctx)
+	hosts := r.Hosts(ctx)
+	workers := r.Workers(ctx)
+	if len(runtimes.Items) != 1 || len(hosts.Items) != 1 || len(workers.Items) != 1 {
+		t.Errorf("items: runtimes %d hosts %d workers %d, want 1 each", len(runtimes.Items), len(hosts.Items), len(workers.Items))
+	}
+	for _, ds := range [][]registry.Diagnostic{runtimes.Diagnostics, hosts.Diagnostics, workers.Diagnostics} {
+		if !hasDiagnostic(ds, "runtime_unavailable") {
+			t.Errorf("no runtime_unavailable diagnostic in %+v", ds)
+		}
+		for _, d := range ds {
+			if strings.Contains(d.Message, "secret") {
+				t.Errorf("diagnostic leaks the cause: %q", d.Message)
+			}
+		}
+	}
+	if _, err := r.RuntimeWorkers(ctx, "runtime-bad", 0, ""); !errors.Is(err, registry.ErrRuntimeUnavailable) {
+		t.Errorf("scoped list of broken runtime: %v, want runtime_unavailable", err)
+	}
+}
+
+func TestIDValidation(t *testing.T) {
+	tests := []struct {
+		in   string
+		want bool
+	}{
+		{"a", true},
+		{"local-worker-runtime", true},
+		{"A_b:c-9", true},
+		{strings.Repeat("x", 120), true},
+		{strings.Repeat("x", 121), false},
+		{"", false},
+		{"has space", false},
+		{"dot.dot", false},
+		{"../etc", false},
+		{"slash/", false},
+		{"é", false},
+		{"nul\x00", false},
+	}
+	for _, tc := range tests {
+		if got := registry.ValidID(tc.in); got != tc.want {
+			t.Errorf("ValidID(%q) = %v, want %v", tc.in, got, tc.want)
+		}
+		_, err := registry.ParseRuntimeID(tc.in)
+		if (err == nil) != tc.want {
+			t.Errorf("ParseRuntimeID(%q) err = %v", tc.in, err)
+		}
+	}
+}
+
+func TestReservedSourceNeverFakesAResult(t *testing.T) {
+	s := registry.NewReservedSource("embedded-1", registry.SourceEmbeddedWorkerRuntime, "Embedded")
+	r := mustRegistry(t, registry.Options{}, s)
+	sum, err := r.Runtime(t.Context(), "embedded-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Source.Status != registry.SourceReserved || sum.Source.Kind != registry.SourceEmbeddedWorkerRuntime || sum.Capabilities.CanListWorkers {
+		t.Errorf("reserved summary = %+v", sum)
+	}
+	if _, err := r.RuntimeWorkers(t.Context(), "embedded-1", 0, ""); !errors.Is(err, registry.ErrRuntimeUnavailable) {
+		t.Errorf("workers of reserved runtime: %v", err)
+	}
+	if _, err := r.CreateWorker(t.Context(), "embedded-1", registry.CreateWorkerRequest{}); !errors.Is(err, registry.ErrRuntimeUnavailable) {
+		t.Errorf("create on reserved runtime: %v", err)
+	}
+}
