@@ -1,0 +1,235 @@
+package compat
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"path"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/workspace-backend/runtime-registry/internal/registry"
+)
+
+// podMetadata is the part of a pod's metadata.json this source understands.
+// Fields whose JSON type is fixed are typed, so that a wrong type fails the
+// decode (and the pod is reported invalid) instead of being guessed at; the
+// fields that are known but not projected are kept raw and never inspected.
+type podMetadata struct {
+	WorkerName string `json:"worker_name"`
+	// Active is nil when the pod has no active session (absent or null).
+	Active        *activeSession `json:"active"`
+	WorkspaceRoot string         `json:"workspace_root"`
+	// SpawnedChildren and Peers are private to the local Worker system: they
+	// are never projected, so their shape is not checked either.
+	SpawnedChildren json.RawMessage   `json:"spawned_children"`
+	Peers           json.RawMessage   `json:"peers"`
+	Manifest        *manifestSnapshot `json:"resolved_manifest_snapshot"`
+}
+
+// activeSession is the "active" object. SessionID is decoded only so that a
+// wrong type is caught; it is private and never projected.
+type activeSession struct {
+	SessionID string `json:"session_id"`
+	SegmentID string `json:"segment_id"`
+}
+
+// manifestSnapshot holds the display fields of resolved_manifest_snapshot.
+type manifestSnapshot struct {
+	Role            nameRef    `json:"role"`
+	RoleClaim       *roleClaim `json:"role_claim"`
+	ProfileSelector nameRef    `json:"profile_selector"`
+	Profile         nameRef    `json:"profile"`
+}
+
+type roleClaim struct {
+	Role nameRef `json:"role"`
+}
+
+// nameRef is a manifest name that the local Worker system writes either as a
+// plain string or as an object {"name": "..."}; null or absent is empty.
+type nameRef string
+
+var errNameRef = errors.New("compat: a name must be a string or an object with a string name")
+
+// UnmarshalJSON accepts a string, {"name": string} or null, and rejects every
+// other JSON type so the pod is reported invalid rather than misread.
+func (n *nameRef) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return errNameRef
+	}
+	switch b[0] {
+	case 'n':
+		// null: encoding/json asks Unmarshalers to treat it as a no-op.
+		if string(b) != "null" {
+			return errNameRef
+		}
+		return nil
+	case '"':
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*n = nameRef(s)
+		return nil
+	case '{':
+		var o struct {
+			Name string `json:"name"`
+		}
+		if err := json.Unmarshal(b, &o); err != nil {
+			return err
+		}
+		*n = nameRef(o.Name)
+		return nil
+	default:
+		return errNameRef
+	}
+}
+
+// errNotObject reports metadata whose top level is not a JSON object (null
+// decodes into a struct without error and would otherwise pass as empty).
+var errNotObject = errors.New("compat: metadata is not a JSON object")
+
+// parseMetadata decodes one metadata.json. Any error means the pod is invalid.
+func parseMetadata(data []byte) (*podMetadata, error) {
+	if t := bytes.TrimSpace(data); len(t) == 0 || t[0] != '{' {
+		return nil, errNotObject
+	}
+	var m podMetadata
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// maxDisplayRunes bounds every display string, as the contract does.
+const maxDisplayRunes = 80
+
+// sanitizeDisplay makes a store string safe to show: control characters,
+// '/' and '\' (so a display string never looks like a path) and invalid UTF-8
+// are dropped, surrounding white space is trimmed, and at most 80 code points
+// are kept.
+func sanitizeDisplay(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		i += size
+		// Invalid bytes decode as RuneError; encoding/json has already turned
+		// those inside JSON strings into a literal U+FFFD. Neither says
+		// anything worth showing, so both are dropped.
+		if r == utf8.RuneError {
+			continue
+		}
+		if unicode.IsControl(r) || r == '/' || r == '\\' {
+			continue
+		}
+		b.WriteRune(r)
+	}
+	out := strings.TrimSpace(b.String())
+	if utf8.RuneCountInString(out) > maxDisplayRunes {
+		n := 0
+		for i := range out {
+			if n == maxDisplayRunes {
+				out = strings.TrimSpace(out[:i])
+				break
+			}
+			n++
+		}
+	}
+	return out
+}
+
+// optionalDisplay returns the first of names that is non-empty once
+// sanitized, or nil: an empty role or profile is reported as null.
+func optionalDisplay(names ...nameRef) *string {
+	for _, n := range names {
+		if s := sanitizeDisplay(string(n)); s != "" {
+			return &s
+		}
+	}
+	return nil
+}
+
+// normalizeRoot makes two spellings of a workspace root comparable without
+// touching the filesystem: '\' becomes '/' and trailing '/' are removed (the
+// root directory itself stays "/"). Symlinks are deliberately not resolved:
+// resolving would make visibility depend on the live filesystem layout.
+func normalizeRoot(p string) string {
+	p = strings.ReplaceAll(p, `\`, "/")
+	if t := strings.TrimRight(p, "/"); t != "" || p == "" {
+		return t
+	}
+	return "/"
+}
+
+// hostLabel is the display label of the host: the last element of the
+// workspace root, or "workspace" when there is none.
+func hostLabel(workspaceRoot string) string {
+	root := normalizeRoot(workspaceRoot)
+	if root == "" {
+		return "workspace"
+	}
+	base := sanitizeDisplay(path.Base(root))
+	if base == "" || base == "/" || base == "." {
+		return "workspace"
+	}
+	return base
+}
+
+// Worker statuses of the local projection.
+const (
+	statusActiveSegment        = "active:segment"
+	statusActivePendingSegment = "active:pending_segment"
+	statusMetadataOnly         = "metadata_only"
+)
+
+// project builds the browser-safe Worker of one pod of the current workspace.
+// Only display strings are taken from the metadata; the ids come from the pod
+// directory name and the configured workspace.
+func project(podName string, m *podMetadata, hostID registry.HostID) registry.Worker {
+	hint := sanitizeDisplay(podName)
+	label := sanitizeDisplay(m.WorkerName)
+	if label == "" {
+		label = hint
+	}
+	if label == "" {
+		label = "worker"
+	}
+	w := registry.Worker{
+		ID:        WorkerIDFor(podName),
+		RuntimeID: RuntimeID,
+		HostID:    hostID,
+		Label:     label,
+		State:     registry.WorkerMetadataOnly,
+		Status:    statusMetadataOnly,
+		Workspace: registry.WorkerWorkspace{
+			Visibility: registry.WorkspaceScopeCurrent,
+			Identity:   "runtime_workspace",
+		},
+		Implementation: registry.WorkerImplementation{
+			Kind:        registry.ImplementationLocalPod,
+			DisplayHint: hint,
+		},
+		// The backend can read a local pod's metadata but has no route to its
+		// process: stop, input, events and transcript all stay false.
+		Capabilities: registry.WorkerCapabilities{CanGetWorker: true},
+	}
+	if m.Manifest != nil {
+		var claimed nameRef
+		if m.Manifest.RoleClaim != nil {
+			claimed = m.Manifest.RoleClaim.Role
+		}
+		w.Role = optionalDisplay(m.Manifest.Role, claimed)
+		w.Profile = optionalDisplay(m.Manifest.ProfileSelector, m.Manifest.Profile)
+	}
+	if m.Active != nil {
+		w.State = registry.WorkerActive
+		w.Status = statusActivePendingSegment
+		if m.Active.SegmentID != "" {
+			w.Status = statusActiveSegment
+		}
+	}
+	return w
+}
