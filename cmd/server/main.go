@@ -1,0 +1,178 @@
+// Command server serves the Workspace Backend runtime registry API: it wires
+// the local compatibility source into the registry and serves the contract over
+// HTTP until SIGINT or SIGTERM.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/workspace-backend/runtime-registry/internal/compat"
+	"github.com/workspace-backend/runtime-registry/internal/handlers"
+	"github.com/workspace-backend/runtime-registry/internal/registry"
+)
+
+// config is everything the server is told at start-up.
+type config struct {
+	Listen        string
+	WorkspaceID   string
+	WorkspaceRoot string
+	DataDir       string
+	MaxRecords    int
+	LogLevel      slog.Level
+}
+
+// envPrefix prefixes the environment variable of each flag:
+// --workspace-root is RUNTIME_REGISTRY_WORKSPACE_ROOT.
+const envPrefix = "RUNTIME_REGISTRY_"
+
+func envName(flagName string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// parseConfig reads flags, each of which may also be set by its environment
+// variable; a flag on the command line wins over the environment.
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	cwd, err := os.Getwd()
+	if err != nil {
+		cwd = "."
+	}
+	cfg := config{}
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "address to listen on")
+	fs.StringVar(&cfg.WorkspaceID, "workspace-id", "local:default", "id of the workspace this backend serves")
+	fs.StringVar(&cfg.WorkspaceRoot, "workspace-root", cwd, "root of the workspace (compared with each pod's workspace_root)")
+	fs.StringVar(&cfg.DataDir, "data-dir", "", "Worker/Pod data directory holding pods/ (optional; without it the local runtime is degraded)")
+	fs.IntVar(&cfg.MaxRecords, "max-records", registry.DefaultMaxRecords, "list cap, 1 to 200")
+	fs.TextVar(&cfg.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: server [flags]\n\nEach flag can also be set by its environment variable, e.g. %s.\n\n", envName("data-dir"))
+		fs.PrintDefaults()
+	}
+
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v := getenv(envName(f.Name)); v != "" && envErr == nil {
+			if err := f.Value.Set(v); err != nil {
+				envErr = fmt.Errorf("%s: %w", envName(f.Name), err)
+			}
+		}
+	})
+	if envErr != nil {
+		return config{}, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return config{}, err
+	}
+	if fs.NArg() > 0 {
+		return config{}, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	if cfg.MaxRecords < 1 || cfg.MaxRecords > registry.DefaultMaxRecords {
+		return config{}, fmt.Errorf("--max-records must be 1 to %d, not %s", registry.DefaultMaxRecords, strconv.Itoa(cfg.MaxRecords))
+	}
+	return cfg, nil
+}
+
+func main() {
+	cfg, err := parseConfig(os.Args[1:], os.Getenv, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "server:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, os.Stderr, nil); err != nil {
+		fmt.Fprintln(os.Stderr, "server:", err)
+		os.Exit(1)
+	}
+}
+
+// Timeouts of the HTTP server: a client that sends no headers is dropped, and
+// idle keep-alive connections are closed.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 30 * time.Second
+	writeTimeout      = 60 * time.Second
+	idleTimeout       = 120 * time.Second
+	shutdownTimeout   = 15 * time.Second
+	maxHeaderBytes    = 64 << 10
+)
+
+// run serves until ctx is done, then shuts down gracefully, letting in-flight
+// requests finish. ready, if not nil, receives the bound address once the
+// listener is open.
+func run(ctx context.Context, cfg config, logOut io.Writer, ready chan<- net.Addr) error {
+	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: cfg.LogLevel}))
+
+	local := compat.New(compat.Config{
+		WorkspaceID:   cfg.WorkspaceID,
+		WorkspaceRoot: cfg.WorkspaceRoot,
+		DataDir:       cfg.DataDir,
+		Logger:        log,
+	})
+	reg, err := registry.New(registry.Options{
+		WorkspaceID: cfg.WorkspaceID,
+		MaxRecords:  cfg.MaxRecords,
+		Auditor:     registry.SlogAuditor{Logger: log},
+	}, local)
+	if err != nil {
+		return err
+	}
+	e, err := handlers.NewServer(reg, handlers.ServerOptions{Logger: log})
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+	}
+	srv := &http.Server{
+		Handler:           e,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("serving", slog.String("listen", ln.Addr().String()), slog.String("workspace_id", cfg.WorkspaceID),
+		slog.Bool("data_dir_configured", cfg.DataDir != ""))
+	if ready != nil {
+		ready <- ln.Addr()
+	}
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

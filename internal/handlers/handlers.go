@@ -1,0 +1,182 @@
+// Package handlers implements the generated strict server interface by calling
+// the registry, maps registry errors to RFC 9457 problem responses in one place,
+// and builds the echo server with the contract's request validator in front.
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+
+	"github.com/workspace-backend/runtime-registry/internal/gen"
+	"github.com/workspace-backend/runtime-registry/internal/registry"
+)
+
+// Handlers answers every operation of the contract through the registry.
+type Handlers struct {
+	reg  *registry.Registry
+	spec map[string]any
+	log  *slog.Logger
+}
+
+var _ gen.StrictServerInterface = (*Handlers)(nil)
+
+// New returns the handlers for reg. specJSON is the contract served at
+// /api/openapi.json; it fails only if specJSON is not a JSON object.
+func New(reg *registry.Registry, specJSON []byte, log *slog.Logger) (*Handlers, error) {
+	var spec map[string]any
+	if err := json.Unmarshal(specJSON, &spec); err != nil {
+		return nil, fmt.Errorf("handlers: decoding the embedded spec: %w", err)
+	}
+	return &Handlers{reg: reg, spec: spec, log: log}, nil
+}
+
+func (h *Handlers) problem(err error) problemResponse { return problemOf(err, h.log) }
+
+// GetHealth answers that the process serves requests.
+func (h *Handlers) GetHealth(context.Context, gen.GetHealthRequestObject) (gen.GetHealthResponseObject, error) {
+	return gen.GetHealth200JSONResponse{Status: gen.HealthStatusOk}, nil
+}
+
+// GetOpenAPISpec serves the contract this server validates against.
+func (h *Handlers) GetOpenAPISpec(context.Context, gen.GetOpenAPISpecRequestObject) (gen.GetOpenAPISpecResponseObject, error) {
+	return gen.GetOpenAPISpec200JSONResponse(h.spec), nil
+}
+
+// ListRuntimes lists every registered Runtime.
+func (h *Handlers) ListRuntimes(ctx context.Context, _ gen.ListRuntimesRequestObject) (gen.ListRuntimesResponseObject, error) {
+	return gen.ListRuntimes200JSONResponse(runtimeListOut(h.reg.Runtimes(ctx))), nil
+}
+
+// ListHosts lists the hosts of every Runtime.
+func (h *Handlers) ListHosts(ctx context.Context, _ gen.ListHostsRequestObject) (gen.ListHostsResponseObject, error) {
+	return gen.ListHosts200JSONResponse(hostListOut(h.reg.Hosts(ctx))), nil
+}
+
+// ListWorkers lists the Workers of every Runtime, merged.
+func (h *Handlers) ListWorkers(ctx context.Context, _ gen.ListWorkersRequestObject) (gen.ListWorkersResponseObject, error) {
+	return gen.ListWorkers200JSONResponse(workerListOut(h.reg.Workers(ctx))), nil
+}
+
+// ListHostWorkers lists the Workers on one host.
+func (h *Handlers) ListHostWorkers(ctx context.Context, req gen.ListHostWorkersRequestObject) (gen.ListHostWorkersResponseObject, error) {
+	id, err := registry.ParseHostID(req.HostId)
+	if err != nil {
+		return h.problem(err), nil
+	}
+	list, err := h.reg.HostWorkers(ctx, id)
+	if err != nil {
+		return h.problem(err), nil
+	}
+	return gen.ListHostWorkers200JSONResponse(workerListOut(list)), nil
+}
+
+// GetRuntime returns one Runtime.
+func (h *Handlers) GetRuntime(ctx context.Context, req gen.GetRuntimeRequestObject) (gen.GetRuntimeResponseObject, error) {
+	id, err := registry.ParseRuntimeID(req.RuntimeId)
+	if err != nil {
+		return h.problem(err), nil
+	}
+	sum, err := h.reg.Runtime(ctx, id)
+	if err != nil {
+		return h.problem(err), nil
+	}
+	return gen.GetRuntime200JSONResponse(runtimeOut(sum)), nil
+}
+
+// ListRuntimeHosts lists one Runtime's hosts.
+func (h *Handlers) ListRuntimeHosts(ctx context.Context, req gen.ListRuntimeHostsRequestObject) (gen.ListRuntimeHostsResponseObject, error) {
+	id, err := registry.ParseRuntimeID(req.RuntimeId)
+	if err != nil {
+		return h.problem(err), nil
+	}
+	list, err := h.reg.RuntimeHosts(ctx, id)
+	if err != nil {
+		return h.problem(err), nil
+	}
+	return gen.ListRuntimeHosts200JSONResponse(hostListOut(list)), nil
+}
+
+// ListRuntimeWorkers returns one page of a Runtime's Workers.
+func (h *Handlers) ListRuntimeWorkers(ctx context.Context, req gen.ListRuntimeWorkersRequestObject) (gen.ListRuntimeWorkersResponseObject, error) {
+	id, err := registry.ParseRuntimeID(req.RuntimeId)
+	if err != nil {
+		return h.problem(err), nil
+	}
+	limit := 0
+	if req.Params.Limit != nil {
+		limit = *req.Params.Limit
+		if limit == 0 {
+			// 0 means "default" to the registry; to a client it is out of range.
+			return h.problem(registry.InvalidRequest("limit", fmt.Sprintf("The limit must be between 1 and %d.", h.reg.MaxRecords()))), nil
+		}
+	}
+	list, err := h.reg.RuntimeWorkers(ctx, id, limit, deref(req.Params.Cursor))
+	if err != nil {
+		return h.problem(err), nil
+	}
+	return gen.ListRuntimeWorkers200JSONResponse(workerListOut(list)), nil
+}
+
+// GetWorker returns one Worker by runtime_id + worker_id.
+func (h *Handlers) GetWorker(ctx context.Context, req gen.GetWorkerRequestObject) (gen.GetWorkerResponseObject, error) {
+	ref, err := registry.ParseWorkerRef(req.RuntimeId, req.WorkerId)
+	if err != nil {
+		return h.problem(err), nil
+	}
+	w, err := h.reg.Worker(ctx, ref)
+	if err != nil {
+		return h.problem(err), nil
+	}
+	return gen.GetWorker200JSONResponse(workerOut(w)), nil
+}
+
+// CreateWorker routes an intent-based create to the Runtime.
+func (h *Handlers) CreateWorker(ctx context.Context, req gen.CreateWorkerRequestObject) (gen.CreateWorkerResponseObject, error) {
+	id, err := registry.ParseRuntimeID(req.RuntimeId)
+	if err != nil {
+		return h.problem(err), nil
+	}
+	if req.Body == nil {
+		return h.problem(registry.InvalidRequest("", "A request body is required.")), nil
+	}
+	w, err := h.reg.CreateWorker(ctx, id, createRequestIn(*req.Body))
+	if err != nil {
+		return h.problem(err), nil
+	}
+	return gen.CreateWorker202JSONResponse{RuntimeId: string(w.RuntimeID), WorkerId: string(w.ID), Worker: workerOut(w)}, nil
+}
+
+// SendWorkerInput routes one input to the Worker.
+func (h *Handlers) SendWorkerInput(ctx context.Context, req gen.SendWorkerInputRequestObject) (gen.SendWorkerInputResponseObject, error) {
+	ref, err := registry.ParseWorkerRef(req.RuntimeId, req.WorkerId)
+	if err != nil {
+		return h.problem(err), nil
+	}
+	if req.Body == nil {
+		return h.problem(registry.InvalidRequest("", "A request body is required.")), nil
+	}
+	ack, err := h.reg.SendInput(ctx, ref, registry.WorkerInput{Kind: registry.InputKind(req.Body.Kind), Content: req.Body.Content})
+	if err != nil {
+		return h.problem(err), nil
+	}
+	return gen.SendWorkerInput202JSONResponse{RuntimeId: string(ack.Ref.RuntimeID), WorkerId: string(ack.Ref.WorkerID), Accepted: ack.Accepted}, nil
+}
+
+// StopWorker routes a stop to the Worker.
+func (h *Handlers) StopWorker(ctx context.Context, req gen.StopWorkerRequestObject) (gen.StopWorkerResponseObject, error) {
+	ref, err := registry.ParseWorkerRef(req.RuntimeId, req.WorkerId)
+	if err != nil {
+		return h.problem(err), nil
+	}
+	if req.Body == nil {
+		return h.problem(registry.InvalidRequest("", "A request body is required.")), nil
+	}
+	ack, err := h.reg.StopWorker(ctx, ref, registry.StopMode(req.Body.Mode))
+	if err != nil {
+		return h.problem(err), nil
+	}
+	return gen.StopWorker202JSONResponse{RuntimeId: string(ack.Ref.RuntimeID), WorkerId: string(ack.Ref.WorkerID),
+		Mode: gen.StopMode(ack.Mode), State: gen.WorkerState(ack.State)}, nil
+}

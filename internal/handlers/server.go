@@ -1,0 +1,129 @@
+package handlers
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+	"github.com/labstack/echo/v4"
+
+	"github.com/workspace-backend/runtime-registry/internal/gen"
+	"github.com/workspace-backend/runtime-registry/internal/registry"
+)
+
+// ServerOptions configures NewServer.
+type ServerOptions struct {
+	// Logger receives request and error logs; nil means slog.Default().
+	Logger *slog.Logger
+	// MaxBodyBytes limits request bodies; 0 means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+}
+
+// NewServer builds the echo server for reg: the embedded contract with its
+// servers cleared (so that routes match on any host), the request validator,
+// panic recovery, security headers, request logging, the problem error
+// handler and the generated routes. It fails only if the embedded contract
+// cannot be loaded, which is a build defect.
+func NewServer(reg *registry.Registry, opts ServerOptions) (*echo.Echo, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	maxBody := opts.MaxBodyBytes
+	if maxBody == 0 {
+		maxBody = DefaultMaxBodyBytes
+	}
+	doc, err := gen.GetSpec()
+	if err != nil {
+		return nil, fmt.Errorf("handlers: loading the embedded spec: %w", err)
+	}
+	doc.Servers = nil
+	router, err := gorillamux.NewRouter(doc)
+	if err != nil {
+		return nil, fmt.Errorf("handlers: routing the embedded spec: %w", err)
+	}
+	specJSON, err := gen.GetSpecJSON()
+	if err != nil {
+		return nil, fmt.Errorf("handlers: reading the embedded spec: %w", err)
+	}
+	h, err := New(reg, specJSON, log)
+	if err != nil {
+		return nil, err
+	}
+
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.HTTPErrorHandler = ErrorHandler(log)
+	e.Use(
+		securityHeaders,
+		requestLog(log),
+		recoverPanics(log),
+		newRequestValidator(doc, router, maxBody).middleware,
+	)
+	gen.RegisterHandlers(e, gen.NewStrictHandler(h, nil))
+	return e, nil
+}
+
+// securityHeaders stops browsers from sniffing a JSON body as something else.
+// No CORS header is set: the API grants no cross-origin access by default.
+func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		hdr := c.Response().Header()
+		hdr.Set("X-Content-Type-Options", "nosniff")
+		hdr.Set("Cache-Control", "no-store")
+		return next(c)
+	}
+}
+
+// requestLog writes one line per request with the route template, never the
+// raw path or query, so that nothing a client sent is logged verbatim.
+func requestLog(log *slog.Logger) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			start := time.Now()
+			if err := next(c); err != nil {
+				c.Error(err)
+			}
+			log.LogAttrs(c.Request().Context(), slog.LevelInfo, "request",
+				slog.String("method", c.Request().Method),
+				slog.String("route", routeTemplate(c)),
+				slog.Int("status", c.Response().Status),
+				slog.Duration("duration", time.Since(start)))
+			return nil
+		}
+	}
+}
+
+// routeTemplate is the matched route pattern, or a fixed word when none matched.
+func routeTemplate(c echo.Context) string {
+	if p := c.Path(); p != "" && c.Response().Status != http.StatusNotFound {
+		return p
+	}
+	return "unmatched"
+}
+
+// recoverPanics turns a panic in a handler into an internal error: the client
+// gets a 500 problem with nothing internal in it, the log gets the value, and
+// the server goes on.
+func recoverPanics(log *slog.Logger) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) (err error) {
+			defer func() {
+				if v := recover(); v != nil {
+					if v == http.ErrAbortHandler {
+						panic(v)
+					}
+					// The value's text may quote data, so log its type and the stack.
+					log.Error("handler panicked", slog.String("route", c.Path()),
+						slog.String("panic_type", fmt.Sprintf("%T", v)), slog.String("stack", string(debug.Stack())))
+					err = &registry.Error{Code: registry.CodeInternal, Cause: fmt.Errorf("panic: %v", v)}
+				}
+			}()
+			return next(c)
+		}
+	}
+}

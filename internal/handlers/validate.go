@@ -1,0 +1,187 @@
+package handlers
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/labstack/echo/v4"
+
+	"github.com/workspace-backend/runtime-registry/internal/registry"
+)
+
+// DefaultMaxBodyBytes is the request body limit: 1 MiB.
+const DefaultMaxBodyBytes = 1 << 20
+
+// requestValidator checks every request against the contract before any
+// handler runs, so that the generated code (which checks only types) never sees
+// an id, limit, enum or body field the contract forbids. It is ours rather than
+// echo-middleware's so that every failure is mapped to our problem codes.
+type requestValidator struct {
+	router       routers.Router
+	maxBodyBytes int64
+	// queryParams lists the declared query parameters of each operation.
+	queryParams map[*openapi3.Operation][]string
+}
+
+func newRequestValidator(doc *openapi3.T, router routers.Router, maxBodyBytes int64) *requestValidator {
+	v := &requestValidator{router: router, maxBodyBytes: maxBodyBytes, queryParams: map[*openapi3.Operation][]string{}}
+	for _, item := range doc.Paths.Map() {
+		for _, op := range item.Operations() {
+			var names []string
+			for _, params := range []openapi3.Parameters{item.Parameters, op.Parameters} {
+				for _, p := range params {
+					if p.Value != nil && p.Value.In == openapi3.ParameterInQuery {
+						names = append(names, p.Value.Name)
+					}
+				}
+			}
+			v.queryParams[op] = names
+		}
+	}
+	return v
+}
+
+// middleware validates the request; an invalid one is answered with a problem
+// and never reaches a handler.
+func (v *requestValidator) middleware(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		req := c.Request()
+		if err := v.bufferBody(req); err != nil {
+			return err
+		}
+		route, pathParams, err := v.router.FindRoute(req)
+		if err != nil {
+			// No operation matches: echo's router answers not_found or
+			// method_not_allowed.
+			return next(c)
+		}
+		if err := v.rejectUnknownQuery(route.Operation, req); err != nil {
+			return err
+		}
+		input := &openapi3filter.RequestValidationInput{
+			Request:    req,
+			PathParams: pathParams,
+			Route:      route,
+			Options: &openapi3filter.Options{
+				// The generated binder then decodes exactly what was validated.
+				KeepValidatedValue:  true,
+				SkipSettingDefaults: true,
+			},
+		}
+		if err := openapi3filter.ValidateRequest(req.Context(), input); err != nil {
+			return requestErrorOf(err)
+		}
+		return next(c)
+	}
+}
+
+// bufferBody reads the body once, within the limit, so that both the validator
+// and the binder can read it and an oversize body is refused before parsing.
+func (v *requestValidator) bufferBody(req *http.Request) error {
+	if req.ContentLength > v.maxBodyBytes {
+		return payloadTooLarge()
+	}
+	if req.Body == nil || req.Body == http.NoBody {
+		return nil
+	}
+	body, err := io.ReadAll(io.LimitReader(req.Body, v.maxBodyBytes+1))
+	_ = req.Body.Close()
+	if err != nil {
+		return registry.InvalidRequest("", "The request body could not be read.")
+	}
+	if int64(len(body)) > v.maxBodyBytes {
+		return payloadTooLarge()
+	}
+	req.Body = io.NopCloser(bytes.NewReader(body))
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	return nil
+}
+
+// rejectUnknownQuery answers invalid_request for a query parameter the
+// operation does not declare: kin-openapi does not check this by itself.
+func (v *requestValidator) rejectUnknownQuery(op *openapi3.Operation, req *http.Request) error {
+	if req.URL.RawQuery == "" {
+		return nil
+	}
+	declared := v.queryParams[op]
+	query := req.URL.Query()
+	keys := make([]string, 0, len(query))
+	for k := range query {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if !slices.Contains(declared, k) {
+			name := boundedText(k, 64)
+			if len(declared) == 0 {
+				return registry.InvalidRequest(name, fmt.Sprintf("Unknown query parameter %q: this operation takes no query parameters.", name))
+			}
+			return registry.InvalidRequest(name, fmt.Sprintf("Unknown query parameter %q: this operation takes only %s.", name, strings.Join(declared, ", ")))
+		}
+	}
+	return nil
+}
+
+// requestErrorOf turns a validation failure into a browser-safe problem. It
+// builds the detail itself from the parameter name, the field path and the
+// schema reason: kin-openapi's own error texts quote schemas and values.
+func requestErrorOf(err error) error {
+	var re *openapi3filter.RequestError
+	if !errors.As(err, &re) {
+		return registry.InvalidRequest("", "The request does not match the API contract.")
+	}
+	reason := schemaReason(re.Err)
+	switch {
+	case re.Parameter != nil && re.Parameter.In == openapi3.ParameterInPath:
+		// Every path parameter of the contract is an id.
+		return &registry.Error{Code: registry.CodeInvalidIdentifier, Field: re.Parameter.Name,
+			Detail: fmt.Sprintf("The %s is not a valid identifier: 1 to 120 characters of letters, digits, '_', ':' or '-'.", re.Parameter.Name)}
+	case re.Parameter != nil:
+		if reason == "" {
+			reason = "it has the wrong type"
+		}
+		return registry.InvalidRequest(re.Parameter.Name, fmt.Sprintf("The %s parameter %q is invalid: %s.", re.Parameter.In, re.Parameter.Name, reason))
+	case re.RequestBody != nil:
+		return bodyError(re, reason)
+	}
+	return registry.InvalidRequest("", "The request does not match the API contract.")
+}
+
+func bodyError(re *openapi3filter.RequestError, reason string) error {
+	var se *openapi3.SchemaError
+	if errors.As(re.Err, &se) {
+		field := strings.Join(se.JSONPointer(), ".")
+		if field == "" {
+			return registry.InvalidRequest("", "The request body is invalid: "+reason+".")
+		}
+		return registry.InvalidRequest(field, fmt.Sprintf("The request body field %q is invalid: %s.", boundedText(field, 64), reason))
+	}
+	var pe *openapi3filter.ParseError
+	switch {
+	case errors.As(re.Err, &pe):
+		return registry.InvalidRequest("", "The request body is not valid JSON.")
+	case strings.Contains(re.Reason, "header Content-Type"):
+		return registry.InvalidRequest("", "The request body must be application/json.")
+	case errors.Is(re.Err, openapi3filter.ErrInvalidRequired):
+		return registry.InvalidRequest("", "A request body is required.")
+	}
+	return registry.InvalidRequest("", "The request body is invalid.")
+}
+
+// schemaReason is the reason of the first schema error in err, or "". kin-openapi
+// keeps values out of SchemaError.Reason; it is bounded anyway.
+func schemaReason(err error) string {
+	var se *openapi3.SchemaError
+	if errors.As(err, &se) {
+		return boundedText(se.Reason, 200)
+	}
+	return ""
+}
