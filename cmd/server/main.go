@@ -59,7 +59,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.IntVar(&cfg.MaxRecords, "max-records", registry.DefaultMaxRecords, "list cap, 1 to 200")
 	fs.TextVar(&cfg.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: server [flags]\n\nEach flag can also be set by its environment variable, e.g. %s.\n\n", envName("data-dir"))
+		_, _ = fmt.Fprintf(stderr, "Usage: server [flags]\n\nEach flag can also be set by its environment variable, e.g. %s.\n\n", envName("data-dir"))
 		fs.PrintDefaults()
 	}
 

@@ -13,7 +13,8 @@ func openMetadata(podDir string) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer dir.Close()
+	// Read-only: a close error loses nothing.
+	defer func() { _ = dir.Close() }()
 	for {
 		fd, err := syscall.Openat(int(dir.Fd()), metadataFileName, metadataOpenFlags, 0)
 		// A raw system call is not retried on EINTR the way os.OpenFile is.

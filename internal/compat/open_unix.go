@@ -30,7 +30,8 @@ func readMetadataFile(podDir string) ([]byte, *podProblem) {
 	if err != nil {
 		return nil, unreadable("open_failed", err)
 	}
-	defer f.Close()
+	// Read-only: a close error loses nothing.
+	defer func() { _ = f.Close() }()
 	if st, err := f.Stat(); err != nil {
 		return nil, unreadable("stat_failed", err)
 	} else if !st.Mode().IsRegular() {

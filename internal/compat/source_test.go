@@ -129,7 +129,7 @@ func TestPaging(t *testing.T) {
 			for _, w := range page.Workers {
 				got = append(got, w.ID)
 			}
-			if !slices.Equal(got, tt.want) && !(len(got) == 0 && len(tt.want) == 0) {
+			if !slices.Equal(got, tt.want) && (len(got) != 0 || len(tt.want) != 0) {
 				t.Errorf("ids = %v, want %v", got, tt.want)
 			}
 			if page.More != tt.more {
@@ -226,8 +226,12 @@ func TestConcurrentCalls(t *testing.T) {
 				if _, err := s.Worker(ctx, compat.WorkerIDFor(fmt.Sprintf("w%d", i))); err != nil {
 					t.Error(err)
 				}
-				s.Summary(ctx)
-				s.Hosts(ctx)
+				if _, err := s.Summary(ctx); err != nil {
+					t.Error(err)
+				}
+				if _, _, err := s.Hosts(ctx); err != nil {
+					t.Error(err)
+				}
 			}
 		})
 	}

@@ -54,7 +54,7 @@ func TestPodDiagnostics(t *testing.T) {
 			if err := os.Chmod(dir, 0); err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { os.Chmod(dir, 0o755) })
+			t.Cleanup(func() { _ = os.Chmod(dir, 0o755) })
 		}, true, false, compat.DiagMetadataUnreadable, registry.SeverityWarning, registry.CodeUnknownWorker},
 		{"metadata.json is a FIFO", func(f *fixture, pod string) {
 			if err := syscall.Mkfifo(filepath.Join(f.podDir(pod), "metadata.json"), 0o644); err != nil {

@@ -223,7 +223,10 @@ func TestTypedErrors(t *testing.T) {
 			return err
 		}, registry.ErrWorkerNotVisible, "runtime-ok", "hidden"},
 		{"reserved runtime", func() error { _, err := r.Worker(t.Context(), ref("runtime-reserved", "w1")); return err }, registry.ErrRuntimeUnavailable, "runtime-reserved", ""},
-		{"unsupported stop", func() error { _, err := r.StopWorker(t.Context(), ref("runtime-ok", "w1"), registry.StopGraceful); return err }, registry.ErrOperationUnsupported, "runtime-ok", ""},
+		{"unsupported stop", func() error {
+			_, err := r.StopWorker(t.Context(), ref("runtime-ok", "w1"), registry.StopGraceful)
+			return err
+		}, registry.ErrOperationUnsupported, "runtime-ok", ""},
 		{"unsupported create", func() error {
 			_, err := r.CreateWorker(t.Context(), "runtime-ok", registry.CreateWorkerRequest{Intent: registry.Intent{Kind: registry.IntentTask}})
 			return err
