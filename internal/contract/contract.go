@@ -14,6 +14,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"sort"
@@ -303,6 +304,18 @@ func (c *ResponseChecker) Check(ctx context.Context, req *http.Request, status i
 	}
 	route, params, err := c.router.FindRoute(req)
 	if err != nil {
+		// An empty path segment is an empty id: if filling it in matches an
+		// operation, the answer is that operation's 400 invalid_identifier.
+		if filled := fillEmptySegments(req); filled != nil {
+			if r, p, ferr := c.router.FindRoute(filled); ferr == nil {
+				if code := problemCode(body); status != http.StatusBadRequest || code != "invalid_identifier" {
+					errs = append(errs, fmt.Errorf("%s %s has an empty id, yet the answer is %d %q, not 400 invalid_identifier", req.Method, req.URL.Path, status, code))
+				}
+				route, params, err = r, p, nil
+			}
+		}
+	}
+	if err != nil {
 		if status != http.StatusNotFound && status != http.StatusMethodNotAllowed {
 			errs = append(errs, fmt.Errorf("no operation matches %s %s, yet the status is %d (only 404 or 405 may answer)", req.Method, req.URL.Path, status))
 		}
@@ -319,6 +332,30 @@ func (c *ResponseChecker) Check(ctx context.Context, req *http.Request, status i
 		errs = append(errs, fmt.Errorf("operation %s: response %d does not match the contract: %w", route.Operation.OperationID, status, err))
 	}
 	return errors.Join(errs...)
+}
+
+// fillEmptySegments returns a copy of req whose empty interior path segments
+// ("//") hold a placeholder id, or nil if the path has none.
+func fillEmptySegments(req *http.Request) *http.Request {
+	escaped := req.URL.EscapedPath()
+	if !strings.Contains(escaped, "//") {
+		return nil
+	}
+	escaped = strings.ReplaceAll(strings.ReplaceAll(escaped, "//", "/empty/"), "//", "/empty/")
+	u, err := url.Parse(escaped)
+	if err != nil {
+		return nil
+	}
+	filled := req.Clone(req.Context())
+	filled.URL.Path, filled.URL.RawPath = u.Path, u.RawPath
+	return filled
+}
+
+// problemCode is the `code` member of a problem body, or "".
+func problemCode(body []byte) string {
+	var p struct{ Code string }
+	_ = json.Unmarshal(body, &p)
+	return p.Code
 }
 
 func (c *ResponseChecker) checkProblem(status int, header http.Header, body []byte) error {
