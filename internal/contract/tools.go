@@ -193,6 +193,14 @@ func truncate(s string, n int) string {
 	return s[:n] + "…"
 }
 
+// BuildOasdiff builds the pinned oasdiff once into the Go build cache (`go run`
+// caches the executable), so that later Breaking calls, even concurrent ones,
+// only link it. The first build takes about a minute on a cold cache.
+func (r Repo) BuildOasdiff(ctx context.Context) error {
+	_, err := run(ctx, r.Root, "go", "run", OasdiffModule, "--version")
+	return err
+}
+
 // Breaking runs oasdiff between the base (released) and the revised spec and
 // fails on any ERR-level breaking change.
 func (r Repo) Breaking(ctx context.Context, base, revision string) (string, error) {

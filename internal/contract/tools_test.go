@@ -35,17 +35,21 @@ func TestLintCatchesViolations(t *testing.T) {
 	requireTools(t)
 	t.Parallel()
 	spec := repo(t).Path("api/openapi.yaml")
-	tests := []struct{ name, old, replacement string }{
-		{"duplicate operationId", "operationId: listHosts\n", "operationId: listRuntimes\n"},
-		{"unused component", "  schemas:\n    Identifier:\n", "  schemas:\n    Unused:\n      type: string\n      description: Never referenced.\n    Identifier:\n"},
+	tests := []struct{ name, old, replacement, rule string }{
+		{"duplicate operationId", "operationId: listHosts\n", "operationId: listRuntimes\n", "operation-operationId-unique"},
+		{"unused component", "  schemas:\n    Identifier:\n", "  schemas:\n    Unused:\n      type: string\n      description: Never referenced.\n    Identifier:\n", "no-unused-components"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			r := repo(t)
 			r.Spec = editedCopy(t, spec, t.TempDir(), "openapi.yaml", tc.old, tc.replacement)
-			if out, err := r.Lint(t.Context()); err == nil {
+			out, err := r.Lint(t.Context())
+			if err == nil {
 				t.Fatalf("Redocly accepted a violating spec:\n%s", out)
+			}
+			if !strings.Contains(out, tc.rule) {
+				t.Fatalf("Redocly failed without reporting %s:\n%s", tc.rule, out)
 			}
 		})
 	}
@@ -89,6 +93,9 @@ func TestDriftCheckCatchesViolations(t *testing.T) {
 			if err == nil {
 				t.Fatal("drift was not detected")
 			}
+			if !strings.Contains(err.Error(), "differs from what the spec generates") {
+				t.Fatalf("the drift check failed for another reason: %v", err)
+			}
 			for _, w := range tc.want {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("the drift error does not name %s: %v", w, err)
@@ -98,9 +105,22 @@ func TestDriftCheckCatchesViolations(t *testing.T) {
 	}
 }
 
-// newestSnapshot is the baseline of the breaking-change check.
+// oasdiffBuilt builds oasdiff once, before the parallel tests run it.
+var oasdiffBuilt = sync.OnceValue(func() error {
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		return err
+	}
+	return contract.DefaultRepo(root).BuildOasdiff(context.Background())
+})
+
+// newestSnapshot is the baseline of the breaking-change check. It also makes
+// sure oasdiff is built.
 func newestSnapshot(t *testing.T, r contract.Repo) string {
 	t.Helper()
+	if err := oasdiffBuilt(); err != nil {
+		t.Fatal(err)
+	}
 	snaps, err := r.Snapshots(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -128,12 +148,13 @@ func TestBreakingChangeCheckCatchesViolations(t *testing.T) {
 	tests := []struct {
 		name, old, replacement string
 		wantBreak              bool
+		rule                   string
 	}{
-		{"endpoint removed", "  /api/hosts:\n", "  /api/hosts-renamed:\n", true},
-		{"required response property made optional", "        - worker_id\n        - runtime_id\n        - host_id\n        - label\n", "        - worker_id\n        - runtime_id\n        - host_id\n", true},
-		{"new required query parameter", "        - $ref: '#/components/parameters/Cursor'\n", "        - $ref: '#/components/parameters/Cursor'\n        - name: since\n          in: query\n          required: true\n          description: x\n          schema:\n            type: string\n", true},
-		{"new problem code", "        - internal\n", "        - internal\n        - rate_limited\n", true},
-		{"compatible: new optional response header", "          description: The registered Runtimes.\n", "          description: The registered Runtimes.\n          headers:\n            ETag:\n              description: Version of the list.\n              schema:\n                type: string\n", false},
+		{"endpoint removed", "  /api/hosts:\n", "  /api/hosts-renamed:\n", true, "api-path-removed-without-deprecation"},
+		{"required response property made optional", "        - worker_id\n        - runtime_id\n        - host_id\n        - label\n", "        - worker_id\n        - runtime_id\n        - host_id\n", true, "response-property-became-optional"},
+		{"new required query parameter", "        - $ref: '#/components/parameters/Cursor'\n", "        - $ref: '#/components/parameters/Cursor'\n        - name: since\n          in: query\n          required: true\n          description: x\n          schema:\n            type: string\n", true, "new-required-request-parameter"},
+		{"new problem code", "        - internal\n", "        - internal\n        - rate_limited\n", true, "response-property-enum-value-added"},
+		{"compatible: new optional response header", "          description: The registered Runtimes.\n", "          description: The registered Runtimes.\n          headers:\n            ETag:\n              description: Version of the list.\n              schema:\n                type: string\n", false, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -144,6 +165,8 @@ func TestBreakingChangeCheckCatchesViolations(t *testing.T) {
 			switch {
 			case tc.wantBreak && err == nil:
 				t.Fatalf("oasdiff passed a breaking change:\n%s", out)
+			case tc.wantBreak && !strings.Contains(err.Error(), tc.rule):
+				t.Fatalf("oasdiff failed without reporting %s: %v", tc.rule, err)
 			case !tc.wantBreak && err != nil:
 				t.Fatalf("oasdiff failed a compatible change: %v", err)
 			}
