@@ -304,7 +304,13 @@ func compareVersions(a, b string) int {
 
 // TypeCheck runs `tsc --noEmit` on the TypeScript client package.
 func (r Repo) TypeCheck(ctx context.Context) (string, error) {
-	return run(ctx, r.Path(r.ClientDir), r.nodeBin("tsc"), "--noEmit", "-p", ".")
+	return r.TypeCheckProject(ctx, r.Path(r.ClientDir))
+}
+
+// TypeCheckProject runs the client package's `tsc --noEmit` on the TypeScript
+// project (a folder with a tsconfig.json, or the file itself).
+func (r Repo) TypeCheckProject(ctx context.Context, project string) (string, error) {
+	return run(ctx, r.Path(r.ClientDir), r.nodeBin("tsc"), "--noEmit", "-p", project)
 }
 
 // BuildClient compiles the TypeScript client package into its dist/.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -179,6 +180,39 @@ func TestTypeScriptClientTypeChecks(t *testing.T) {
 	t.Parallel()
 	if _, err := repo(t).TypeCheck(t.Context()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// tsc --noEmit fails on code that misuses the generated types: the check
+// really covers the client's types.
+func TestTypeCheckCatchesMisuse(t *testing.T) {
+	requireTools(t)
+	t.Parallel()
+	r := repo(t)
+	// Inside node_modules (ignored by git) so that openapi-fetch resolves.
+	dir, err := os.MkdirTemp(filepath.Join(r.Path(r.ClientDir), "node_modules"), ".contract-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	files := map[string]string{
+		"tsconfig.json": `{"extends": "../../tsconfig.json", "compilerOptions": {"rootDir": "../.."}, "include": ["misuse.ts"]}`,
+		"misuse.ts": `import { createRegistryClient } from "../../src/client.js";
+const api = createRegistryClient("");
+await api.GET("/api/runtimes/{runtime_id}", { params: { path: { runtimeId: "x" } } });
+`,
+	}
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := r.TypeCheckProject(t.Context(), dir)
+	if err == nil {
+		t.Fatalf("tsc accepted a wrong path parameter name:\n%s", out)
+	}
+	if !strings.Contains(out, "misuse.ts") || !strings.Contains(out, "runtimeId") {
+		t.Fatalf("tsc failed for another reason:\n%s", out)
 	}
 }
 
