@@ -99,8 +99,8 @@ func stripBanner(s string) string {
 	return strings.TrimSpace(b.String())
 }
 
-// Lint runs Redocly CLI on the spec with the lint configuration; any error or
-// warning fails it.
+// Lint runs Redocly CLI on the spec with the lint configuration and fails if
+// Redocly reports an error (recommended-strict makes every rule an error).
 func (r Repo) Lint(ctx context.Context) (string, error) {
 	return run(ctx, r.Root, r.nodeBin("redocly"), "lint", "--format", "codeframe",
 		"--max-problems", "50", "--config", r.Path(r.LintConfig), r.Path(r.Spec))
