@@ -3,6 +3,7 @@ package contract_test
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -382,25 +383,99 @@ func (e *propEnv) faulty(t *rapid.T, template, op string) (target, contentType s
 	return target, contentType, e.validBody(t, op)
 }
 
+// reads is the property of the read operations.
+func (e *propEnv) reads(t *rapid.T) {
+	target, _, _ := e.faulty(t, rapid.SampledFrom(readTemplates).Draw(t, "template"), "")
+	e.send(t, "GET", target, "", nil)
+}
+
+// operations is the property of the create, input and stop operations.
+func (e *propEnv) operations(t *rapid.T) {
+	op := rapid.SampledFrom([]string{"create", "input", "stop"}).Draw(t, "op")
+	target, contentType, body := e.faulty(t, opTemplates[op], op)
+	e.send(t, "POST", target, contentType, body)
+}
+
 func TestPropertyReadsConformToTheContract(t *testing.T) {
 	e := newPropEnv(t)
-	rapid.Check(t, func(t *rapid.T) {
-		target, _, _ := e.faulty(t, rapid.SampledFrom(readTemplates).Draw(t, "template"), "")
-		e.send(t, "GET", target, "", nil)
-	})
+	rapid.Check(t, e.reads)
 	e.requireReached(t, 200, 400, 404)
 }
 
 func TestPropertyOperationsConformToTheContract(t *testing.T) {
 	e := newPropEnv(t)
-	ops := []string{"create", "input", "stop"}
-	rapid.Check(t, func(t *rapid.T) {
-		op := rapid.SampledFrom(ops).Draw(t, "op")
-		target, contentType, body := e.faulty(t, opTemplates[op], op)
-		e.send(t, "POST", target, contentType, body)
-	})
+	rapid.Check(t, e.operations)
 	e.requireReached(t, 400, 501)
 }
+
+// The properties fail against a server that breaks the contract: each double
+// wraps the real server and spoils some of its answers.
+func TestPropertiesFailOnAViolatingServer(t *testing.T) {
+	tests := []struct {
+		name     string
+		property func(e *propEnv) func(*rapid.T)
+		mutate   func(path string, body map[string]any)
+	}{
+		{"success answer with an extra property", func(e *propEnv) func(*rapid.T) { return e.reads }, func(_ string, body map[string]any) {
+			if _, isProblem := body["code"]; !isProblem {
+				body["endpoint"] = "http://10.0.0.7:9000"
+			}
+		}},
+		{"problem with a code outside the enum", func(e *propEnv) func(*rapid.T) { return e.operations }, func(_ string, body map[string]any) {
+			if body["code"] == "operation_unsupported" {
+				body["code"], body["type"] = "not_supported", contract.ProblemTypePrefix+"not_supported"
+			}
+		}},
+		{"problem whose status disagrees", func(e *propEnv) func(*rapid.T) { return e.reads }, func(_ string, body map[string]any) {
+			if body["code"] == "invalid_request" {
+				body["status"] = 422
+			}
+		}},
+	}
+	// These failures are expected: write no fail files for them.
+	prev := flag.Lookup("rapid.nofailfile").Value.String()
+	if err := flag.Set("rapid.nofailfile", "true"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = flag.Set("rapid.nofailfile", prev) })
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newPropEnv(t)
+			for i, h := range e.servers {
+				e.servers[i] = mutatingHandler{next: h, mutate: tc.mutate}
+			}
+			rec := &recordingTB{name: t.Name()}
+			rapid.Check(rec, tc.property(e))
+			if !rec.failed {
+				t.Fatal("the property passed against a server that breaks the contract")
+			}
+		})
+	}
+}
+
+// recordingTB is a rapid.TB that records a failure instead of failing the
+// test, so that a test can require a property to fail.
+type recordingTB struct {
+	name   string
+	failed bool
+}
+
+var _ rapid.TB = (*recordingTB)(nil)
+
+func (r *recordingTB) Helper()               {}
+func (r *recordingTB) Name() string          { return r.name }
+func (r *recordingTB) Logf(string, ...any)   {}
+func (r *recordingTB) Log(...any)            {}
+func (r *recordingTB) Skipf(string, ...any)  {}
+func (r *recordingTB) Skip(...any)           {}
+func (r *recordingTB) SkipNow()              {}
+func (r *recordingTB) Errorf(string, ...any) { r.failed = true }
+func (r *recordingTB) Error(...any)          { r.failed = true }
+func (r *recordingTB) Fatalf(string, ...any) { r.failed = true }
+func (r *recordingTB) Fatal(...any)          { r.failed = true }
+func (r *recordingTB) FailNow()              { r.failed = true }
+func (r *recordingTB) Fail()                 { r.failed = true }
+func (r *recordingTB) Failed() bool          { return r.failed }
 
 func TestPropertyAnyRequestConformsToTheContract(t *testing.T) {
 	e := newPropEnv(t)
