@@ -6,14 +6,18 @@ LISTEN        ?= 127.0.0.1:8080
 SAMPLE_DATA   := examples/sample-workspace/data
 SAMPLE_ROOT   := /srv/workspaces/sample-app
 BIN           := bin/runtime-registry
+TS_CLIENT     := clients/typescript
+# npm ci writes this file last: it stamps an installed clients/typescript/node_modules.
+NODE_DEPS     := $(TS_CLIENT)/node_modules/.package-lock.json
 
-.PHONY: all generate build run test test-go lint vet fmt-check
+.PHONY: all generate build run test test-go lint vet fmt-check contract contract-fuzz node-deps
 
 all: build
 
-## generate: regenerate internal/gen from api/openapi.yaml (never edit internal/gen by hand)
-generate:
+## generate: regenerate internal/gen and the TypeScript schema from api/openapi.yaml (never edit them by hand)
+generate: $(NODE_DEPS)
 	$(GO) tool oapi-codegen -config oapi-codegen.yaml api/openapi.yaml
+	cd $(TS_CLIENT) && npm run --silent generate
 
 ## build: compile the server into bin/
 build:
@@ -24,10 +28,26 @@ run: build
 	./$(BIN) --listen $(LISTEN) --workspace-id local:sample --workspace-root $(SAMPLE_ROOT) --data-dir $(SAMPLE_DATA)
 
 ## test: everything CI checks
-test: vet fmt-check test-go
+test: vet fmt-check test-go contract
 
 test-go:
 	$(GO) test -race -count=1 ./...
+
+## contract: the contract checks (see internal/contract): kin-openapi + Redocly lint,
+## generation drift, oasdiff against api/released, forbidden names, tsc, the
+## TypeScript smoke walk against the real server, property-based response checks
+contract: $(NODE_DEPS)
+	CONTRACT_TOOLS=1 $(GO) test -count=1 ./internal/contract/
+
+## contract-fuzz: the property-based contract tests with many more cases (about a minute)
+contract-fuzz:
+	$(GO) test -count=1 -run Property ./internal/contract/ -rapid.checks=20000
+
+## node-deps: install the pinned Node packages of the TypeScript client (npm ci)
+node-deps: $(NODE_DEPS)
+
+$(NODE_DEPS): $(TS_CLIENT)/package.json $(TS_CLIENT)/package-lock.json
+	cd $(TS_CLIENT) && npm ci --no-audit --no-fund
 
 vet:
 	$(GO) vet ./...

@@ -158,9 +158,12 @@ func checkResponse(t *testing.T, method, target string, resp response) {
 	req := httptest.NewRequest(method, target, nil)
 	route, params, err := c.router.FindRoute(req)
 	if err != nil {
-		// No operation: only not_found and method_not_allowed may answer, and
+		// No operation: only not_found and method_not_allowed may answer (or
+		// invalid_identifier for an empty id, "/api/runtimes//workers"), and
 		// checkProblem has validated their bodies against Problem.
-		if resp.Status != http.StatusNotFound && resp.Status != http.StatusMethodNotAllowed {
+		emptyID := resp.Status == http.StatusBadRequest && strings.Contains(req.URL.Path, "//") &&
+			resp.problem(t).Code == gen.ProblemCodeInvalidIdentifier
+		if resp.Status != http.StatusNotFound && resp.Status != http.StatusMethodNotAllowed && !emptyID {
 			t.Errorf("%s %s: no operation, yet status %d", method, target, resp.Status)
 		}
 		return
@@ -385,6 +388,8 @@ func TestEveryErrorCodeIsAProblem(t *testing.T) {
 		{"id too long", "GET", "/api/runtimes/" + strings.Repeat("a", 121), "", gen.ProblemCodeInvalidIdentifier, "runtime_id"},
 		{"escaped slash in id", "GET", "/api/runtimes/runtime-a/workers/..%2Fetc", "", gen.ProblemCodeInvalidIdentifier, "worker_id"},
 		{"bad host id", "GET", "/api/hosts/h@st/workers", "", gen.ProblemCodeInvalidIdentifier, "host_id"},
+		{"empty id", "POST", "/api/runtimes//workers", `{"intent":{"kind":"task"}}`, gen.ProblemCodeInvalidIdentifier, "runtime_id"},
+		{"empty worker id", "POST", "/api/runtimes/runtime-a/workers//stop", `{"mode":"force"}`, gen.ProblemCodeInvalidIdentifier, "worker_id"},
 		{"bad worker id on POST", "POST", "/api/runtimes/runtime-a/workers/w%20x/stop", `{"mode":"force"}`, gen.ProblemCodeInvalidIdentifier, "worker_id"},
 		{"unknown query on legacy list", "GET", "/api/workers?data_dir=/tmp", "", gen.ProblemCodeInvalidRequest, "data_dir"},
 		{"unknown query on paged list", "GET", "/api/runtimes/runtime-a/workers?limit=1&token=x", "", gen.ProblemCodeInvalidRequest, "token"},
@@ -412,6 +417,7 @@ func TestEveryErrorCodeIsAProblem(t *testing.T) {
 		{"no route", "GET", "/api/nothing-here", "", gen.ProblemCodeNotFound, ""},
 		{"trailing slash", "GET", "/api/runtimes/", "", gen.ProblemCodeNotFound, ""},
 		{"wrong method", "DELETE", "/api/runtimes/runtime-a", "", gen.ProblemCodeMethodNotAllowed, ""},
+		{"OPTIONS is not declared", "OPTIONS", "/api/runtimes/runtime-a", "", gen.ProblemCodeMethodNotAllowed, ""},
 		{"body over 1 MiB", "POST", "/api/runtimes/runtime-a/workers/w1/input", tooLarge, gen.ProblemCodePayloadTooLarge, ""},
 		{"panic in a source", "GET", "/api/runtimes/runtime-panics", "", gen.ProblemCodeInternal, ""},
 	}

@@ -59,8 +59,21 @@ func (v *requestValidator) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		route, pathParams, err := v.router.FindRoute(req)
 		if err != nil {
-			// No operation matches: echo's router answers not_found or
-			// method_not_allowed.
+			// No operation matches. Echo's router may still have matched a
+			// route with an empty path parameter ("/api/runtimes//workers"):
+			// that is an invalid id, not a missing route.
+			values := c.ParamValues()
+			for i, name := range c.ParamNames() {
+				if i < len(values) && values[i] == "" {
+					return invalidIdentifier(name)
+				}
+			}
+			// Echo answers OPTIONS on a known path with 204; the contract
+			// declares no OPTIONS, so it is a method not allowed.
+			if req.Method == http.MethodOptions && c.Get(echo.ContextKeyHeaderAllow) != nil {
+				return echo.ErrMethodNotAllowed
+			}
+			// Otherwise echo's router answers not_found or method_not_allowed.
 			return next(c)
 		}
 		if err := v.rejectUnknownQuery(route.Operation, req); err != nil {
@@ -142,8 +155,7 @@ func requestErrorOf(err error) error {
 	switch {
 	case re.Parameter != nil && re.Parameter.In == openapi3.ParameterInPath:
 		// Every path parameter of the contract is an id.
-		return &registry.Error{Code: registry.CodeInvalidIdentifier, Field: re.Parameter.Name,
-			Detail: fmt.Sprintf("The %s is not a valid identifier: 1 to 120 characters of letters, digits, '_', ':' or '-'.", re.Parameter.Name)}
+		return invalidIdentifier(re.Parameter.Name)
 	case re.Parameter != nil:
 		if reason == "" {
 			reason = "it has the wrong type"
@@ -153,6 +165,12 @@ func requestErrorOf(err error) error {
 		return bodyError(re, reason)
 	}
 	return registry.InvalidRequest("", "The request does not match the API contract.")
+}
+
+// invalidIdentifier is the problem of the path parameter name (always an id).
+func invalidIdentifier(name string) error {
+	return &registry.Error{Code: registry.CodeInvalidIdentifier, Field: name,
+		Detail: fmt.Sprintf("The %s is not a valid identifier: 1 to 120 characters of letters, digits, '_', ':' or '-'.", name)}
 }
 
 func bodyError(re *openapi3filter.RequestError, reason string) error {
