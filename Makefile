@@ -7,7 +7,7 @@ SAMPLE_DATA   := examples/sample-workspace/data
 SAMPLE_ROOT   := /srv/workspaces/sample-app
 BIN           := bin/runtime-registry
 
-.PHONY: all generate build run test test-go lint vet fmt-check
+.PHONY: all generate build run test test-go lint vet fmt-check fuzz fuzz-brief
 
 all: build
 
@@ -23,8 +23,8 @@ build:
 run: build
 	./$(BIN) --listen $(LISTEN) --workspace-id local:sample --workspace-root $(SAMPLE_ROOT) --data-dir $(SAMPLE_DATA)
 
-## test: everything CI checks
-test: vet fmt-check test-go
+## test: everything CI checks (fuzzing briefly)
+test: vet fmt-check test-go fuzz-brief
 
 test-go:
 	$(GO) test -race -count=1 ./...
@@ -39,3 +39,25 @@ fmt-check:
 ## lint: golangci-lint (installed on demand at a pinned version)
 lint:
 	$(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0 run ./...
+
+# Fuzz targets as package:FuzzName; go test runs one -fuzz target at a time.
+FUZZ_TARGETS := ./internal/registry:FuzzValidID ./internal/registry:FuzzRuntimeWorkersCursor \
+	./internal/compat:FuzzBounded ./internal/compat:FuzzMetadataProjection \
+	./internal/handlers:FuzzHandler
+FUZZTIME       ?= 30s
+FUZZTIME_BRIEF ?= 5s
+
+## fuzz: run every fuzz target for FUZZTIME each (seed corpora: testdata/fuzz/)
+fuzz:
+	@$(MAKE) --no-print-directory fuzz-run FUZZ_FOR=$(FUZZTIME)
+
+## fuzz-brief: every fuzz target for FUZZTIME_BRIEF each (part of make test)
+fuzz-brief:
+	@$(MAKE) --no-print-directory fuzz-run FUZZ_FOR=$(FUZZTIME_BRIEF)
+
+fuzz-run:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== fuzz $$name for $(FUZZ_FOR)"; \
+		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZ_FOR) $$pkg || exit 1; \
+	done

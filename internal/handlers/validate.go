@@ -58,6 +58,21 @@ func (v *requestValidator) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 			return err
 		}
 		route, pathParams, err := v.router.FindRoute(req)
+		switch {
+		case err == nil:
+		case slices.Contains(c.ParamValues(), ""):
+			// echo matched a templated route with an empty segment in place
+			// of an id ("/api/runtimes//workers"); the contract has no such
+			// path, so it is not_found as the contract's router says.
+			return &registry.Error{Code: registry.CodeNotFound, Detail: "No such route."}
+		case req.Method == http.MethodOptions && errors.Is(err, routers.ErrMethodNotAllowed):
+			// echo answers OPTIONS on any route with its own 204 and an Allow
+			// header; the contract declares no OPTIONS operation and grants
+			// no preflight, so it is method_not_allowed like any other method.
+			return &registry.Error{Code: registry.CodeMethodNotAllowed, Detail: "The route does not allow this method."}
+		case req.Method == http.MethodOptions:
+			return &registry.Error{Code: registry.CodeNotFound, Detail: "No such route."}
+		}
 		if err != nil {
 			// No operation matches: echo's router answers not_found or
 			// method_not_allowed.
