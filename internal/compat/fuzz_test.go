@@ -251,7 +251,7 @@ func checkSafeWorker(t *testing.T, w registry.Worker) {
 		display = append(display, *w.Profile)
 	}
 	for _, s := range display {
-		if !utf8.ValidString(s) || utf8.RuneCountInString(s) > 80 || strings.ContainsAny(s, "/\\") || strings.ContainsFunc(s, unicode.IsControl) {
+		if !utf8.ValidString(s) || utf8.RuneCountInString(s) > 80 || strings.ContainsAny(s, "/\\") || strings.ContainsFunc(s, unsafeRune) {
 			t.Fatalf("display string %q of %s is not sanitized", s, w.ID)
 		}
 	}
@@ -259,3 +259,6 @@ func checkSafeWorker(t *testing.T, w registry.Worker) {
 		t.Fatalf("empty label: %+v", w)
 	}
 }
+
+// unsafeRune is a code point a display string must not hold.
+func unsafeRune(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) }
