@@ -7,7 +7,7 @@ SAMPLE_DATA   := examples/sample-workspace/data
 SAMPLE_ROOT   := /srv/workspaces/sample-app
 BIN           := bin/runtime-registry
 
-.PHONY: all generate build run test test-go lint vet fmt-check fuzz fuzz-brief
+.PHONY: all generate build run test test-go lint vet fmt-check fuzz fuzz-brief soak
 
 all: build
 
@@ -61,3 +61,12 @@ fuzz-run:
 		echo "== fuzz $$name for $(FUZZ_FOR)"; \
 		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZ_FOR) $$pkg || exit 1; \
 	done
+
+SOAK_DURATION ?= 60s
+SOAK_RATE     ?= 200
+SOAK_FLAGS    ?=
+
+## soak: bounded load with store faults against the real server on 127.0.0.1 (RELIABILITY.md)
+soak:
+	$(GO) build -tags soakhooks -o bin/runtime-registry-soak ./cmd/server
+	$(GO) run ./cmd/soak --server bin/runtime-registry-soak --duration $(SOAK_DURATION) --rate $(SOAK_RATE) $(SOAK_FLAGS)

@@ -172,8 +172,15 @@ func start(t *testing.T, f func(ctx context.Context, logs io.Writer, ready chan<
 
 func (s *started) url(path string) string { return "http://" + s.addr + path }
 
+// reply is one answer, read in full.
+type reply struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
 // get sends one request with a client that never reuses state across tests.
-func get(t *testing.T, method, url string, body io.Reader, header ...string) (*http.Response, []byte) {
+func get(t *testing.T, method, url string, body io.Reader, header ...string) reply {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), method, url, body)
 	if err != nil {
@@ -192,7 +199,7 @@ func get(t *testing.T, method, url string, body io.Reader, header ...string) (*h
 	if err != nil {
 		t.Fatalf("%s %s: reading body: %v", method, url, err)
 	}
-	return resp, data
+	return reply{status: resp.StatusCode, header: resp.Header, body: data}
 }
 
 // problemCode checks that resp is a problem document and returns its code.
@@ -256,8 +263,8 @@ func TestSlowClientIsDisconnected(t *testing.T) {
 		})
 	}
 	// The server goes on serving.
-	if resp, _ := get(t, "GET", s.url("/healthz"), nil); resp.StatusCode != http.StatusOK {
-		t.Errorf("healthz %d", resp.StatusCode)
+	if r := get(t, "GET", s.url("/healthz"), nil); r.status != http.StatusOK {
+		t.Errorf("healthz %d", r.status)
 	}
 }
 
@@ -281,16 +288,16 @@ func TestOversizeBodyOverTCP(t *testing.T) {
 				// The server may answer and close before the whole body is
 				// sent: write errors are expected.
 				w := bufio.NewWriter(c)
-				fmt.Fprintf(w, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n", target)
+				_, _ = fmt.Fprintf(w, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n", target)
 				if chunked {
-					fmt.Fprintf(w, "Transfer-Encoding: chunked\r\n\r\n")
+					_, _ = fmt.Fprintf(w, "Transfer-Encoding: chunked\r\n\r\n")
 					for i := 0; i < len(body); i += 64 << 10 {
 						chunk := body[i:min(i+64<<10, len(body))]
-						fmt.Fprintf(w, "%x\r\n%s\r\n", len(chunk), chunk)
+						_, _ = fmt.Fprintf(w, "%x\r\n%s\r\n", len(chunk), chunk)
 					}
-					fmt.Fprintf(w, "0\r\n\r\n")
+					_, _ = fmt.Fprintf(w, "0\r\n\r\n")
 				} else {
-					fmt.Fprintf(w, "Content-Length: %d\r\n\r\n%s", len(body), body)
+					_, _ = fmt.Fprintf(w, "Content-Length: %d\r\n\r\n%s", len(body), body)
 				}
 				_ = w.Flush()
 			}()
@@ -609,9 +616,8 @@ func TestLogsRevealNothing(t *testing.T) {
 			body = strings.NewReader(r.body)
 			hdr = append(hdr[:len(hdr):len(hdr)], "Content-Type", "application/json")
 		}
-		resp, _ := get(t, r.method, s.url(r.path), body, hdr...)
-		if resp.StatusCode >= 500 && resp.StatusCode != 501 {
-			t.Errorf("%s %s: %d", r.method, r.path, resp.StatusCode)
+		if got := get(t, r.method, s.url(r.path), body, hdr...); got.status >= 500 && got.status != 501 {
+			t.Errorf("%s %s: %d", r.method, r.path, got.status)
 		}
 	}
 	logs := s.logs.String()
