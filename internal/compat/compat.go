@@ -13,7 +13,8 @@
 //     read, and project to the browser, any file the server can read outside
 //     the data dir. On Linux the pod directory is opened with O_NOFOLLOW and
 //     the file relative to it, so a link swapped in after the listing is
-//     refused too.
+//     refused too. The configured data dir and its pods/ are configuration,
+//     not store content: they may be symlinks.
 //   - Only regular files are read (never a FIFO, device or socket; opening
 //     never blocks), and at most 1 MiB of each.
 //   - Metadata that is not a JSON object, has a known field of the wrong

@@ -303,6 +303,33 @@ func TestHostileStore(t *testing.T) {
 	}
 }
 
+// TestConfiguredDirsMayBeSymlinks pins the other side of the symlink
+// decision: the data dir and its pods/ are the operator's configuration, not
+// store content, so they may be symlinks (as deployments often make them);
+// only what is inside pods/ is never followed.
+func TestConfiguredDirsMayBeSymlinks(t *testing.T) {
+	f := newFixture(t)
+	f.pod("real", nil)
+	linkedData := filepath.Join(t.TempDir(), "data-link")
+	if err := os.Symlink(f.dataDir, linkedData); err != nil {
+		t.Fatal(err)
+	}
+	linkedPods := filepath.Join(t.TempDir(), "data")
+	if err := os.MkdirAll(linkedPods, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(f.pods, filepath.Join(linkedPods, "pods")); err != nil {
+		t.Fatal(err)
+	}
+	for _, dataDir := range []string{linkedData, linkedPods} {
+		s := compat.New(compat.Config{WorkspaceID: "my-workspace", WorkspaceRoot: f.root, DataDir: dataDir})
+		page := list(t, s)
+		if len(page.Workers) != 1 || page.Workers[0].ID != compat.WorkerIDFor("real") || len(page.Diagnostics) != 0 {
+			t.Errorf("data dir through a symlink: %+v", page)
+		}
+	}
+}
+
 // TestHostilePodNames lists pods whose directory names hold a newline,
 // terminal escapes, invalid UTF-8, 255 bytes or path-like text. Each is
 // listed under a valid id, resolvable by it; its display strings are
