@@ -10,7 +10,7 @@ TS_CLIENT     := clients/typescript
 # npm ci writes this file last: it stamps an installed clients/typescript/node_modules.
 NODE_DEPS     := $(TS_CLIENT)/node_modules/.package-lock.json
 
-.PHONY: all generate build run test test-go lint vet fmt-check contract contract-fuzz node-deps
+.PHONY: all generate build run test test-go lint vet fmt-check contract contract-fuzz node-deps fuzz fuzz-brief fuzz-run soak
 
 all: build
 
@@ -27,8 +27,8 @@ build:
 run: build
 	./$(BIN) --listen $(LISTEN) --workspace-id local:sample --workspace-root $(SAMPLE_ROOT) --data-dir $(SAMPLE_DATA)
 
-## test: everything CI checks
-test: vet fmt-check test-go contract
+## test: everything CI checks (fuzzing briefly)
+test: vet fmt-check test-go contract fuzz-brief
 
 test-go:
 	$(GO) test -race -count=1 ./...
@@ -59,3 +59,34 @@ fmt-check:
 ## lint: golangci-lint (installed on demand at a pinned version)
 lint:
 	$(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0 run ./...
+
+# Fuzz targets as package:FuzzName; go test runs one -fuzz target at a time.
+FUZZ_TARGETS := ./internal/registry:FuzzValidID ./internal/registry:FuzzRuntimeWorkersCursor \
+	./internal/compat:FuzzBounded ./internal/compat:FuzzMetadataProjection \
+	./internal/handlers:FuzzHandler
+FUZZTIME       ?= 30s
+FUZZTIME_BRIEF ?= 5s
+
+## fuzz: run every fuzz target for FUZZTIME each (seed corpora: testdata/fuzz/)
+fuzz:
+	@$(MAKE) --no-print-directory fuzz-run FUZZ_FOR=$(FUZZTIME)
+
+## fuzz-brief: every fuzz target for FUZZTIME_BRIEF each (part of make test)
+fuzz-brief:
+	@$(MAKE) --no-print-directory fuzz-run FUZZ_FOR=$(FUZZTIME_BRIEF)
+
+fuzz-run:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== fuzz $$name for $(FUZZ_FOR)"; \
+		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZ_FOR) $$pkg || exit 1; \
+	done
+
+SOAK_DURATION ?= 60s
+SOAK_RATE     ?= 200
+SOAK_FLAGS    ?=
+
+## soak: bounded load with store faults against the real server on 127.0.0.1 (RELIABILITY.md)
+soak:
+	$(GO) build -tags soakhooks -o bin/runtime-registry-soak ./cmd/server
+	$(GO) run ./cmd/soak --server bin/runtime-registry-soak --duration $(SOAK_DURATION) --rate $(SOAK_RATE) $(SOAK_FLAGS)

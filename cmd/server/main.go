@@ -32,6 +32,8 @@ type config struct {
 	DataDir       string
 	MaxRecords    int
 	LogLevel      slog.Level
+	// Timeouts of the HTTP server; zero fields take the defaults.
+	Timeouts timeouts
 }
 
 // envPrefix prefixes the environment variable of each flag:
@@ -114,6 +116,26 @@ const (
 	maxHeaderBytes    = 64 << 10
 )
 
+// timeouts are the HTTP server's timeouts; a zero field means its default
+// above. They are not flags: tests shorten them.
+type timeouts struct {
+	ReadHeader, Read, Write, Idle, Shutdown time.Duration
+}
+
+func (t timeouts) withDefaults() timeouts {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&t.ReadHeader, readHeaderTimeout)
+	def(&t.Read, readTimeout)
+	def(&t.Write, writeTimeout)
+	def(&t.Idle, idleTimeout)
+	def(&t.Shutdown, shutdownTimeout)
+	return t
+}
+
 // run serves until ctx is done, then shuts down gracefully, letting in-flight
 // requests finish. ready, if not nil, receives the bound address once the
 // listener is open.
@@ -138,22 +160,29 @@ func run(ctx context.Context, cfg config, logOut io.Writer, ready chan<- net.Add
 	if err != nil {
 		return err
 	}
+	log.Info("serving", slog.String("workspace_id", cfg.WorkspaceID), slog.Bool("data_dir_configured", cfg.DataDir != ""))
+	return serve(ctx, cfg, e, log, ready)
+}
 
+// serve listens on cfg.Listen and serves h until ctx is done, then shuts down
+// gracefully: the listener closes at once, in-flight requests get up to the
+// shutdown timeout to finish.
+func serve(ctx context.Context, cfg config, h http.Handler, log *slog.Logger, ready chan<- net.Addr) error {
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
 	}
+	to := cfg.Timeouts.withDefaults()
 	srv := &http.Server{
-		Handler:           e,
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
-		WriteTimeout:      writeTimeout,
-		IdleTimeout:       idleTimeout,
+		Handler:           h,
+		ReadHeaderTimeout: to.ReadHeader,
+		ReadTimeout:       to.Read,
+		WriteTimeout:      to.Write,
+		IdleTimeout:       to.Idle,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	log.Info("serving", slog.String("listen", ln.Addr().String()), slog.String("workspace_id", cfg.WorkspaceID),
-		slog.Bool("data_dir_configured", cfg.DataDir != ""))
+	log.Info("listening", slog.String("listen", ln.Addr().String()))
 	if ready != nil {
 		ready <- ln.Addr()
 	}
@@ -166,7 +195,7 @@ func run(ctx context.Context, cfg config, logOut io.Writer, ready chan<- net.Add
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), to.Shutdown)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)

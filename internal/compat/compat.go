@@ -3,6 +3,28 @@
 // one Runtime of the registry. It is never authority: it reports what the
 // files say, under ids it derives itself, and it cannot create, stop or talk
 // to a Worker.
+//
+// The store is written by other programs, so everything in it is treated as
+// hostile input:
+//
+//   - Symlinks are never followed: a pod directory that is a symlink, and a
+//     metadata.json that is one, are reported as unreadable and not listed.
+//     Following them would let whoever can write the store make the backend
+//     read, and project to the browser, any file the server can read outside
+//     the data dir. On Linux the pod directory is opened with O_NOFOLLOW and
+//     the file relative to it, so a link swapped in after the listing is
+//     refused too. The configured data dir and its pods/ are configuration,
+//     not store content: they may be symlinks.
+//   - Only regular files are read (never a FIFO, device or socket; opening
+//     never blocks), and at most 1 MiB of each.
+//   - Metadata that is not a JSON object, has a known field of the wrong
+//     type or nests deeper than encoding/json allows (10,000 levels) is
+//     invalid. Of duplicate keys the last one wins, as in encoding/json and
+//     the common JSON readers the store's writers use, so both sides read a
+//     document the same way.
+//   - Pod directory names (newlines, invalid UTF-8, 255 bytes) never appear
+//     raw: ids are derived by Bounded and display strings are sanitized.
+//     Diagnostics and logs name a pod by its worker id only, never by a path.
 package compat
 
 import (

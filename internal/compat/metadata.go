@@ -108,9 +108,9 @@ func parseMetadata(data []byte) (*podMetadata, error) {
 const maxDisplayRunes = 80
 
 // sanitizeDisplay makes a store string safe to show: control characters,
-// '/' and '\' (so a display string never looks like a path) and invalid UTF-8
-// are dropped, surrounding white space is trimmed, and at most 80 code points
-// are kept.
+// bidirectional-text controls, '/' and '\' (so a display string never looks
+// like a path) and invalid UTF-8 are dropped, surrounding white space is
+// trimmed, and at most 80 code points are kept.
 func sanitizeDisplay(s string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); {
@@ -122,7 +122,9 @@ func sanitizeDisplay(s string) string {
 		if r == utf8.RuneError {
 			continue
 		}
-		if unicode.IsControl(r) || r == '/' || r == '\\' {
+		// Bidi controls (U+202E and kin) are not control characters to
+		// unicode.IsControl, yet they can make a label read as something else.
+		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) || r == '/' || r == '\\' {
 			continue
 		}
 		b.WriteRune(r)

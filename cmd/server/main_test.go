@@ -1,0 +1,635 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/workspace-backend/runtime-registry/internal/compat"
+	"github.com/workspace-backend/runtime-registry/internal/handlers"
+	"github.com/workspace-backend/runtime-registry/internal/registry"
+)
+
+// watchdog bounds every wait in these tests: reaching it means a hang, not
+// slowness (nothing here measures speed).
+const watchdog = 30 * time.Second
+
+func TestParseConfig(t *testing.T) {
+	cwd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defaults := config{Listen: "127.0.0.1:8080", WorkspaceID: "local:default", WorkspaceRoot: cwd,
+		MaxRecords: registry.DefaultMaxRecords, LogLevel: slog.LevelInfo}
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		want    func(c *config)
+		wantErr string // substring; "" for success
+	}{
+		{"defaults", nil, nil, func(*config) {}, ""},
+		{"flags", []string{"--listen", "127.0.0.1:0", "--workspace-id", "local:x", "--workspace-root", "/w",
+			"--data-dir", "/d", "--max-records", "5", "--log-level", "debug"}, nil, func(c *config) {
+			c.Listen, c.WorkspaceID, c.WorkspaceRoot, c.DataDir, c.MaxRecords, c.LogLevel = "127.0.0.1:0", "local:x", "/w", "/d", 5, slog.LevelDebug
+		}, ""},
+		{"environment", nil, map[string]string{"RUNTIME_REGISTRY_DATA_DIR": "/env/d", "RUNTIME_REGISTRY_MAX_RECORDS": "7",
+			"RUNTIME_REGISTRY_LOG_LEVEL": "warn", "RUNTIME_REGISTRY_WORKSPACE_ROOT": "/env/w"}, func(c *config) {
+			c.DataDir, c.MaxRecords, c.LogLevel, c.WorkspaceRoot = "/env/d", 7, slog.LevelWarn, "/env/w"
+		}, ""},
+		{"a flag wins over the environment", []string{"-max-records=9", "-data-dir=/flag"},
+			map[string]string{"RUNTIME_REGISTRY_MAX_RECORDS": "7", "RUNTIME_REGISTRY_DATA_DIR": "/env"}, func(c *config) {
+				c.MaxRecords, c.DataDir = 9, "/flag"
+			}, ""},
+		{"an empty variable is unset", nil, map[string]string{"RUNTIME_REGISTRY_LISTEN": ""}, func(*config) {}, ""},
+		{"max-records 0", []string{"--max-records", "0"}, nil, nil, "--max-records must be 1 to 200"},
+		{"max-records 201", []string{"--max-records=201"}, nil, nil, "--max-records must be 1 to 200"},
+		{"max-records over from the environment", nil, map[string]string{"RUNTIME_REGISTRY_MAX_RECORDS": "1000"}, nil, "--max-records must be 1 to 200"},
+		{"max-records not a number", []string{"--max-records", "many"}, nil, nil, "invalid value"},
+		{"bad variable names itself", nil, map[string]string{"RUNTIME_REGISTRY_MAX_RECORDS": "many"}, nil, "RUNTIME_REGISTRY_MAX_RECORDS"},
+		{"bad log level", []string{"--log-level", "loud"}, nil, nil, "invalid value"},
+		{"unknown flag", []string{"--token", "x"}, nil, nil, "flag provided but not defined"},
+		{"positional argument", []string{"serve"}, nil, nil, "unexpected arguments"},
+		{"help", []string{"-h"}, nil, nil, flag.ErrHelp.Error()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			getenv := func(k string) string { return tt.env[k] }
+			got, err := parseConfig(tt.args, getenv, &stderr)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("error %v (stderr %s)", err, stderr.String())
+			}
+			want := defaults
+			tt.want(&want)
+			if got != want {
+				t.Errorf("config %+v, want %+v", got, want)
+			}
+		})
+	}
+}
+
+func TestTimeoutDefaults(t *testing.T) {
+	got := timeouts{ReadHeader: time.Second}.withDefaults()
+	want := timeouts{ReadHeader: time.Second, Read: readTimeout, Write: writeTimeout, Idle: idleTimeout, Shutdown: shutdownTimeout}
+	if got != want {
+		t.Errorf("withDefaults = %+v, want %+v", got, want)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the server's concurrent log writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// started is a server running in the background for one test.
+type started struct {
+	addr string
+	logs *syncBuffer
+	stop context.CancelFunc
+	done chan error
+}
+
+// startRun runs the real server (run) on a free loopback port and stops it
+// when the test ends, failing if it does not stop cleanly.
+func startRun(t *testing.T, cfg config) *started {
+	t.Helper()
+	cfg.Listen = "127.0.0.1:0"
+	return start(t, func(ctx context.Context, logs io.Writer, ready chan<- net.Addr) error {
+		return run(ctx, cfg, logs, ready)
+	})
+}
+
+// startServe runs serve over handler h.
+func startServe(t *testing.T, cfg config, h http.Handler) *started {
+	t.Helper()
+	cfg.Listen = "127.0.0.1:0"
+	return start(t, func(ctx context.Context, logs io.Writer, ready chan<- net.Addr) error {
+		return serve(ctx, cfg, h, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), ready)
+	})
+}
+
+func start(t *testing.T, f func(ctx context.Context, logs io.Writer, ready chan<- net.Addr) error) *started {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &started{logs: &syncBuffer{}, stop: cancel, done: make(chan error, 1)}
+	ready := make(chan net.Addr, 1)
+	go func() { s.done <- f(ctx, s.logs, ready) }()
+	select {
+	case a := <-ready:
+		s.addr = a.String()
+	case err := <-s.done:
+		t.Fatalf("server did not start: %v", err)
+	case <-time.After(watchdog):
+		t.Fatal("server did not start")
+	}
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-s.done:
+			if err != nil {
+				t.Errorf("server stopped with %v", err)
+			}
+		case <-time.After(watchdog):
+			t.Error("server did not stop")
+		}
+	})
+	return s
+}
+
+func (s *started) url(path string) string { return "http://" + s.addr + path }
+
+// reply is one answer, read in full.
+type reply struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// get sends one request with a client that never reuses state across tests.
+func get(t *testing.T, method, url string, body io.Reader, header ...string) reply {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	client := &http.Client{Timeout: watchdog}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading body: %v", method, url, err)
+	}
+	return reply{status: resp.StatusCode, header: resp.Header, body: data}
+}
+
+// problemCode checks that resp is a problem document and returns its code.
+func problemCode(t *testing.T, resp *http.Response, body []byte) string {
+	t.Helper()
+	if ct := resp.Header.Get("Content-Type"); ct != "application/problem+json" {
+		t.Errorf("Content-Type %q, want application/problem+json; body %s", ct, body)
+	}
+	var p struct {
+		Code   string `json:"code"`
+		Status int    `json:"status"`
+	}
+	if err := json.Unmarshal(body, &p); err != nil {
+		t.Fatalf("problem body %q: %v", body, err)
+	}
+	if p.Status != resp.StatusCode {
+		t.Errorf("problem status %d, response %d", p.Status, resp.StatusCode)
+	}
+	return p.Code
+}
+
+// TestSlowClientIsDisconnected opens connections that send no headers, or
+// trickle them a byte at a time: the server closes each once the header
+// timeout has passed, rather than holding it open.
+func TestSlowClientIsDisconnected(t *testing.T) {
+	s := startRun(t, config{WorkspaceID: "ws", MaxRecords: 200, LogLevel: slog.LevelError,
+		Timeouts: timeouts{ReadHeader: 300 * time.Millisecond}})
+	tests := []struct {
+		name  string
+		write func(c net.Conn)
+	}{
+		{"sends nothing", func(net.Conn) {}},
+		{"sends half a request line", func(c net.Conn) { _, _ = c.Write([]byte("GET /api/work")) }},
+		{"trickles headers", func(c net.Conn) {
+			for _, b := range []byte("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa") {
+				if _, err := c.Write([]byte{b}); err != nil {
+					return // closed by the server, as it should
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", s.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = c.Close() }()
+			tt.write(c)
+			// The server must close the connection well before the 30 s
+			// read timeout would: only the header timeout can do that.
+			if err := c.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			_, err = io.ReadAll(c)
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Fatal("the server held the connection open")
+			}
+		})
+	}
+	// The server goes on serving.
+	if r := get(t, "GET", s.url("/healthz"), nil); r.status != http.StatusOK {
+		t.Errorf("healthz %d", r.status)
+	}
+}
+
+// TestOversizeBodyOverTCP sends bodies over 1 MiB over a real connection, with
+// and without Content-Length (chunked): each gets a 413 problem.
+func TestOversizeBodyOverTCP(t *testing.T) {
+	s := startRun(t, config{WorkspaceID: "ws", MaxRecords: 200, LogLevel: slog.LevelError})
+	target := "/api/runtimes/" + string(compat.RuntimeID) + "/workers/w1/input"
+	body := `{"kind":"user","content":"` + strings.Repeat("x", 2<<20) + `"}`
+	for _, chunked := range []bool{false, true} {
+		t.Run(fmt.Sprintf("chunked=%v", chunked), func(t *testing.T) {
+			c, err := net.Dial("tcp", s.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = c.Close() }()
+			if err := c.SetDeadline(time.Now().Add(watchdog)); err != nil {
+				t.Fatal(err)
+			}
+			go func() {
+				// The server may answer and close before the whole body is
+				// sent: write errors are expected.
+				w := bufio.NewWriter(c)
+				_, _ = fmt.Fprintf(w, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n", target)
+				if chunked {
+					_, _ = fmt.Fprintf(w, "Transfer-Encoding: chunked\r\n\r\n")
+					for i := 0; i < len(body); i += 64 << 10 {
+						chunk := body[i:min(i+64<<10, len(body))]
+						_, _ = fmt.Fprintf(w, "%x\r\n%s\r\n", len(chunk), chunk)
+					}
+					_, _ = fmt.Fprintf(w, "0\r\n\r\n")
+				} else {
+					_, _ = fmt.Fprintf(w, "Content-Length: %d\r\n\r\n%s", len(body), body)
+				}
+				_ = w.Flush()
+			}()
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatalf("reading the response: %v", err)
+			}
+			defer func() { _ = resp.Body.Close() }()
+			data, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != http.StatusRequestEntityTooLarge || problemCode(t, resp, data) != "payload_too_large" {
+				t.Errorf("status %d body %s, want a 413 payload_too_large problem", resp.StatusCode, data)
+			}
+		})
+	}
+}
+
+// stubSource is a Runtime double whose Summary runs a test's function.
+type stubSource struct {
+	registry.ReadOnlyOperations
+	summary func(ctx context.Context) (registry.RuntimeSummary, error)
+}
+
+var _ registry.Source = (*stubSource)(nil)
+
+func (s *stubSource) RuntimeID() registry.RuntimeID { return s.Runtime }
+
+func (s *stubSource) Summary(ctx context.Context) (registry.RuntimeSummary, error) {
+	return s.summary(ctx)
+}
+
+func (s *stubSource) Hosts(context.Context) ([]registry.Host, []registry.Diagnostic, error) {
+	return nil, nil, nil
+}
+
+func (s *stubSource) Workers(context.Context, registry.WorkerQuery) (registry.WorkerPage, error) {
+	return registry.WorkerPage{}, nil
+}
+
+func (s *stubSource) Worker(_ context.Context, id registry.WorkerID) (registry.Worker, error) {
+	return registry.Worker{}, registry.UnknownWorker(registry.WorkerRef{RuntimeID: s.Runtime, WorkerID: id})
+}
+
+func summaryOf(id registry.RuntimeID) registry.RuntimeSummary {
+	return registry.RuntimeSummary{ID: id, Label: "stub", Kind: "stub", Status: registry.Available,
+		HostIDs: []registry.HostID{}, Source: registry.SourceInfo{Kind: registry.SourceEmbeddedWorkerRuntime,
+			Status: registry.SourceActive, IdentityAuthority: registry.IdentityAuthorityProjection, Note: "stub"},
+		Capabilities: registry.Capabilities{LocalPodInspection: registry.InspectionUnavailable,
+			WorkspaceScope: registry.WorkspaceScopeCurrent, OS: "linux", Arch: "amd64"}}
+}
+
+// handlerOver builds the real HTTP handler over sources, logging to logs.
+func handlerOver(t *testing.T, logs io.Writer, sources ...registry.Source) http.Handler {
+	t.Helper()
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	reg, err := registry.New(registry.Options{WorkspaceID: "ws", Auditor: registry.SlogAuditor{Logger: log}}, sources...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := handlers.NewServer(reg, handlers.ServerOptions{Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// TestPanicBecomesProblem makes a Runtime panic inside a request over a real
+// connection: the client gets a 500 internal problem that reveals nothing of
+// the panic, and the server goes on answering, on the same connection too.
+func TestPanicBecomesProblem(t *testing.T) {
+	const secret = "/var/lib/SECRET-PANIC-PATH token=SECRET-PANIC-TOKEN"
+	panicky := &stubSource{ReadOnlyOperations: registry.ReadOnlyOperations{Runtime: "panicky"},
+		summary: func(context.Context) (registry.RuntimeSummary, error) { panic(secret) }}
+	fine := &stubSource{ReadOnlyOperations: registry.ReadOnlyOperations{Runtime: "fine"},
+		summary: func(context.Context) (registry.RuntimeSummary, error) { return summaryOf("fine"), nil }}
+	logs := &syncBuffer{}
+	s := startServe(t, config{}, handlerOver(t, logs, panicky, fine))
+
+	client := &http.Client{Timeout: watchdog, Transport: &http.Transport{MaxConnsPerHost: 1}}
+	for i := range 3 {
+		resp, err := client.Get(s.url("/api/runtimes/panicky"))
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusInternalServerError || problemCode(t, resp, body) != "internal" {
+			t.Fatalf("status %d body %s, want a 500 internal problem", resp.StatusCode, body)
+		}
+		if bytes.Contains(body, []byte("SECRET")) || bytes.Contains(body, []byte("panic")) || bytes.Contains(body, []byte("goroutine")) {
+			t.Errorf("the problem reveals the panic: %s", body)
+		}
+		resp, err = client.Get(s.url("/api/runtimes/fine"))
+		if err != nil {
+			t.Fatalf("after a panic: %v", err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("after a panic the server answers %d", resp.StatusCode)
+		}
+	}
+	if strings.Contains(logs.String(), "SECRET") {
+		t.Errorf("the log holds the panic's text: %s", logs.String())
+	}
+	if !strings.Contains(logs.String(), "handler panicked") {
+		t.Error("the panic was not logged")
+	}
+}
+
+// TestGracefulShutdownFinishesInFlight starts a request whose Runtime blocks,
+// then stops the server: it stops accepting, waits for the request, which
+// completes with its answer, and only then returns.
+func TestGracefulShutdownFinishesInFlight(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	slow := &stubSource{ReadOnlyOperations: registry.ReadOnlyOperations{Runtime: "slow"},
+		summary: func(context.Context) (registry.RuntimeSummary, error) {
+			close(entered)
+			<-release
+			return summaryOf("slow"), nil
+		}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready, done := make(chan net.Addr, 1), make(chan error, 1)
+	h := handlerOver(t, io.Discard, slow)
+	go func() {
+		done <- serve(ctx, config{Listen: "127.0.0.1:0"}, h, slog.New(slog.DiscardHandler), ready)
+	}()
+	addr := (<-ready).String()
+
+	type result struct {
+		status int
+		body   []byte
+		err    error
+	}
+	inflight := make(chan result, 1)
+	go func() {
+		resp, err := (&http.Client{Timeout: watchdog}).Get("http://" + addr + "/api/runtimes/slow")
+		if err != nil {
+			inflight <- result{err: err}
+			return
+		}
+		defer func() { _ = resp.Body.Close() }()
+		body, err := io.ReadAll(resp.Body)
+		inflight <- result{status: resp.StatusCode, body: body, err: err}
+	}()
+	select {
+	case <-entered:
+	case <-time.After(watchdog):
+		t.Fatal("the request never reached the Runtime")
+	}
+	cancel() // SIGTERM, in effect
+
+	// New connections are refused once shutdown has begun.
+	deadline := time.Now().Add(watchdog)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			break
+		}
+		_ = c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("the listener stayed open during shutdown")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("serve returned (%v) with a request in flight", err)
+	default:
+	}
+
+	close(release)
+	r := <-inflight
+	if r.err != nil || r.status != http.StatusOK || !bytes.Contains(r.body, []byte(`"runtime_id":"slow"`)) {
+		t.Fatalf("in-flight request: %d %s %v", r.status, r.body, r.err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	case <-time.After(watchdog):
+		t.Fatal("serve did not return after the in-flight request finished")
+	}
+}
+
+// TestSecurityHeadersOnEveryResponse checks nosniff and the absence of any
+// CORS grant on answers of every kind, including CORS preflights.
+func TestSecurityHeadersOnEveryResponse(t *testing.T) {
+	s := startRun(t, config{WorkspaceID: "ws", MaxRecords: 200, LogLevel: slog.LevelError, DataDir: t.TempDir()})
+	origin := []string{"Origin", "https://evil.example"}
+	preflight := append(origin, "Access-Control-Request-Method", "POST", "Access-Control-Request-Headers", "content-type")
+	tests := []struct {
+		method, path string
+		body         string
+		header       []string
+		status       int
+	}{
+		{"GET", "/healthz", "", origin, 200},
+		{"GET", "/api/openapi.json", "", origin, 200},
+		{"GET", "/api/runtimes", "", origin, 200},
+		{"GET", "/api/workers", "", origin, 200},
+		{"GET", "/api/runtimes/nope", "", origin, 404},
+		{"GET", "/api/runtimes/bad.id", "", origin, 400},
+		{"GET", "/nowhere", "", origin, 404},
+		{"DELETE", "/api/runtimes", "", origin, 405},
+		{"POST", "/api/runtimes/" + string(compat.RuntimeID) + "/workers", `{"intent":{"kind":"task"}}`, append(origin, "Content-Type", "application/json"), 501},
+		{"OPTIONS", "/api/runtimes", "", preflight, 405},
+		{"OPTIONS", "/api/runtimes/" + string(compat.RuntimeID) + "/workers", "", preflight, 405},
+		{"OPTIONS", "/nowhere", "", preflight, 404},
+		{"OPTIONS", "*", "", preflight, 0}, // answered by net/http itself
+		{"HEAD", "/api/runtimes", "", origin, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
+			url := s.url(tt.path)
+			if tt.path == "*" {
+				url = s.url("")
+			}
+			var body io.Reader
+			if tt.body != "" {
+				body = strings.NewReader(tt.body)
+			}
+			req, err := http.NewRequestWithContext(t.Context(), tt.method, url, body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.path == "*" {
+				req.URL.Opaque, req.URL.Path = "*", ""
+			}
+			for i := 0; i+1 < len(tt.header); i += 2 {
+				req.Header.Set(tt.header[i], tt.header[i+1])
+			}
+			resp, err := (&http.Client{Timeout: watchdog}).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data, _ := io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			if tt.status != 0 && resp.StatusCode != tt.status {
+				t.Errorf("status %d, want %d; body %s", resp.StatusCode, tt.status, data)
+			}
+			if tt.path != "*" && resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+				t.Errorf("no nosniff: %v", resp.Header)
+			}
+			for k := range resp.Header {
+				if strings.HasPrefix(strings.ToLower(k), "access-control-") {
+					t.Errorf("CORS header %s: %v", k, resp.Header[k])
+				}
+			}
+			if resp.StatusCode >= 400 && tt.path != "*" && tt.method != "HEAD" {
+				problemCode(t, resp, data)
+			}
+		})
+	}
+}
+
+// TestLogsRevealNothing plants markers in the store (session ids, sockets,
+// the data dir and workspace paths) and in requests (query names and
+// values, headers such as Authorization and Cookie, bodies, invalid ids),
+// drives every endpoint at debug level, and checks that no log line holds
+// any of them.
+func TestLogsRevealNothing(t *testing.T) {
+	base := t.TempDir()
+	root := filepath.Join(base, "MARKROOTPARENT", "project")
+	dataDir := filepath.Join(base, "MARKDATADIR")
+	pods := map[string]string{
+		"visible": fmt.Sprintf(`{"worker_name":"visible","workspace_root":%q,"active":{"session_id":"MARKSESSION","segment_id":"MARKSEGMENT"},"peers":[{"socket":"/run/MARKSOCKET.sock"}],"resolved_manifest_snapshot":{"role":"r","session_path":"/MARKSESSIONPATH"}}`, root),
+		"foreign": `{"workspace_root":"/MARKOTHERROOT/ws","active":{"session_id":"MARKSESSION"}}`,
+		"broken":  `{"workspace_root":"/MARKBROKEN`,
+		"noroot":  `{"worker_name":"x","active":{"session_id":"MARKSESSION"}}`,
+	}
+	for name, doc := range pods {
+		dir := filepath.Join(dataDir, "pods", name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "metadata.json"), []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("/MARKLINKTARGET", filepath.Join(dataDir, "pods", "linked")); err != nil {
+		t.Fatal(err)
+	}
+	s := startRun(t, config{WorkspaceID: "ws", WorkspaceRoot: root, DataDir: dataDir, MaxRecords: 200, LogLevel: slog.LevelDebug})
+
+	rt := string(compat.RuntimeID)
+	w := string(compat.WorkerIDFor("visible"))
+	secretHeaders := []string{"Authorization", "Bearer MARKTOKEN", "Cookie", "session=MARKCOOKIE",
+		"X-Forwarded-For", "MARKFORWARDED", "User-Agent", "MARKAGENT", "Referer", "http://x/MARKREFERER"}
+	requests := []struct{ method, path, body string }{
+		{"GET", "/api/runtimes?token=MARKQUERYTOKEN", ""},
+		{"GET", "/api/workers?data_dir=/MARKQUERYPATH", ""},
+		{"GET", "/api/workers?MARKQUERYNAME=1", ""},
+		{"GET", "/api/hosts", ""},
+		{"GET", "/api/hosts/" + string(compat.HostIDFor("ws")) + "/workers", ""},
+		{"GET", "/api/runtimes/" + rt, ""},
+		{"GET", "/api/runtimes/" + rt + "/hosts", ""},
+		{"GET", "/api/runtimes/" + rt + "/workers?limit=1&cursor=MARKCURSOR", ""},
+		{"GET", "/api/runtimes/" + rt + "/workers?limit=1", ""},
+		{"GET", "/api/runtimes/" + rt + "/workers/" + w, ""},
+		{"GET", "/api/runtimes/" + rt + "/workers/" + string(compat.WorkerIDFor("foreign")), ""},
+		{"GET", "/api/runtimes/" + rt + "/workers/MARKBADID.x", ""},
+		{"GET", "/api/runtimes/" + rt + "/workers/..%2FMARKTRAVERSAL", ""},
+		{"GET", "/MARKUNROUTED/path", ""},
+		{"POST", "/api/runtimes/" + rt + "/workers", `{"intent":{"kind":"task","objective":"MARKBODY"},"worker_name":"MARKBODYNAME"}`},
+		{"POST", "/api/runtimes/" + rt + "/workers/" + w + "/input", `{"kind":"user","content":"MARKBODYCONTENT"}`},
+		{"POST", "/api/runtimes/" + rt + "/workers/" + w + "/input", `{"kind":"user","content":"MARKBODYUNKNOWN","callback":"http://MARKCALLBACK"}`},
+		{"POST", "/api/runtimes/" + rt + "/workers/" + w + "/stop", `{"mode":"MARKBADENUM"}`},
+		{"POST", "/api/runtimes/" + rt + "/workers/" + w + "/stop", `{"mode":`},
+	}
+	for _, r := range requests {
+		var body io.Reader
+		hdr := secretHeaders
+		if r.body != "" {
+			body = strings.NewReader(r.body)
+			hdr = append(hdr[:len(hdr):len(hdr)], "Content-Type", "application/json")
+		}
+		if got := get(t, r.method, s.url(r.path), body, hdr...); got.status >= 500 && got.status != 501 {
+			t.Errorf("%s %s: %d", r.method, r.path, got.status)
+		}
+	}
+	logs := s.logs.String()
+	if !strings.Contains(logs, `"msg":"request"`) || !strings.Contains(logs, `"msg":"audit"`) || !strings.Contains(logs, `"level":"DEBUG"`) {
+		t.Fatalf("the logs lack request, audit or debug lines, so this test proves nothing:\n%s", logs)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
+		if strings.Contains(line, "MARK") || strings.Contains(line, base) {
+			t.Errorf("log line reveals a planted value: %s", line)
+		}
+		if !json.Valid([]byte(line)) {
+			t.Errorf("log line is not JSON: %s", line)
+		}
+	}
+}
