@@ -126,15 +126,27 @@ func run(ctx context.Context, cfg config, logOut io.Writer, ready chan<- net.Add
 		DataDir:       cfg.DataDir,
 		Logger:        log,
 	})
+	// The index is built before the listener opens, so the first request is
+	// answered from a complete index; it is closed after the last request.
+	started := time.Now()
+	if err := local.Start(ctx); err != nil {
+		return fmt.Errorf("indexing the local pod store: %w", err)
+	}
+	defer func() { _ = local.Close() }()
+	log.Info("local pod store indexed", slog.Int("pods", local.Stats().Pods),
+		slog.Bool("watching", local.Stats().Watching), slog.Duration("took", time.Since(started)))
+
+	metrics := handlers.NewMetrics()
+	registerIndexMetrics(metrics.Registry, local)
 	reg, err := registry.New(registry.Options{
 		WorkspaceID: cfg.WorkspaceID,
 		MaxRecords:  cfg.MaxRecords,
-		Auditor:     registry.SlogAuditor{Logger: log},
+		Auditor:     registry.Auditors{registry.SlogAuditor{Logger: log}, metrics.Auditor(local.RuntimeID())},
 	}, local)
 	if err != nil {
 		return err
 	}
-	e, err := handlers.NewServer(reg, handlers.ServerOptions{Logger: log})
+	e, err := handlers.NewServer(reg, handlers.ServerOptions{Logger: log, Metrics: metrics})
 	if err != nil {
 		return err
 	}

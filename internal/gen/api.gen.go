@@ -1009,6 +1009,9 @@ type Cursor = string
 // HostId Example: local-my-workspace-0123456789abcdef
 type HostId = string
 
+// IfNoneMatch defines model for IfNoneMatch.
+type IfNoneMatch = string
+
 // Limit Example: 50
 type Limit = int
 
@@ -1088,6 +1091,51 @@ type PayloadTooLarge = Problem
 // details such as local file locations or credentials.
 type ServiceUnavailable = Problem
 
+// ListHostsParams defines parameters for ListHosts.
+type ListHostsParams struct {
+	// IfNoneMatch Entity tags from earlier answers (RFC 9110 section 13.1.2), or `*`. When
+	// one of them matches the current representation the answer is
+	// `304 Not Modified` without a body. Weak tags (`W/"..."`) compare by
+	// their opaque part.
+	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
+}
+
+// ListHostWorkersParams defines parameters for ListHostWorkers.
+type ListHostWorkersParams struct {
+	// IfNoneMatch Entity tags from earlier answers (RFC 9110 section 13.1.2), or `*`. When
+	// one of them matches the current representation the answer is
+	// `304 Not Modified` without a body. Weak tags (`W/"..."`) compare by
+	// their opaque part.
+	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
+}
+
+// ListRuntimesParams defines parameters for ListRuntimes.
+type ListRuntimesParams struct {
+	// IfNoneMatch Entity tags from earlier answers (RFC 9110 section 13.1.2), or `*`. When
+	// one of them matches the current representation the answer is
+	// `304 Not Modified` without a body. Weak tags (`W/"..."`) compare by
+	// their opaque part.
+	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
+}
+
+// GetRuntimeParams defines parameters for GetRuntime.
+type GetRuntimeParams struct {
+	// IfNoneMatch Entity tags from earlier answers (RFC 9110 section 13.1.2), or `*`. When
+	// one of them matches the current representation the answer is
+	// `304 Not Modified` without a body. Weak tags (`W/"..."`) compare by
+	// their opaque part.
+	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
+}
+
+// ListRuntimeHostsParams defines parameters for ListRuntimeHosts.
+type ListRuntimeHostsParams struct {
+	// IfNoneMatch Entity tags from earlier answers (RFC 9110 section 13.1.2), or `*`. When
+	// one of them matches the current representation the answer is
+	// `304 Not Modified` without a body. Weak tags (`W/"..."`) compare by
+	// their opaque part.
+	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
+}
+
 // ListRuntimeWorkersParams defines parameters for ListRuntimeWorkers.
 type ListRuntimeWorkersParams struct {
 	// Limit Maximum number of items in the page, 1 to 200 (the server may cap it
@@ -1099,6 +1147,30 @@ type ListRuntimeWorkersParams struct {
 	// it for the first page. A malformed or expired cursor is
 	// `400 invalid_request`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// IfNoneMatch Entity tags from earlier answers (RFC 9110 section 13.1.2), or `*`. When
+	// one of them matches the current representation the answer is
+	// `304 Not Modified` without a body. Weak tags (`W/"..."`) compare by
+	// their opaque part.
+	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
+}
+
+// GetWorkerParams defines parameters for GetWorker.
+type GetWorkerParams struct {
+	// IfNoneMatch Entity tags from earlier answers (RFC 9110 section 13.1.2), or `*`. When
+	// one of them matches the current representation the answer is
+	// `304 Not Modified` without a body. Weak tags (`W/"..."`) compare by
+	// their opaque part.
+	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
+}
+
+// ListWorkersParams defines parameters for ListWorkers.
+type ListWorkersParams struct {
+	// IfNoneMatch Entity tags from earlier answers (RFC 9110 section 13.1.2), or `*`. When
+	// one of them matches the current representation the answer is
+	// `304 Not Modified` without a body. Weak tags (`W/"..."`) compare by
+	// their opaque part.
+	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
 }
 
 // CreateWorkerJSONRequestBody defines body for CreateWorker for application/json ContentType.
@@ -1114,22 +1186,22 @@ type StopWorkerJSONRequestBody = StopWorkerRequest
 type ServerInterface interface {
 	// ListHosts List hosts of all Runtimes
 	// (GET /api/hosts)
-	ListHosts(ctx echo.Context) error
+	ListHosts(ctx echo.Context, params ListHostsParams) error
 	// ListHostWorkers List Workers on one host
 	// (GET /api/hosts/{host_id}/workers)
-	ListHostWorkers(ctx echo.Context, hostId HostId) error
+	ListHostWorkers(ctx echo.Context, hostId HostId, params ListHostWorkersParams) error
 	// GetOpenAPISpec The API contract
 	// (GET /api/openapi.json)
 	GetOpenAPISpec(ctx echo.Context) error
 	// ListRuntimes List Runtimes
 	// (GET /api/runtimes)
-	ListRuntimes(ctx echo.Context) error
+	ListRuntimes(ctx echo.Context, params ListRuntimesParams) error
 	// GetRuntime Get one Runtime
 	// (GET /api/runtimes/{runtime_id})
-	GetRuntime(ctx echo.Context, runtimeId RuntimeId) error
+	GetRuntime(ctx echo.Context, runtimeId RuntimeId, params GetRuntimeParams) error
 	// ListRuntimeHosts List the hosts of one Runtime
 	// (GET /api/runtimes/{runtime_id}/hosts)
-	ListRuntimeHosts(ctx echo.Context, runtimeId RuntimeId) error
+	ListRuntimeHosts(ctx echo.Context, runtimeId RuntimeId, params ListRuntimeHostsParams) error
 	// ListRuntimeWorkers List the Workers of one Runtime
 	// (GET /api/runtimes/{runtime_id}/workers)
 	ListRuntimeWorkers(ctx echo.Context, runtimeId RuntimeId, params ListRuntimeWorkersParams) error
@@ -1138,7 +1210,7 @@ type ServerInterface interface {
 	CreateWorker(ctx echo.Context, runtimeId RuntimeId) error
 	// GetWorker Get one Worker
 	// (GET /api/runtimes/{runtime_id}/workers/{worker_id})
-	GetWorker(ctx echo.Context, runtimeId RuntimeId, workerId WorkerId) error
+	GetWorker(ctx echo.Context, runtimeId RuntimeId, workerId WorkerId, params GetWorkerParams) error
 	// SendWorkerInput Send input to a Worker
 	// (POST /api/runtimes/{runtime_id}/workers/{worker_id}/input)
 	SendWorkerInput(ctx echo.Context, runtimeId RuntimeId, workerId WorkerId) error
@@ -1147,10 +1219,13 @@ type ServerInterface interface {
 	StopWorker(ctx echo.Context, runtimeId RuntimeId, workerId WorkerId) error
 	// ListWorkers List Workers of all Runtimes
 	// (GET /api/workers)
-	ListWorkers(ctx echo.Context) error
+	ListWorkers(ctx echo.Context, params ListWorkersParams) error
 	// GetHealth Liveness check
 	// (GET /healthz)
 	GetHealth(ctx echo.Context) error
+	// GetMetrics Prometheus metrics
+	// (GET /metrics)
+	GetMetrics(ctx echo.Context) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
@@ -1162,8 +1237,28 @@ type ServerInterfaceWrapper struct {
 func (w *ServerInterfaceWrapper) ListHosts(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListHostsParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-None-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-None-Match")]; found {
+		var IfNoneMatch IfNoneMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-None-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-None-Match", valueList[0], &IfNoneMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-None-Match: %s", err))
+		}
+
+		params.IfNoneMatch = &IfNoneMatch
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.ListHosts(ctx)
+	err = w.Handler.ListHosts(ctx, params)
 	return err
 }
 
@@ -1178,8 +1273,28 @@ func (w *ServerInterfaceWrapper) ListHostWorkers(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter host_id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListHostWorkersParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-None-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-None-Match")]; found {
+		var IfNoneMatch IfNoneMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-None-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-None-Match", valueList[0], &IfNoneMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-None-Match: %s", err))
+		}
+
+		params.IfNoneMatch = &IfNoneMatch
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.ListHostWorkers(ctx, hostId)
+	err = w.Handler.ListHostWorkers(ctx, hostId, params)
 	return err
 }
 
@@ -1196,8 +1311,28 @@ func (w *ServerInterfaceWrapper) GetOpenAPISpec(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) ListRuntimes(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListRuntimesParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-None-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-None-Match")]; found {
+		var IfNoneMatch IfNoneMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-None-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-None-Match", valueList[0], &IfNoneMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-None-Match: %s", err))
+		}
+
+		params.IfNoneMatch = &IfNoneMatch
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.ListRuntimes(ctx)
+	err = w.Handler.ListRuntimes(ctx, params)
 	return err
 }
 
@@ -1212,8 +1347,28 @@ func (w *ServerInterfaceWrapper) GetRuntime(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter runtime_id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetRuntimeParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-None-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-None-Match")]; found {
+		var IfNoneMatch IfNoneMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-None-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-None-Match", valueList[0], &IfNoneMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-None-Match: %s", err))
+		}
+
+		params.IfNoneMatch = &IfNoneMatch
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.GetRuntime(ctx, runtimeId)
+	err = w.Handler.GetRuntime(ctx, runtimeId, params)
 	return err
 }
 
@@ -1228,8 +1383,28 @@ func (w *ServerInterfaceWrapper) ListRuntimeHosts(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter runtime_id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListRuntimeHostsParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-None-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-None-Match")]; found {
+		var IfNoneMatch IfNoneMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-None-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-None-Match", valueList[0], &IfNoneMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-None-Match: %s", err))
+		}
+
+		params.IfNoneMatch = &IfNoneMatch
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.ListRuntimeHosts(ctx, runtimeId)
+	err = w.Handler.ListRuntimeHosts(ctx, runtimeId, params)
 	return err
 }
 
@@ -1258,6 +1433,23 @@ func (w *ServerInterfaceWrapper) ListRuntimeWorkers(ctx echo.Context) error {
 	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
 	if err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-None-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-None-Match")]; found {
+		var IfNoneMatch IfNoneMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-None-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-None-Match", valueList[0], &IfNoneMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-None-Match: %s", err))
+		}
+
+		params.IfNoneMatch = &IfNoneMatch
 	}
 
 	// Invoke the callback with all the unmarshaled arguments
@@ -1300,8 +1492,28 @@ func (w *ServerInterfaceWrapper) GetWorker(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter worker_id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetWorkerParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-None-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-None-Match")]; found {
+		var IfNoneMatch IfNoneMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-None-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-None-Match", valueList[0], &IfNoneMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-None-Match: %s", err))
+		}
+
+		params.IfNoneMatch = &IfNoneMatch
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.GetWorker(ctx, runtimeId, workerId)
+	err = w.Handler.GetWorker(ctx, runtimeId, workerId, params)
 	return err
 }
 
@@ -1357,8 +1569,28 @@ func (w *ServerInterfaceWrapper) StopWorker(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) ListWorkers(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListWorkersParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-None-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-None-Match")]; found {
+		var IfNoneMatch IfNoneMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-None-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-None-Match", valueList[0], &IfNoneMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-None-Match: %s", err))
+		}
+
+		params.IfNoneMatch = &IfNoneMatch
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.ListWorkers(ctx)
+	err = w.Handler.ListWorkers(ctx, params)
 	return err
 }
 
@@ -1368,6 +1600,15 @@ func (w *ServerInterfaceWrapper) GetHealth(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetHealth(ctx)
+	return err
+}
+
+// GetMetrics converts echo context to params.
+func (w *ServerInterfaceWrapper) GetMetrics(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetMetrics(ctx)
 	return err
 }
 
@@ -1420,6 +1661,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 
 	router.GET(options.BaseURL+"/healthz", wrapper.GetHealth, options.OperationMiddlewares["getHealth"]...)
 	router.GET(options.BaseURL+"/api/openapi.json", wrapper.GetOpenAPISpec, options.OperationMiddlewares["getOpenAPISpec"]...)
+	router.GET(options.BaseURL+"/metrics", wrapper.GetMetrics, options.OperationMiddlewares["getMetrics"]...)
 	router.GET(options.BaseURL+"/api/runtimes", wrapper.ListRuntimes, options.OperationMiddlewares["listRuntimes"]...)
 	router.GET(options.BaseURL+"/api/hosts", wrapper.ListHosts, options.OperationMiddlewares["listHosts"]...)
 	router.GET(options.BaseURL+"/api/workers", wrapper.ListWorkers, options.OperationMiddlewares["listWorkers"]...)
@@ -1444,29 +1686,57 @@ type NotFoundApplicationProblemPlusJSONResponse Problem
 
 type NotImplementedApplicationProblemPlusJSONResponse Problem
 
+type NotModifiedResponseHeaders struct {
+	CacheControl string
+	ETag         string
+}
+type NotModifiedResponse struct {
+	Headers NotModifiedResponseHeaders
+}
+
 type PayloadTooLargeApplicationProblemPlusJSONResponse Problem
 
 type ServiceUnavailableApplicationProblemPlusJSONResponse Problem
 
 type ListHostsRequestObject struct {
+	Params ListHostsParams
 }
 
 type ListHostsResponseObject interface {
 	VisitListHostsResponse(w http.ResponseWriter) error
 }
 
-type ListHosts200JSONResponse HostList
+type ListHosts200ResponseHeaders struct {
+	CacheControl string
+	ETag         string
+}
+
+type ListHosts200JSONResponse struct {
+	Body    HostList
+	Headers ListHosts200ResponseHeaders
+}
 
 func (response ListHosts200JSONResponse) VisitListHostsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("ETag", fmt.Sprint(response.Headers.ETag))
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
+}
+
+type ListHosts304Response = NotModifiedResponse
+
+func (response ListHosts304Response) VisitListHostsResponse(w http.ResponseWriter) error {
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("ETag", fmt.Sprint(response.Headers.ETag))
+	w.WriteHeader(304)
+	return nil
 }
 
 type ListHosts400ApplicationProblemPlusJSONResponse struct {
@@ -1503,24 +1773,44 @@ func (response ListHosts500ApplicationProblemPlusJSONResponse) VisitListHostsRes
 
 type ListHostWorkersRequestObject struct {
 	HostId HostId `json:"host_id"`
+	Params ListHostWorkersParams
 }
 
 type ListHostWorkersResponseObject interface {
 	VisitListHostWorkersResponse(w http.ResponseWriter) error
 }
 
-type ListHostWorkers200JSONResponse WorkerList
+type ListHostWorkers200ResponseHeaders struct {
+	CacheControl string
+	ETag         string
+}
+
+type ListHostWorkers200JSONResponse struct {
+	Body    WorkerList
+	Headers ListHostWorkers200ResponseHeaders
+}
 
 func (response ListHostWorkers200JSONResponse) VisitListHostWorkersResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("ETag", fmt.Sprint(response.Headers.ETag))
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
+}
+
+type ListHostWorkers304Response = NotModifiedResponse
+
+func (response ListHostWorkers304Response) VisitListHostWorkersResponse(w http.ResponseWriter) error {
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("ETag", fmt.Sprint(response.Headers.ETag))
+	w.WriteHeader(304)
+	return nil
 }
 
 type ListHostWorkers400ApplicationProblemPlusJSONResponse struct {
@@ -1641,24 +1931,44 @@ func (response GetOpenAPISpec500ApplicationProblemPlusJSONResponse) VisitGetOpen
 }
 
 type ListRuntimesRequestObject struct {
+	Params ListRuntimesParams
 }
 
 type ListRuntimesResponseObject interface {
 	VisitListRuntimesResponse(w http.ResponseWriter) error
 }
 
-type ListRuntimes200JSONResponse RuntimeList
+type ListRuntimes200ResponseHeaders struct {
+	CacheControl string
+	ETag         string
+}
+
+type ListRuntimes200JSONResponse struct {
+	Body    RuntimeList
+	Headers ListRuntimes200ResponseHeaders
+}
 
 func (response ListRuntimes200JSONResponse) VisitListRuntimesResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("ETag", fmt.Sprint(response.Headers.ETag))
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
+}
+
+type ListRuntimes304Response = NotModifiedResponse
+
+func (response ListRuntimes304Response) VisitListRuntimesResponse(w http.ResponseWriter) error {
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("ETag", fmt.Sprint(response.Headers.ETag))
+	w.WriteHeader(304)
+	return nil
 }
 
 type ListRuntimes400ApplicationProblemPlusJSONResponse struct {
@@ -1695,24 +2005,44 @@ func (response ListRuntimes500ApplicationProblemPlusJSONResponse) VisitListRunti
 
 type GetRuntimeRequestObject struct {
 	RuntimeId RuntimeId `json:"runtime_id"`
+	Params    GetRuntimeParams
 }
 
 type GetRuntimeResponseObject interface {
 	VisitGetRuntimeResponse(w http.ResponseWriter) error
 }
 
-type GetRuntime200JSONResponse RuntimeSummary
+type GetRuntime200ResponseHeaders struct {
+	CacheControl string
+	ETag         string
+}
+
+type GetRuntime200JSONResponse struct {
+	Body    RuntimeSummary
+	Headers GetRuntime200ResponseHeaders
+}
 
 func (response GetRuntime200JSONResponse) VisitGetRuntimeResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("ETag", fmt.Sprint(response.Headers.ETag))
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
+}
+
+type GetRuntime304Response = NotModifiedResponse
+
+func (response GetRuntime304Response) VisitGetRuntimeResponse(w http.ResponseWriter) error {
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("ETag", fmt.Sprint(response.Headers.ETag))
+	w.WriteHeader(304)
+	return nil
 }
 
 type GetRuntime400ApplicationProblemPlusJSONResponse struct {
@@ -1781,24 +2111,44 @@ func (response GetRuntime503ApplicationProblemPlusJSONResponse) VisitGetRuntimeR
 
 type ListRuntimeHostsRequestObject struct {
 	RuntimeId RuntimeId `json:"runtime_id"`
+	Params    ListRuntimeHostsParams
 }
 
 type ListRuntimeHostsResponseObject interface {
 	VisitListRuntimeHostsResponse(w http.ResponseWriter) error
 }
 
-type ListRuntimeHosts200JSONResponse HostList
+type ListRuntimeHosts200ResponseHeaders struct {
+	CacheControl string
+	ETag         string
+}
+
+type ListRuntimeHosts200JSONResponse struct {
+	Body    HostList
+	Headers ListRuntimeHosts200ResponseHeaders
+}
 
 func (response ListRuntimeHosts200JSONResponse) VisitListRuntimeHostsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("ETag", fmt.Sprint(response.Headers.ETag))
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
+}
+
+type ListRuntimeHosts304Response = NotModifiedResponse
+
+func (response ListRuntimeHosts304Response) VisitListRuntimeHostsResponse(w http.ResponseWriter) error {
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("ETag", fmt.Sprint(response.Headers.ETag))
+	w.WriteHeader(304)
+	return nil
 }
 
 type ListRuntimeHosts400ApplicationProblemPlusJSONResponse struct {
@@ -1874,18 +2224,37 @@ type ListRuntimeWorkersResponseObject interface {
 	VisitListRuntimeWorkersResponse(w http.ResponseWriter) error
 }
 
-type ListRuntimeWorkers200JSONResponse WorkerList
+type ListRuntimeWorkers200ResponseHeaders struct {
+	CacheControl string
+	ETag         string
+}
+
+type ListRuntimeWorkers200JSONResponse struct {
+	Body    WorkerList
+	Headers ListRuntimeWorkers200ResponseHeaders
+}
 
 func (response ListRuntimeWorkers200JSONResponse) VisitListRuntimeWorkersResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("ETag", fmt.Sprint(response.Headers.ETag))
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
+}
+
+type ListRuntimeWorkers304Response = NotModifiedResponse
+
+func (response ListRuntimeWorkers304Response) VisitListRuntimeWorkersResponse(w http.ResponseWriter) error {
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("ETag", fmt.Sprint(response.Headers.ETag))
+	w.WriteHeader(304)
+	return nil
 }
 
 type ListRuntimeWorkers400ApplicationProblemPlusJSONResponse struct {
@@ -2090,24 +2459,44 @@ func (response CreateWorker503ApplicationProblemPlusJSONResponse) VisitCreateWor
 type GetWorkerRequestObject struct {
 	RuntimeId RuntimeId `json:"runtime_id"`
 	WorkerId  WorkerId  `json:"worker_id"`
+	Params    GetWorkerParams
 }
 
 type GetWorkerResponseObject interface {
 	VisitGetWorkerResponse(w http.ResponseWriter) error
 }
 
-type GetWorker200JSONResponse WorkerSummary
+type GetWorker200ResponseHeaders struct {
+	CacheControl string
+	ETag         string
+}
+
+type GetWorker200JSONResponse struct {
+	Body    WorkerSummary
+	Headers GetWorker200ResponseHeaders
+}
 
 func (response GetWorker200JSONResponse) VisitGetWorkerResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("ETag", fmt.Sprint(response.Headers.ETag))
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
+}
+
+type GetWorker304Response = NotModifiedResponse
+
+func (response GetWorker304Response) VisitGetWorkerResponse(w http.ResponseWriter) error {
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("ETag", fmt.Sprint(response.Headers.ETag))
+	w.WriteHeader(304)
+	return nil
 }
 
 type GetWorker400ApplicationProblemPlusJSONResponse struct {
@@ -2463,24 +2852,44 @@ func (response StopWorker503ApplicationProblemPlusJSONResponse) VisitStopWorkerR
 }
 
 type ListWorkersRequestObject struct {
+	Params ListWorkersParams
 }
 
 type ListWorkersResponseObject interface {
 	VisitListWorkersResponse(w http.ResponseWriter) error
 }
 
-type ListWorkers200JSONResponse WorkerList
+type ListWorkers200ResponseHeaders struct {
+	CacheControl string
+	ETag         string
+}
+
+type ListWorkers200JSONResponse struct {
+	Body    WorkerList
+	Headers ListWorkers200ResponseHeaders
+}
 
 func (response ListWorkers200JSONResponse) VisitListWorkersResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("ETag", fmt.Sprint(response.Headers.ETag))
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
+}
+
+type ListWorkers304Response = NotModifiedResponse
+
+func (response ListWorkers304Response) VisitListWorkersResponse(w http.ResponseWriter) error {
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("ETag", fmt.Sprint(response.Headers.ETag))
+	w.WriteHeader(304)
+	return nil
 }
 
 type ListWorkers400ApplicationProblemPlusJSONResponse struct {
@@ -2568,6 +2977,56 @@ func (response GetHealth500ApplicationProblemPlusJSONResponse) VisitGetHealthRes
 	return err
 }
 
+type GetMetricsRequestObject struct {
+}
+
+type GetMetricsResponseObject interface {
+	VisitGetMetricsResponse(w http.ResponseWriter) error
+}
+
+type GetMetrics200TextResponse string
+
+func (response GetMetrics200TextResponse) VisitGetMetricsResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/plain")
+	w.WriteHeader(200)
+
+	_, err := w.Write([]byte(fmt.Sprint(response)))
+	return err
+}
+
+type GetMetrics400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetMetrics400ApplicationProblemPlusJSONResponse) VisitGetMetricsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMetrics500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response GetMetrics500ApplicationProblemPlusJSONResponse) VisitGetMetricsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
 	// ListHosts List hosts of all Runtimes
@@ -2609,6 +3068,9 @@ type StrictServerInterface interface {
 	// GetHealth Liveness check
 	// (GET /healthz)
 	GetHealth(ctx context.Context, request GetHealthRequestObject) (GetHealthResponseObject, error)
+	// GetMetrics Prometheus metrics
+	// (GET /metrics)
+	GetMetrics(ctx context.Context, request GetMetricsRequestObject) (GetMetricsResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx echo.Context, request any) (any, error)
@@ -2624,8 +3086,10 @@ type strictHandler struct {
 }
 
 // ListHosts operation middleware
-func (sh *strictHandler) ListHosts(ctx echo.Context) error {
+func (sh *strictHandler) ListHosts(ctx echo.Context, params ListHostsParams) error {
 	var request ListHostsRequestObject
+
+	request.Params = params
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.ListHosts(ctx.Request().Context(), request.(ListHostsRequestObject))
@@ -2647,10 +3111,11 @@ func (sh *strictHandler) ListHosts(ctx echo.Context) error {
 }
 
 // ListHostWorkers operation middleware
-func (sh *strictHandler) ListHostWorkers(ctx echo.Context, hostId HostId) error {
+func (sh *strictHandler) ListHostWorkers(ctx echo.Context, hostId HostId, params ListHostWorkersParams) error {
 	var request ListHostWorkersRequestObject
 
 	request.HostId = hostId
+	request.Params = params
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.ListHostWorkers(ctx.Request().Context(), request.(ListHostWorkersRequestObject))
@@ -2695,8 +3160,10 @@ func (sh *strictHandler) GetOpenAPISpec(ctx echo.Context) error {
 }
 
 // ListRuntimes operation middleware
-func (sh *strictHandler) ListRuntimes(ctx echo.Context) error {
+func (sh *strictHandler) ListRuntimes(ctx echo.Context, params ListRuntimesParams) error {
 	var request ListRuntimesRequestObject
+
+	request.Params = params
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.ListRuntimes(ctx.Request().Context(), request.(ListRuntimesRequestObject))
@@ -2718,10 +3185,11 @@ func (sh *strictHandler) ListRuntimes(ctx echo.Context) error {
 }
 
 // GetRuntime operation middleware
-func (sh *strictHandler) GetRuntime(ctx echo.Context, runtimeId RuntimeId) error {
+func (sh *strictHandler) GetRuntime(ctx echo.Context, runtimeId RuntimeId, params GetRuntimeParams) error {
 	var request GetRuntimeRequestObject
 
 	request.RuntimeId = runtimeId
+	request.Params = params
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.GetRuntime(ctx.Request().Context(), request.(GetRuntimeRequestObject))
@@ -2743,10 +3211,11 @@ func (sh *strictHandler) GetRuntime(ctx echo.Context, runtimeId RuntimeId) error
 }
 
 // ListRuntimeHosts operation middleware
-func (sh *strictHandler) ListRuntimeHosts(ctx echo.Context, runtimeId RuntimeId) error {
+func (sh *strictHandler) ListRuntimeHosts(ctx echo.Context, runtimeId RuntimeId, params ListRuntimeHostsParams) error {
 	var request ListRuntimeHostsRequestObject
 
 	request.RuntimeId = runtimeId
+	request.Params = params
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.ListRuntimeHosts(ctx.Request().Context(), request.(ListRuntimeHostsRequestObject))
@@ -2842,11 +3311,12 @@ func (sh *strictHandler) CreateWorker(ctx echo.Context, runtimeId RuntimeId) err
 }
 
 // GetWorker operation middleware
-func (sh *strictHandler) GetWorker(ctx echo.Context, runtimeId RuntimeId, workerId WorkerId) error {
+func (sh *strictHandler) GetWorker(ctx echo.Context, runtimeId RuntimeId, workerId WorkerId, params GetWorkerParams) error {
 	var request GetWorkerRequestObject
 
 	request.RuntimeId = runtimeId
 	request.WorkerId = workerId
+	request.Params = params
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.GetWorker(ctx.Request().Context(), request.(GetWorkerRequestObject))
@@ -2966,8 +3436,10 @@ func (sh *strictHandler) StopWorker(ctx echo.Context, runtimeId RuntimeId, worke
 }
 
 // ListWorkers operation middleware
-func (sh *strictHandler) ListWorkers(ctx echo.Context) error {
+func (sh *strictHandler) ListWorkers(ctx echo.Context, params ListWorkersParams) error {
 	var request ListWorkersRequestObject
+
+	request.Params = params
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.ListWorkers(ctx.Request().Context(), request.(ListWorkersRequestObject))
@@ -3011,144 +3483,181 @@ func (sh *strictHandler) GetHealth(ctx echo.Context) error {
 	return nil
 }
 
+// GetMetrics operation middleware
+func (sh *strictHandler) GetMetrics(ctx echo.Context) error {
+	var request GetMetricsRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetMetrics(ctx.Request().Context(), request.(GetMetricsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetMetrics")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetMetricsResponseObject); ok {
+		return validResponse.VisitGetMetricsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
 // Stored as a slice of fixed-width chunks rather than one concatenated
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H1rc9w2suhf6Zrdqkg51Fiyrexm9EnJ2T3RPVnbZSeVqrOTK2JIzAxWHIALgJJnbf33W90ASHBIzkOS",
-	"Y9+z+eAqmYNno9HvbnwYZWpVKsmlNaPJh1HJNFtxyzX97/tKG6Xxr5ybTIvSCiVHk9Hrkv2z4pApaYWs",
-	"GH6FjNpOwC45pJK/t9fuSwpqTh9LzW+FqgyUbMHH8Hol7FQKC3Ol6fe50Mb6Hy9hxYq50iueg9LA35dC",
-	"89zPAcJMZfry9BSEvGWFyK81/2fFjU3HUzlKRgKX+M+K6/UoGUm24qPJyPUcJSOTLfmK4ZZW7P2PXC7s",
-	"cjQ5P3uejFZChv+fJaOSWcs1jvR//3558j/s5F+nJ99en/z64Sw5P3t+/8dRMrLrEoc2Vgu5GN3fJ6Mf",
-	"lLFX+SC8NF8IY/UaRI5AYbBUxibADGhuKy15DkJCiqO8q1YrptdjbHEtctzZGVgFZ89PIVsyzTI8Ixwl",
-	"vTz5H2An/4LTk2/hGiZwksKRX/1UpvHqJ7T8s+en939Mjy+AybVdCrkAXhgOwkALpiLn0oq54DoGa8ns",
-	"soGqX90oGeEJ4BGNJlZXPAYzf89WZYGtC5Wx4mS1PrlT+saULOMnp2fPX7w8/+ZPf/6WzbKcz0dJfCxn",
-	"z0/3O5ZoY73n8qNYCds9lr+x92JVrUBWqxnXCExh+crgIRDCsgVPgMD+/PQUjvCb4fqWa1ixNWSsBETh",
-	"Qt1xfewQ2vIcVpxJA03jrww2HcPryuIUmskFfwgKF7SJXtCenxLccDOjyfNTBzX3v7MaHkJavuCaAPK2",
-	"klas+CG46rt00dX/EDBWu/9+uUjbLPAgvEWk5frE9/5EiPoLTXLIsbge3VNx38OhuMX7M7myCDclizXh",
-	"qpCLeVWAVQtul1zDnbBLR8WjowxE3LAVXgy7/DLPtt7ng46W3wp+x/VvQ5XucYWmVNJw4rXfsfytowH4",
-	"P2StXNKfrCwLkRGTfVZqNSv46j/+YRApop1gj9zd8k1ojZJRzi0TRQv3YVUZCytmsyUML5prjfwfFwdh",
-	"dcloLniRb96kFTeGLfgDJjGW2cqMJi+RcFlh6WSu3D6gtQ8Pw0rLiYfEpOElftpJDwTu49P/o+bz0WT0",
-	"h2eN5PPM/WqevXGjuuNpX8Cflnj7CASImn6WCTCJd3HORGGAPjlx6CjtwdvjZCqVBgZE2qEWtlDGmal8",
-	"DQRZHL6SN1LdyQRWwhi8Eij2uAGnshk7cI1jvBH3yeivSs9EnnP5KBzyt0gqe30rjJgVPMYhBIRrgQuV",
-	"yoJvFPhmVmnNpYX6aMYRJjUrjFHmYWNG+DdIpRvketEglyOO8Tz7IlcvaBqqszdFeSqM9Dvh74WxBmZV",
-	"BCG3NVEIu0bsKVUhsjUsRc4NoNit1QrsEgWRjBUF13CUdndXY9aVRArHir+4c3wUhXIjxTh1KSF8BsIU",
-	"UBkdeR7jTlgDvHNSmFtLjEfbxwm4cN4mNHH7/YmM38RTHOSlhEry9yXPUH70IqZbPl51N1N6PAY8caIT",
-	"mt9yVtBNQYY5laGVP61Xyv5VVTJ/1EF5GnTtsGKTBHhIwJLhMsLt9cIDEsjW0b1SFtyKNq/9fuMcdtVf",
-	"Nsf7s9sE1JvY63g7W/9MV/yVO19g0tyheGUV2CWzgIxHKi8NclSN30Zg3BTekGOEHfnP6XGCA4RempdK",
-	"W98z6JzQ9MJPgXthm7ftQzNVtgykqOnkIFRTkFfKXiGGrbi0/HGYqUquqe11JU1V4tp5PoSgueKOpfiW",
-	"kGnOLELVLdBs4mm8yiFs3WvQQ5D2/PSsQdrXYX/Q3t9euNsPnKdiOG+HAECXtZ4bjtLedRA2XFlSiRkx",
-	"J8ENGLYGo5DXs/yWyYzD0ZzMPnTwkGZMXpuSdXHqDVsXiuU/KfUj0wv+KKQq3VjXVqnrgkbbRCgv/REF",
-	"5u8zznMDZ6cv/3z+p29gtra8hUleXIa/SIsc+Cel4Ec/6gZK7TVsTdzOIjnGbx+sUhCWvBeOdPf61CIy",
-	"7UYYtywkGkzCGfxNfAdHaWf29HiMC0C2LjL+s2S3TBRsVjzuQMP1q6LxBmhExiTisiOzINVdfJJ+WfBz",
-	"a5x+utA70GF0IDrfcNnaO9jrhPs2/9Q0oLPZCVGETMm5WFSa5wlUUnOW4+wogypZrKdScxJxcjhKe1aJ",
-	"cs5bbvUaiWnBrLe2mSrDm0H3vt6HM1JHlISQJM8FLpYVbzTSIPd9zgrDNzfzC/LS2rSFK0RGh/uCHDmt",
-	"VtXCiyEzlt1wmY/hLyxbwkypgqPmZ8Dqik8lWVOQZt3hkMgifQcaTHNWFGvQqrL8gkRwnCsXhgDz81Ww",
-	"gU8lLROU5MbZOMpoCx9GTGfLrmno+zc/A/4iLM9spXmw1dQWOz5ejCFlq/yblykhdm3/oG9d40QyQorL",
-	"soyX9lrIsuoxnjp2b8C1AmoFR6nhMvdWLPyCN7se3kMtjL/gNghYndEvAbXeolZwEIozpC4sHx6wEMaS",
-	"qGK6A/6An8Mw2JDvGsgz8uGd7zkYrvl6hrIvz6+tZtKN1bdn3ypsumm83/5jFrlz2SSw0CV0f/0SOOvw",
-	"8FaV+46ObUsaHf/aZ2zN2eqa3wZHVN/o4H5u5sA+Q6BfMnO9EHb7SivDYSHs8AhmyYti+xi6kkDNIFOr",
-	"FZO5GR6uptPX8y2ItWS3nO6V8RI/j7T6uSg4mLWxfNU/DzGY61Ll10Ia1CmFY5CbpM9Ze6l1QLimA1K2",
-	"Uhlng1GyTQORhMhqNZr8fRTzpZjV/NpDU1bs/fCl6vpiMiWD1ccD5gJSWRVFCndLLlt6CHJPkkeBvCS4",
-	"wtoDcpqMsJcTJ5wpeNMjkoyU6TO5kwArFx7cA3S1ELJ6v0FX6VsfXfWCsLn2sLwOijsKQ4XZja3UDEqt",
-	"bgVSitm6czRdjKgnRehbzfmOebAZCuOGl0wzS1cE6r79czSYbTJV8j6EE9kywuPW8aE8YMZwWdyxtYHU",
-	"n3tzXdIY5zq/9mDbfWz///smd+ih8h2W1ENSu2Swh1H20bPtjKCHNMTEpyFlvSe5G6cGSEL3zNpXlC5F",
-	"4mSOBsBq9g+eWTzx7yO2cUkQcFr9AfLXpedCtdbA/DgOr2sEGXckoVik3i7LXrXcAA372tan5Txruh04",
-	"2wYOtrwlsaPKr2kXjCPv0AEgviLl6WTGDM9rMFsVAB8ciC3y9YEoo1O5boRErcUyc4MYQSsTt6SckOWL",
-	"jkmVXEJZFUVzkDIHQ/ATxt11LcyNGUfADO5Yb0DDX9pn3Cxi91m5bfoxkEX2kXMHMvAtwPCCZ1bpixYt",
-	"KkV2Y4BBzuesKqzjNWxmuHRspXEE/rnjB+yQ+9ZWBxfkgcZzVAnKgq0BO1yA5LdcA6vsUmlh13QL+jyN",
-	"42sgh9qfh9zKMRp6qPZh238KtpDKWJEdfI9nWt0Zrk8Mm3NUAjkwa1m25DkiGyMheQJ3yzX5y5CZ3jED",
-	"5kaglJgAKU7rqezqYsJAzhea5TwfwysCSKakZUIaL7vQWeKfuBgDSk9lpjndQ1b0qlHOPrB5HO8saWMr",
-	"li2F5Ce13oqta15fE9LgiG+pruOpfEUKMSCvmoDkd9TdkArLypIzxDa8esHD53+frcHg5vCYacUbPmqa",
-	"s6HXbf9TjBTew4ro8M3LPnSILBcdHalaMdlsnL8vCyYJrAlpqAE7UdnduAsUQdWVdvyW+tSxO+T6FA+G",
-	"t49QRpiYzQs5V0gdmZY4XLDH7Ob1eLrR3M2G+3D+B84KuzwQ338Ut1yidO5MH132FKw5HRXPCzjqJhJi",
-	"vcPH2/hjEKib3dv1U/XuTRn7oziYZWAX4PKWF6okYwIJTd1N5jW56NnpK4UCOZupyplDkADAEbOwwlt9",
-	"9g3pghRutYvAR1TJKRFXrtfZN/WWmdaM+HQ9YNdoRZtIIKwgJUUh3XsVUVBeexkUbrW5jqI/4AzXsRls",
-	"xswNz+l6HW3GjDkUkcrCAhHu2N+5PcO8klEUhdldyxvNDXnUcY6V0tyvh1zJF1AyQ25i5sRxCuS0Chac",
-	"jnM1yIu2hkgmI6MqnfFdwEYMfOdatlQLMRwY5eKh2qpyrBkFHWMnf2zNltRRdw5J6g0kLewfunzvBshA",
-	"UL5ZY2/cMD33qNeBDe6hacfIetjd/y7m406AWyNglXQ3qBUL2CUJ2YYtdtsht+y290kdTHqQPO/E0z5j",
-	"H+BPLb4djO7kzBx3eWz8ez9XPdnGVgs24z2mov/cJdJ1BnqobtMwnZ2EzLXcRP0onDfWVQjGYX/1NEn7",
-	"sPuuQLS8w8NMHbbp2q18R/YDxENhHD2E2XoqXWQ54aCD8aTl+k4ad3YCaRMGeTyBEL44lTvjF8fwvVqV",
-	"DGlk7iMnyT/5z4oVwq79sU5lybTTdlZjuIyn2x1wKayZyrQdPPsp4g7Dqdj1ZUDCPvqkUP8RkjvprKxm",
-	"hchw842NJiy1FoRLrf7hTAvpBJtOJQKs+YpCcM6DZh+6Jf5KaHZHx2fqSFOrNPeysKeGW6bsJYMRG+nZ",
-	"IrO4uLzKeO4VlGZz/uQ2J2yZoQba9K4kONQOI8Zv//o9fPvy/E/g3XyQq6xacWldlgUhlAsTIm8rAU4Y",
-	"uHxzlQCjnUyld7UhGx/yniJ6F4Is62apqiKHmWaSLhukKE2nU3nkAz+QWtyyAgWHFHeZHifY6Q5S51dN",
-	"E1L9Ud2pTDsKJZnK/rtIPVIKfSQZo1RCWhTUyJeGeuKdVnLh1PQIsZz8QlAIsvQa8CcXOYqjZkpmXPtw",
-	"fg/EIxexaZfMTuWciYLnceCmMB4jebZUPCf54XgMKQHar9UrFCnONpUFX7AMrzYKdgZueOmSWlSRo7bq",
-	"QDuGV8o3AYfwPoQrGOum0kHQuGgaNqjewp7a7R4O3u+x6X3jE99fIayRzcfXSReR2UF8HsIFN1SMGGQu",
-	"ru2Hn356A5ozoySUS80MqR6p4zZpYOR1HNkGA4/jyzqL8PHKfdJ4yeyyicNNdgTm2hZCTuWRW1Sb3zjF",
-	"IoHUWVrGyD7xmhCOev5lFcwKtuKbun47orqh/bGS0ezrQRLToPbfcyYU7W/5e6cG+Bv+iWSW7tkQRrgG",
-	"ZCWpcS7EzbdQgKL+au3o/NtvY+0oAl+kH/kwi44haKm0hWUb9yNZOCYmeLgXTWYESQW3iELNvXByjSOk",
-	"baQdik1swOo+DFiqfn77KoTHU7DE5roSwraSaz/5ZCrT7UEj0+r09EWGjekvnm7i54FRk3OlV8xSP3Gi",
-	"+ZwTQEbDhtJHGdhp0HCqkZzqqVsSLEN8I2y4T3SNCeTelkLHi3GWi4iFIsqOp3IqPzos/ugQ+6MjCB+n",
-	"8uPJyUn9D5v1pQ7AR3h5egofh/IN2h1DXkDdK1gbN+hbEn545ntG1C6BGcsDOUNCWNsB3FybEaU010v4",
-	"uDUwldl2WlF7KNLM4nG68ak4QB2g2u7tYwPr/rFVPwqQ74lZdeP0RL/TWC/8WA+PtXfj9wU7wUc4rycY",
-	"jKuCo+G4qgRCPNWxn6c/8JJmOtuYqSeKk9koitMNiBCZE9ONz4YASCFNvtmK26XKCX6sKNQd9+3P/aSu",
-	"rQNfQl9cj2YVbpxueCAOcxagtBlhqFCacqGF4RL4iHnasr8zQwH2H1saRm/21MalIvtLC/WjL952MBQ/",
-	"3rbb9wcoDgU316dApGsT1GSw6Aaw1nkKfVqJx4KnMBH7of6/txKHfTzcUNxOh/3dVvy7rXi3rTjgTL3h",
-	"A64iyenUEWZ8KWS+zT4rvO3nmsXGn93yVmwtiqyu2zq6zfw3trwn4rXb4ej8xjUxcLvqdz12kWUv46db",
-	"1ID509s5a7mxB1h+I9vOcKfJP+LyT2v136A8T2f4/5Tm/h5QXeVmI9TuK9P4IPciwm0lc5Pi9jsNwrl0",
-	"/AbXpcr7/AX4/Tf0EzSz/xjHbDYyyNMp5XsR3jbR2vsKtu/J1iCp4HHYvJg16kQkdqczIqJH/cZgnAXx",
-	"zhPTuVbSmua+TgI24J6Y9dJ+CkdIvk5cZkNjj8aBiDtSFkN0XuY4gZSvZjzPeX7dtiGncMTkVAp5UmpF",
-	"0b9+buyj+UpZfr20tsR2TaAMUhFFtMUrpMdtq3nPqvHX/iVQ3YR6ol4y06KhHVCmjOLD0klEwilfvkmq",
-	"IxtqiHbAjTn1pdVlKuk4yNhTq5KocqGEE4+15ra9XTc/7cON278Jq8q/9Sr36UKzjM+rIp1A4SSYcNXm",
-	"QgqzhKzgDNkQpHOlM9yqsaokAciC8pbQsJwwmrOGZHxwNY8MpKQlHBxGudrDVlyD6pFmPr5n1CU1/dQx",
-	"lysfJEST9ZKL+kgeFnf5tgm1pKOJAy0fcwYbG6TOfet3sz02N6olFVOyA+nw5N2QfHBLu7OHotoFrqF5",
-	"6gyiaIYoeQaO0gW3u/NRHpC0E2XreOnlkNylrck13b08cX5NM8FX5oAsm54o+24E/VOHyw9je524zULO",
-	"y6H4XnMWs+XCel3keimkHZTjSCKAJXkya41GtBbYK+VtxBd3WEW/7BoJqigbtJJ6DCffaMhl5NASBTy/",
-	"PU6mclMscUZfLw74T32ihRODNzo3gkQnvH1AmfZSXgu6W84aseeh3FJ6YrM3n2TRRP16XWxVrYelM8eZ",
-	"+i/m45IYPhFnrLe6A/ZDkrQCU3J2Q1X0mGy2H3CmMoQcLqWqVxqKJnkY730tPdiJUQ1f5CizvEsOye3p",
-	"CXm9ieh2fnN+/uKbnQkA+1hKNoE6cDHCaredS50ofzCf5+CrAN0x6QuBSH5XZ6IqZAVz1QPEQ3aIywsW",
-	"oSiVpBf8zNxQ6kCG4xUodx+tmKBgD2GXTltLsVV6PO44y3dnZpSVLpUZCgzC7TNjhLFMUg4C2Vy789dt",
-	"HrYIrYqB7eMvlPvJbnjfxPh7Z86dCSl9iLULnbZozJGM40A0iSGCjGjBJdesaGCZIDuaytSDP0XNlg4R",
-	"jlCgxD+pCaQ1flAb2i+OiKPkVPIIP/m2HhptPTBMiaTXZS8RuIcpzqP9IEdeLC7Zgh8j7filqQXzSKeI",
-	"N0j5hJkw8Gd1lfg1PNxT0smy+9/oKAkntcVVclRX3DRshZfDwfE48qEAzhpqI8983JtDDhaKJrtQsN/9",
-	"LFv8LLGFoVtGQ1H0biHmPFtnhU8qj6usjsnHzXJm2TWK9+kEXFQF1dKjCF7NM6VzU5uqdCWlkIsxBbJp",
-	"K+QihWdASlvZ+g/PUxTMye64msrgh3QOeV3Jmpb0G7ta63KGDZqN/nRzhT8HLGINbPrMen8VkuskSLgn",
-	"puSZmIvMh2eN4b8JDresqLhBLkDrmhi+QG2HQj/9p5IT+b6uf9qE6Rg6KXRuWFix9VSGJLo5KwrCI7wl",
-	"FCXIU7rwIdKlqaESlTtpLavfdj/Zarxv06ync7EEBLvMc80diZit26Ey/zGVUdDsBaRkHk8Dc0wg9Ymt",
-	"FKQ6lWlb2xzHihVFrnYda33RpAe4eHpsTg+NUhQdVX4P+bLd5xGull1K+GCO8RufWhxJRrqShiS3liOz",
-	"XcpCKsl75h0oW7FLfnyLsmPLBPUppv4NLcH7OZZaBOyhWnLE2fab75e6eR/TqmtRx9p2k2YTHFx0jg1a",
-	"BShFLq9mVZ27sYfva3Oph9GtH9RdzQJB84JKrfi6NL11eftjDoazYQN0+st9dH7tZV9NAN7wPE9eViSa",
-	"tAkX6DkB7EfpzJ2lBZ4wZ5mQC7h8cxXfXCcyfRdKj11ZyrVw2vnXXwcZ4euvfTIDiglff+0Fha+/rs30",
-	"9Y4o6k64zHpDbjj3/0aUl7kz8Zup9Adeh6MZOHJFIxJnD0nICH0cMCEYv1wE4Z17AmFFga9/+APU4SP4",
-	"/5M2Y3N1GCJX68UG42sli9RpU64bsKmEhn2280oK3L2j780kru0E7F0dX+ry8znLljiYK78UEL4lnMfD",
-	"j3EjgZU4BDFwNMyVE0hbLPiYeLDPHIOGAV1AodQNlR1SK+7qv1YligPCGqDh63qw0xBpOB3Rcq5yQ6Oq",
-	"jey6KAsrCVHDPAe2YEIai9MP1uUfwyVFHKvKGpH78/VyE6r9bik8J0DRSANF+2HG56gRMbmukUUYyJQ0",
-	"VWGptB+hir8SgGKSwxfU8PBmeE7t/UWIqz53jB4+MLBUd66SBMdp4kk0d7UolJ5KSixz9XMlt1TriDmp",
-	"i5skTq5Jogwc4wr2aSoYIrhJyNlPPvolk7lvkCl5y7VxsbP++xhey2IdTkTkJqllLo80Ca6JiCqlLMWF",
-	"UTOtjPE6k6pkzvQ6gOmd1SKzkhuDH37uj+92QwaRuBU5SzHeDls0/4eLjHVH2P8uSaj/j71xadiRFDFX",
-	"4oMCcKfyKH159gL6CnzCXygvwnFPOvhCGfJg9bGiCRArIqMObRfVT9qpG4YCRUMeCFQG4S95bYqZuIsa",
-	"dMZ2Wg5qjaSSOL3RXcxacSTpOekPdUzaLxuFtVEd8mhxLrKY7gYM5vBBnZmHytFQah4ceYClPiMBIfld",
-	"nVuAFMFnlpDsHhe4bzGP+jK8DSTh8s3VKBkhujpOdDo+G5+SYbbkkpViNBm9GJ+OXzgtaUms/BkrxbO6",
-	"wOKC91hj6JyIXjom4yL3nYvFZcZ0cwOQbsfsYyrbEfCZklaLWeVLvDXci0FzcICUjLN8DD+xG2o4lZu3",
-	"wQGp5mhXuV/wD74qWOtBjuenp1vKz4ays/sVVK0rcQxUVHVbUnNArbaJpb5PRi/dKvoGr1f7LHo75D4Z",
-	"ne/TpV3Pn0qqBqXWWTV7l0S21IUh3x+li41+xa4NXjz74KXb+2dRqb8dmBJsZLvefGiMId74hXNFWaWI",
-	"R5Q2Tu160kfckzIvoZVvcoEiREt66eZfYMfz0xfQl8LxUIT7pa6z9snQLrJrb30/wjiAMnfqD8W7l6cv",
-	"d3epXyZ4IKJirxe7e/WUku7B8Wj3ocBFH4YnrWfx/t4/d9PkmX8G7v7XcDU8SR2H0+u9D2+9FEPc/nXJ",
-	"JYo8gVvQA0+eY4Saj86qjdI4/J93r1+huL/qQ7j/4tYP967k2WPxrV9xdFaCjps9bIM4ScP6jmj9RNZZ",
-	"ZuOwlVhj6mJrNFwzWJT2/tkoZpBQw5YiLFpxyyIqqQMl3U4WHats6FfNMpuHMbwRPaE0eZKDURpohU8q",
-	"XRtoA43qSIgXdYqfJ7ue7AnjKlK3HrEbIGcRe/hktCxOVhqsPb8pWXxmHroP2wwI8exDo/Pe70EkOinJ",
-	"AVli3XnicIJwIAkJFVPZSFCxtkGaXiUjKIq8wzJDqPIAoXkbhRF/WkSo/YZba9T/W/Cy/+I2ztOIsK2m",
-	"NoczseaJyIaP9eLqgQrBFmwdQEDSSLsYeBGp+INi21QOy23bidmXoxPQ5v6d8JloZwtjPiN276XGJMDI",
-	"CQ/0noQrYBVrNluQ3h0vFZLZ+eYdvGHG9L+wHOJOnD2hm4XZRBDA0Q3nZWTS9OEGF2EPKGKoChWr1iRO",
-	"IHABB0ry3/ayYv+hcgQ73tIdvOGNAnYY7rjXhO+TnQ3989n3v342Fe91wIoNMvKVaWKT/p0ISnQf+0lK",
-	"uO2PoyjJqFSmL1nA3JgthKBTlbt+G93Vu/MFhZxB3IdrGrY2zaMzrWi8UFrN2cOpoPIdCDKgGKrvM5XR",
-	"g6Z10DIza5kttZKqMsV6EusEGdNa8M3o0K/MVPp6WyRterH0yK5LkdHDN0L6YJomCuZ40OjnYVC/L+Nd",
-	"Hen56Rn0l7a4aFWUm0q37TlpPAw0N1Vh+2hBXF3dPxjMjf1O5esnu559Bdzv225EVJ3vOxTi+SdZQh0w",
-	"v+Nlp1YEe1zTHdX28NJdg3APJyJ73O7mxdiHkJ2XZ3tMsfmM3CPI1dley4ufGHwyKvd9m3j0UrW9ZJ1n",
-	"H2ov536aqCc7se91h5g/lS3RIXLVDYoPIRR9o3zNlIgG+Ww3e/uclajzkhAJZutGqPJi12btHjfWC+gp",
-	"CjSg+kZ05JPy+h2K7xd/I78ETXnLDXkE398tEdbv+++pdcQ38VmdSvnbLHBIiHnHZe68rT5jk0FlXKlE",
-	"/06SL6xWh4b0kgdXurefPvwUcm62CCZjuBxw28QP0u0hPfRd53ftHNRPJBz0JDr9xrJBXy7dIaKBT4z6",
-	"nft/fu6PKOuRnl5ceUoh4Jmxqvz8lGen+uTrMJgeipNAqMRQrOkZ6xnV8M64r3RKPQeJzUWsBUWPZYco",
-	"ua+MV3BYoD/uFeNGBWpC/oc1H1rEAXpPL+Wq08E/EdHqFkb4jWlWT7GMQ0hWXCjjd8r1RVCuuD7GVoL1",
-	"9CElCay4XvDcVZEkr+u0TzE52khyc1Fhx/45YHrQKhhHOpX8Lzql0DshrSECEYQdwzuf5Ke005J8dbSa",
-	"MGjeRFUxE4VAbXPzDtlCv6wolC8pAGpgUUO+3CU9JPWvQdy8DPT8w9SH9U9HE5iO1M10dJ/C3TLkjfjy",
-	"pCG8FJnSzCUD0y+10c5QQHhdO9XH0cbhtQOKqn/y6lO6ttwMA6ftNygMVOVnPGL/hFe25NlNT7zGff2p",
-	"qwC59+DdiYcw+jr2AwkAL+bjUTLyTxzSkCgC9b4vq6TP8qMQU56HOGkbPSsfbJskrAgNqrJ3TGPTJbsV",
-	"qtJTKfzLA0Y1hcf82wNADh8kOMI/o7AGtlhovqAEx+2Uj7bHbvgwUfG79Lehu886aTBTJT1CyfJNC3xt",
-	"PK7L/IXXIcOt2zlsJ10BxazGHu7ew6gjvXN6PGaYJrd2FtjO/a/3/y8AAP//",
+	"7H39c9s2tui/gtHuTO1eWpYTu7uVf0pzu1u/2yaZJJ3M3GWfCZGQhDUFsABoR5v4f39zDgASFEFJ/kiT",
+	"18kPmXEofB4cnO9z8GGUy1UlBRNGj6YfRktGC6bwz+c0X7LnUhglS/h/wXSueGW4FKPp6Fl5Q9eaZEIe",
+	"5dAwmxJK8pIzYciKrok2UjFiloxQoW+YIrPakFWtDVHsmpa8oIalghtycMPNkmQX86MXUrCjX6jJl9kh",
+	"mbE5DFBrLhaEG0IXlItxKkbJSLHfa65YMZoaVbNkpPMlW1FYIhP1ajT918gvavRbMjLrio2mI20UF4vR",
+	"7W0y+vEtXfQ39MYoKRaECcPNmhi6IHKO61esUkwzYSi0hG3+XkvDCrKkeukbsfc0N6lQTFdSaEZmsliP",
+	"yRsmClj8jOZXhOrNXRIjA2js3Nx7uqpK2Es6ejp/Qr/PT4rJ7G/slJ6dpaNRMqqoMUzBXv5vOvrX5Oh7",
+	"ejT/7cNJ8t3pbTr666gPilvoo+iKGX/ktdJS9WHzsqK/14zkUhguaoQDybHtFHefCfbeXNovmQdJpdg1",
+	"l7UmFV2wMXm54gYPfC4V/j7nShv34zOyouVcqhUriFSEva8ABm4OwnUqstPJhHCBwLoEIDFtMgsyDkv8",
+	"vWZqPUpGgq5gj7bnKITfir7/mYmFWY6mZydPktGKC///kw7w/vXs6H/p0X8mR99fHgH8zk6e3MbAl4x+",
+	"ktpcFIPwUmzBtVFrwgsACiVLqU0CiKCYqZVgBeGCZDDKm3q1omo9hhaXvICdnQB6nDyZkHxJFc3hjGCU",
+	"7NnR/xJ69B8yOfqeXJIpOcrIgVt9KrJw9VNc/smTye1fs8NzQsXaLOE6sVIzwjXpwJQXgPpzzlQI1oqa",
+	"ZQtVt7o90bSUOS2PVuujG6mudEVzdjQ5efL09Oy7v/39ezrLCzYfJeGxnDyZ7Hcswcai53Ixh1uGl6x/",
+	"OD82N1yTuZIrwqgqOVOOUGly8Pofz8n3JycTolmOuH7ydHwyfnKYAG5m32Zj8m7JRCqkYA7ZV2QFkzGN",
+	"mJ3XSgEd7FKOkBgiRj+dnJIX0pBfZAFwLzICpFDWhlBHP94xemUXepC9O05H4/E4HWWHBGg2VYzM1qkw",
+	"S8YVkRbjKqpMcHqWmrfn1yE/Q5fjdPL9dzGg/sxX3PTB+Qt9z1f1ioh6NWMK4MENW2nAbKQCdMESgrj8",
+	"ZDIhB/BNM3XNFLKJnFYE6EIpb5g6tFQCaOuKUWGBaRt/o6HpmLysDUyhqFiw+9CFEjcRxdezCSIjbGY0",
+	"fTKxqGj/d9LAgwvDFkwhQF7XwvAVuwsBcF36NMD94MmAsv/9cilBu8A7EQOgBEwdud6f6Pa/w0nuciy2",
+	"R/9U7Hd/KHbx7kwuDMBNinKNuMrFYl6XxMgFM0um8CZb1hgcpeeMmq7gYpjll3m2zT7vdbTsmrMbpv4Y",
+	"Un8LK7QiFwowP9DitaUB8D+QV5jAP2lVlTxHOnxcKTkr2eq//q0BKYKdQI/C3vJNaI2SUcEM5WUH961A",
+	"i6SfDC+aKQVCFSyO+NUlozlnZbF5k1ZMa7pg95hEG2pqDdR7kowMN3gyF3YfpLMPB8NaiamDxLRl0G7a",
+	"aQQCt+Hp/1Wx+Wg6+stxqz4c21/18Ss7qj2e7gV8i/I0ggBQ080yJVTAXZxTXmri5GHgmAdZBG8Pk1RI",
+	"hWI4U2vSSLDAnIFtEoQsDF+LKyFvREJWXKMeAbKkHTAV7dieaxzCjbhNRv+QasaLgokH4ZC7RUKay2uu",
+	"+axkIQ4BIGwLWKiQhrhGnm96GaI5mnGASe0KQ5S535gB/g1S6Ra5nrbIZYljOM++yBUFTUt19qYoj4WR",
+	"bifsPddGo6LarNlujZcgMUpFKlnyfE2WvGAaFDuUH80SBJGcliVT5CDr767BrAsBFI6WP9pzfBCFsiOF",
+	"OPVMEP+ZIKYQmeORFyHu+DWQN1YKs2sJ8Wj7OB4XzrqEJmy/P5Fxm3iMg3wmSC3Y+4rlID86EdMuH666",
+	"nSk7HBM4caQTil0zWuJNAYaZCt/KndYLaf4ha1E86KAcDbq0WLFJAhwkyJLCMvztdcIDEMjO0YGyYFe0",
+	"ee33G+duV/20Pd5f7SZIs4m9jre39c90xV/Y8230OyOJWVJDgPEI6aRBpljhxXME46bwBhzD78h9zg4T",
+	"GMD3UqySyrieXpEnbS/45LkXtHndPTRd50tPitpOFkINBXkhzQVg2IoJwx6GmbJiCtte1kLXFaydFUMI",
+	"WkhmWYprSXLFqAGo2gXqTTwNVzmErXsNehekPZuctEj70u+PdPe3F+7GgfNYDOf1EADwsjZzk4Msug7E",
+	"hguDKjFF5sSZJpquiZbA62lxTUXOyMEcbWl48CTLqbjUFY3ilDdB9FWmtz0LKNGGl2Vj8KBiw2a6YeSc",
+	"pqLW1hKMNuGC5LJaj8kLaY0cqIVsmp2PArtzDM6u/XHHRh2Ydrf1wTZ4MK/oupS0eCvlz1Qt2INuU2XH",
+	"ujRSXpY42uZNcmIvsh72Pmes0ORkcvr3s799R2ZrwzpXyOkJxBmr3kpJfnajbtylvYZtqPpJIMC57RMj",
+	"JfFL3uty9Pf62LoB7oZruyygllSQE/IL/4EcZL3Zs8MxLADkGZ6zXwW9pryks/JhB+rpTh2MN0Accyrg",
+	"EjvbnpA34Um6ZZFfO+PECWJ0oLsRwOB8PZXp7mCvE45t/rGJX2+zUySFuRRzvqgVKxJSC8VoAbOD8C1F",
+	"uUYXC8h2BTnIIqsEAe81M2oNXKSkxpkZdZ3DzUCC1+zDkZuWhCKSFAWHxdLylQLia7/PaanZ5mbegRDR",
+	"2PRghcDhYV+kABFDyXrh5K8Zza+YKMbkR5ovyUzKkoHKq4lRNUsFmpGAWN/AkEAqXQccTDFalmuiZG3Y",
+	"OeoeMFfBNQLm1wvvUUkFLpNIwbQlq1WwhQ8jqmLm8OevfiXwCzcsN7XyFu3WVMnGizHJ6Kr47jRDxG4M",
+	"P/itb5VJRsBqaJ6zylxyUdURq7GVczSxrQi2IgeZZqJw5jv4Aje7Gd5BzY+/YMZLln3nJAF1v2w0O4Di",
+	"DKgLLYYHLLk2KKPp/oA/wWc/DDRkuwZyEszwzvccDNZ8OQOhnxWXRlFhx4rt2bXym24b77f/UDbYuWyU",
+	"1PAS2r/eeZFieHgjq31Hh7YVjg5/7TO2YnR1ya69Gzs2OrE/t3NAnyHQL6m+XHCzfaUg1yy4GR5BL1lZ",
+	"bh9D1YJgM5LL1YqKQg8P19Dpy/kWxFrSa4b3SjtVhwXmjDkvGdFrbdgqPg8ymMtKFpdc6Mr6vyJzLa2Z",
+	"G1t7hGs7AGWrpLbGJ/R8BTQQSIjz04d8KWQ1v0Voyoq+H75UfSdULoU3dznAnJNM1GWZkZslEx0FDLgn",
+	"CuIE3UOwwsb1M0lG0MuKE9YGvukKSkZSx3wNKLmLhQP3AF0tuajfb9BV/Bajq04D0JcOlpfeYgHCUKl3",
+	"Yys2I5WS1xwoxWzdO5o+RjSTAvSNYmzHPNAMtBDNKqqowStCmr7xOVrM1rmsWAzheL4M8LhzfCAP6DHx",
+	"ISnu3NvrkoU41/s1HiTSOj7+tckdIlS+x5IiJLVPBiOMMkbPtjOCCGkIiU9LyqInuRunBkhC/8y6VxQv",
+	"RWJljhbAcvZvlhs48ecB23iGELDa5x3kr2eOCzVaA3XjWLxuEGTck4RCkXq7LHvR8X+07Gtbn47XsO12",
+	"x9k2cLDjJgo9dG5Nu2AcuMXuAOILVJ6OZlSzogGzkR7w3nPaIV8fkDJaleuKC9BaDNVXgBG4Mn6Nygma",
+	"/PCYZMUEqeqybA9SFEQj/LgzHSiur/Q4AKb3QzvLIfzSPeN2EbvPym7TjQEsMkbOLciIa0E0K1lupDrv",
+	"0KKK51eaUFKwOa1LY3kNnWkmLFtpPaB/7zlAe+S+s9XBBTmgsQJUgqqkawIdzolg10wRWpulVNysx6MB",
+	"F+v4kqAn8e9D/vQQDR1UY9j235wuhNSG53e+xzMlbzRTR5rOGSiBjFBjaL5kBSAbRSF5Sm6Wa3QUAjO9",
+	"oZroKw5SIkbl3CzXqejrYlyTgi0ULVgxJi8QILkUhnKhneyCZwl/wmI0kSoVuWJ4D2kZVaOsfaAfPoja",
+	"2IrmSy7YUaO3QuuG1zeE1EcgdFTXcSpeoEJMgFdNiWA32F2jCkurilHANrh63rXpfp+tiYbNwTHjijec",
+	"8zhnS6+7jrcQKZxr2UUN/jUmgzSWi56OVK+oaDfO3lclFQjWBDVUj52g7G7cBYzH60s7bksxdewGuD5G",
+	"F8LtQ5ThOmTzXMwlUEeqBAzn7TG7eT2cbjB3u+EYzv/EaGmWd8T3n/k1EyCdW9NHnz15a85QzK28CoRY",
+	"5+lyzo0QBPJq93bdVNG9SW1+5ndmGdCFMHHNSlmhMQGFpv4mi4ZcRHb6QoJATmeytuYQIADkgBqyglt9",
+	"8h3qghhntovAB1TJKhEXttdJG+NGlaLIp5sB+0Yr3ERC/AoyVBSyvVcRhHh2l4FxZpvrKOORdrCOzSg7",
+	"qq9YgdfrYDNYzqKIkIYsAOEO3Z3bM74tGQUxvf21vLIOATvHSirm1oM+9HNSUY3+cWrFcQwLNpIsGB7n",
+	"apAXbQ24TUZa1ipnu4ANGPjGtuyoFnw4IswGgnVV5VAz8jrGTv7YmS1pwg0tkjQbSDrYP3T53gyQAa98",
+	"09beuGF6jqjXng3uoWmHyHq3u/9DyMetALcGwEphb1AnCLJPEvINW+y2Q+7YbW+TJjT5TvK8FU9jxj4C",
+	"P3X4tje6oxd33Oex4e9xrnq0ja2WdMYipqL/3iXS9Qa6r27TMp2dhMy23ET9IDg81FUQxn5/zTRJ97Bj",
+	"VyBY3t3jay22qcaffoP2A8BDri099MHTxOGghfG04/NPWj9+QrI2/vNwSnzcZip2Bm6OyXMXr80LFzKK",
+	"jtnfa1pys3bHmoqKKqvtrMbkWTjd7khTbnQqsm7U8KcIuPSnYtbPPBLG6JME/YcLFw5f1bOS57D51kbj",
+	"l9oIwpWS/7amhWwKTVMBAGu/ghBcMK/Z+26JuxKK3uDx6SbE1kjlMmo8NdwyZZQMBmwkskVqYHFFnbPC",
+	"KSjt5tzJbU7YMUMNtImuxDvU7kaMMYvh9OxvxLn5SCHzesWEsTk7iFA2Pgq9rQg4rsmzVxcJobiTVDhX",
+	"G7DxIe8poDemfWmil7IuCzJTVOBlIxlI01kqDlzEC1CLa1qC4JDBLrPDBDrdkMz6VbMEVX9Qd2rdDb9J",
+	"UhG/i9gjw5hPlDEqyYUBQQ19aaAn3igpFlZNDxDLyi8IBS9Lrwn8ZENmYdRcipwpl8fggHhgQ1XNkppU",
+	"zCkvWRFGrHLtMJLlS8kKlB8OxyRDQLu1OoUig9lSUbIFzeFqg2CnyRWrbIqULAvQVi1oMVzCNiEW4V3s",
+	"mjfWpcJCUNswIjqo3pI9tds9HLzPoelt6xPfXyFskM0FFgobitpDfObjJDdUjBBkNqDvp7dvXxHFqJaC",
+	"VEtFNaoemeU2mWfkTQDdBgMPA+t6i3CB2jFpvKJm2QYgJzsikk0HIVNxYBfV5TdWsUhIZi0tY2CfcE0Q",
+	"Rx3/MpLMSrpim7p+N5S8pf2hktHu614S06D2HzkTTHMw7L1VA9wN/0QyS/9sECNsA7SSNDjnEwY6KIDh",
+	"jo12dPb996F2FIAv0I9cmEXPELSUypBlF/cDWTgkJnC4521KCEoF14BC7b2wco0lpF2kHQrKbMFqPwxY",
+	"qn59/cLnBWCwxOa6EsS2iik3+TQV2fagkbSeTJ7m0Bj/Ytkmft4xXHQu1Yoa7MePFJszBMho2FD6IAM7",
+	"DupPNZBTHXVLvGWIbcRLx0TXkEDubSm0vBhmOQ9YKKDsOBWp+Gix+KNF7I+WIHxMxcejo6PmHzSL5UyQ",
+	"j+R0MiEfhxItuh19QkTTy1sbN+hb4n84dj0DapeQGS08OcO8SW8HsHNthtLiXKfk49aIXGq6+VTdoVAz",
+	"C8fpB+bCAE1kbre3C4ps+odW/SAzIBKsa8eJhP3jWE/dWPdPMrDjx4KdyEdy1kwwGFdFDobjqhLi46kO",
+	"3TzxiFOc6WRjpkj4KjVB+KodECAyR6Ybng0CEEOaXLMVM0tZIPxoWcob5tqfuUltWwu+BL/YHu0q7Dj9",
+	"8EAY5sRDaTPCUII0ZUML/SVwqQK4ZXdnhjILPnY0jGja2MalQvtLB/WDL852MBQ437XbxwMUh6K6m1NA",
+	"0rUJajRY9ANYmwSNmFbisOAxTMRuqP/vrcR+H/c3FHfzgL/air/ainfbij3ONBu+w1VEOR07khlbclFs",
+	"s89yZ/u5pKHxZ7e8FVqLAqvrto52M/8DLW+ReO12OFq/cUMM7K7irsc+suxl/LSLGjB/OjtnIzdGgOU2",
+	"su0Md5r8Ay7/uFb/DcrzeIb/T2nuj4DqotAboXbf6NYHuRcR7iqZmxQ37jTw59LzG1xWsoj5C+D7H+gn",
+	"aGf/OYzZbGWQx1PK9yK8XaK19xXs3pOtQVLe47B5MRvUCUjsTmdEQI/ixmCYBfDOEdO5ksLo9r5OPTZg",
+	"6RbjpP2MHAD5OrKZDa09GgZC7ohZDMF56cOEZGw1Y0XBisuuDTkjB1SkgoujSkmM/nVzQx/FVtKwy6Ux",
+	"FbRrA2WAikikLU4hPexazSOrhl/jS8CCEc1EUTLToaE9UGYU48OyaUDCsVBAm02INlQf7QAbs+pLp0sq",
+	"8DjQ2NOokqBygYQTjrVmprtdOz/uw44b34SR1S9R5T5bKJqzeV1mU1JaCcZftTkXXC9JXjIKbIhkc6ly",
+	"2Ko2skIByBDpLKF+OX40aw3J2eBqHhhIiUu4cxjlag9bcQOqB5r52J5Rl9j0U8dcrlyQEE4WJRfNkdwv",
+	"7vJ1G2qJRxMGWj7kDDY2iJ1j67ezPTQ3qiMVY7ID6vDo3RBscEu7s4eCog22oX7sDKJghiB5hhxkC2Z2",
+	"56PcI2knyNZx0stdcpe2Jtf09/LI+TXtBN/oO2TZRKLs+xH0jx0uP4ztTcY69Tkvd8X3hrPoLRfW6SKX",
+	"Sy7MoByHEgFZoiez0Wh4Z4FRKW8jvrjHKuKyayCogmzQSerRDH2jPpeRkY4o4PjtYZKKTbHEGn2dOOA+",
+	"xUQLKwZvdG4FiV54+4Ay7aS8DnS3nDVgz325pXDEZm8+SYOJ4npdaFVthsUzh5niF/NhSQyfiDM2W90B",
+	"+yFJWhJdMXqF5QOpaLfvcabWiBw2pSoqDQWT3I/3vhQO7Miohi9ykFneJ4fo9nSEvNlEcDu/Ozt7+t3O",
+	"BIB9LCWbQB24GH61286lSZS/M59nxJU/uqHCVUAR7KbJRJXACuYyAsS77BCW5y1CQSpJFPxUX2HqQA7j",
+	"lSB3H6wox2APbpZWW8ugVXY47jnLd2dmVLWqpB4KDMJCn1pzbajAHAS0ufbnb9rcbxFKlgPbh18w95Ne",
+	"sdjE8Htvzp0JKTHE2oVOWzTmQMaxIJqGEAFGtGCCKVq2sEyAHaUic+DPQLPFQyQHIFDCn9iEZA1+YBvc",
+	"L4wIoxRY6wk+ubYOGl090E8JpNdmLyG4hynOg/0gB04sruiCHQLteNcWwXmgU8QZpFzCjB/4s7pK3Bru",
+	"7ynpZdn9GR0l/qS2uEoOmlKjmq7gclg4HgY+FAKz+krbMxf3ZpGD+hLcNhTsq59li58ltDD0y2hIjN4t",
+	"+Zzl67x0SeVhedkx+rhpQQ29BPE+mxIbVYFFBDGCV7FcqkI3pipVC8HFYoyBbMpwscjIMUGlrer8hxUZ",
+	"COZod1ylwvshrUNe1aKhJXFjV2dd1rCBs+Gfdi7/54BFrIVNzKz3Dy6YSryEe6QrlvM5z1141pj8D8Lh",
+	"mpY108AFcF1TzRag7WDop/tUMSTfl81PmzAdk14KnR2WrOg6FT6Jbk7L0lblN9JGCbIML7yPdGlrqATl",
+	"TjrLitvup1uN912a9XguFo9gz4pCMUsiZutuqMx/pSIImj0nGZrHM88cE5K5xFYMUk1F1tU2x6FihZGr",
+	"fcdaLJr0Di6eiM3pvlGKvKfK7yFfdvs8wNWySwkfzDF+5VKLA8lI1UKj5NZxZHZLWQgpWGTegbIVu+TH",
+	"1yA7dkxQn2LqP9ASvJ9jqUPA7qslB5xtv/neNc1jTKspwh1q222ajXdw4Tm2aOWhFLi82lX17sYevq/N",
+	"pd6Nbv0kbxoWSBQrsdSKq0sTLUgcjzkYzob10ImX++j9GmVfbQDe8DyPXlYkmLQNF4icAPTDdObe0jxP",
+	"mNOciwV59uoivLlWZPrBlx67MJhrYbXzb7/1MsK337pkBhATvv3WCQrfftuY6ZsdYdQdt5n1Gt1w9v+t",
+	"KC8Ka+LXqXAH3oSjaXJgi0Yk1h6SoBH60GOCN37ZCMIb+/bDCgNf//IX0oSPwP+PuozN1mEIXK3nG4yv",
+	"kyzSpE3ZboSmgrTss5tXUsLuLX1vJ7Ftp8TcNPGlNj+f0XwJg9nySx7hO8J5OPwYNuJZiUUQTQ6GuXJC",
+	"sg4LPkQe7DLHSMuAzkkp5RWWHZIrZgvf1hWIA9xogsM3hXBTH2mYjnA5F4XGUeVGdl2QhZX4qGFW2CeZ",
+	"tIHpBx8kGJNnGHEsa6N54c7XyU2g9tulsAIBhSMNvFbgH4SiYt0gC9ckl0LXpcHSfogq7koQEJMsvoCG",
+	"BzfDcWrnLwJcdblj+OKDJkt5YytJMJgmnEQxW4tCqlTYGqZYOFgwg7WOqJW6mE7C5JokyMDRtmCfwoIh",
+	"nOkEnf3oo19SUbgGuRTXTGkbO+u+j8lLUa79ifBCJ43M5ZAmgTUhUcWUpbAibK6k1k5nkrUoqFp7ML0x",
+	"iudGMK3hw6/x+G47pBeJO5GzGONtsUWxf9vIWHuE8QdZ/MMH0BuWBh1REbMlPjAANxUH2enJUxIr8El+",
+	"xLwIyz3x4Eup0YMVY0VTgqwIjTq4XVA/cad2GAwUbd7qqjXAX7DGFDO1F9XrjN20HNAaUSWxeqO9mI3i",
+	"iNJzEg91TLrvZPm1Pce4i0W7un/++NYpbg4zaXsVceVAmJE3NDcZyQwFlMDMouzHt3SBBq/wjTI4uEOb",
+	"gtYpsgvI7B5xc0+WGTShLlKBKhIXvYfLbAwGqUW+pGLBivZdI9J/1igV3XeNpoSSgurlTFLlsqIqWZYa",
+	"Dl47o/u8Lj2danP0UtHSNDfx2Navt5gaMBvAr8gu8fY2kLddW8DbmG6kSmQwe5I0OZGglg4lRZIDh6qZ",
+	"ywUBHP6hyeoAWuxyelBrCt9U6LDthgy99hjw7NXFKBkBobAywGR8Mp6gSbxiglZ8NB09HU/GT61+ukQh",
+	"6phW/LgpbblgETsY3hA8eMvebc6EdW7ZnKR+VgZwzJBxp6Kbe5AD5PmsdsX1WrmBkvbKEOAhjBZj8pZe",
+	"YcNUbNIhC6TmeC8Kt+CfXD228BW7f8Xl7rbJcfg62O1vGy/IPJlMtpQN9uWC9yuE21RQGaiEawEi54SW",
+	"ZScG/vOUw346OR1q3IDoOCwWfpuMTi24tvcJXuW5TUZn+3TpvpSBNXu91cSazaOwQ2P9QqNzGfMRR79B",
+	"1xb9jz849en2OKglueNCeCPsrtdUWmubs67CXEHaMlwXrEuA7SL5SfaxplPSSWg6Bxm1Ix73E3yg49nk",
+	"KYnlCN33Xr1rCvl9obcrcLtsfddF2+OgFmf+9NfrdM9pbL7zPe8j9Hq6u1ekJHvkKgfH5AvFxC7yXRHR",
+	"Pc55+5unAI5Bjj2aRa/9aydzodT8smICVAfP+/GFOMf/fe1U6x0CrZb8nzcvX4D8sordq38y44Z7U7F8",
+	"9MCLETfAWGtbL1zFbwPlglaQOcD1I5OmuQnDv0LLQ/9aBcO1gwXlI8afizF4Tc9vKcCiFTM0YAbKM4zt",
+	"1N8KPi2ZbgSg9mUd54xKsNwE6pMg23XCkKVqHB2eFPc0rfMmVZZvPBRqK7t3XsEcoNoBF/xCSXaYMjj4",
+	"AsSmlPlVItpPItpHCPJ4f/yhNZHd7kELexUM/J0ITW1Ti/qI6onPv0pFK/aHxgk0DNUiOG5e9AQgn9kw",
+	"QE9fN1kHXza+N0EKWx/E+CqZfEmSyT+ZCbPXgkvV8I67iyTti8GtVBK9kndU1rdcyoF7hna6/kU7Dwyf",
+	"g7pGKoaVje2s6c+iryNovl7bL1Wh6FyMz3iJ9zIxJIRiBBbBx4Rs9cLQ6rDlbls8xCpiO196Ja+odk8T",
+	"hkZoDyG7Arja/RT8NnyMHFwxVgX+LBdrdu734Ay9qehOYqVYG20mBftjaRL0H6pFs+MF+UFCdl/jiH1D",
+	"/zbZ2fC5DRHco+UXYm956ZFogzx+o8M41q+E8osjlAGdiZNKT8UeRimTUSV1LANOX+ktBK731IR/7MwV",
+	"cXVV8qyX1+UgaLrW7UtqnRBzXy/UOnnxlYAbwtFoq7FoXSqC58mbTByq1yJfKilkrcv1NFTQc6oUZ5sp",
+	"D9/oVLgikqgTOeXpwKwrnuNrbly4CNE2tPNw0J/iYNA8mua8ftnZ5ITE6zWdd8qkpsJue47mB0oU03Vp",
+	"YjQufDLEPf/PtPlBFutHoyOxV0luu7ExRtXstkfKnnySJTRZYDueK+ykZYUPlXDdvlvbItz43kRkj9vd",
+	"vv9+H7JzerLHFJtvoz6AXJ3stbzwweBHo3LPu8QjStX2kuGOPzShO/vZSxzZCQOKdmhpqeiIREH8yaBY",
+	"5POrNmqypUg0MBBps7dLxAw6LxGRyGzdCotOnNwsSGfHekoile4GDDQN1L9oF9IO80yb//cnl14+OeH5",
+	"Euw5WwjBA8Sb3WK6CzLfW2kMCc5xUwbhj1ngkKz2honCRkq5aguU1NqWOXZvHLqiqE1YZ5QK2rL7cTL4",
+	"1ufLbpG/xuTZgEc8fEx2DyEpRrXedOtHfCIZKJKk/AeLQLE8+LtIQC6p+auQ8/mFHAzZs0iPr6U9pqxz",
+	"rI2sPj/l2akluhpKOkJxEuKrKJXrVEgFog4WU3JVyrHnILE5D5W9tpAw8xHu32inx1FPf6jIWajptel6",
+	"wwoeLuIO6l2UcjWlXD4R0eoXNfqDaVak0NVdSFZY5Oor5foiKFdY22orwXr8aL2ErJhasMJWgMZIjzSm",
+	"fx1sJKjbiO5D95Q/PkbpbUC9V3jOe8+Y9NJRfPYA4WZM3rgEfamsMugqmzaEQbE2LpfqIIh2W2jJkCn7",
+	"zxTg9zWE9h4BIwPQG4ofWeJbl/8ZvILPPNv6kLrMw3Q0JelIXqWj24zcLH1qq6ug7jNggPfObL0S/KUx",
+	"wWrMWWvKu7tUnzADaMDs4F7l/JSeYjvDAFq6DXJN6mr8+Y7YvTKaL1l+FQ+FWzGjXBGR6JG+sRtxzTwp",
+	"faUwC4PV2pY5Yu8rqTEakdgnO8iBS09IxWQ8GZ8eTj3bxadqbRVAw1ZVifmAro4/PvqMeHPum6cCWoh8",
+	"3e923ubEBGkf0MyzflGkQtYGyyLYVzUQ+fh/8DfrjFRsrlibIWMztioJ4nTB3o/Jz3TGylS4EgJIfzur",
+	"0Enw3AE+QJaEEWx+LfbZKXxRqmD2Lbepz0drbMkVNcvEGdcwZU7Z15vg+wCi/+LObyemwzkdVyXlGzi+",
+	"maAaRWfPOh0afDaMDvBu1Wx8E6tvm08xZOY5I5aO+fzVJlgUuDcr58A73NviOCToL5vlSRp0Q+MD5nax",
+	"wicoonugEzGq1qhpcEVkbW6ogqZLes1lrVLB3ZNfWrYVf92jXwSd7YAQ3L1ftiZ0sVBsgZVFtostuD16",
+	"xYYlArdLR+P7+2yqdeSywtffabHpJWwcXE19bf8su+clO4ft5QmDjtT67OxDdE2KZYGvNg4LVJ2deZnx",
+	"9rfb/xcAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
