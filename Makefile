@@ -7,7 +7,7 @@ SAMPLE_DATA   := examples/sample-workspace/data
 SAMPLE_ROOT   := /srv/workspaces/sample-app
 BIN           := bin/runtime-registry
 
-.PHONY: all generate build run test test-go lint vet fmt-check
+.PHONY: all generate build run test test-go lint vet fmt-check bench bench-go
 
 all: build
 
@@ -39,3 +39,13 @@ fmt-check:
 ## lint: golangci-lint (installed on demand at a pinned version)
 lint:
 	$(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0 run ./...
+
+## bench: load run against the real server over a generated 10,000-pod store,
+## beside a static baseline, plus cold start and peak RSS at 100,000 pods
+## (about 3 minutes; stores are generated once under $$TMPDIR). See BENCHMARKS.md.
+bench: build
+	$(GO) run ./cmd/loadbench -server $(BIN)
+
+## bench-go: Go benchmarks of the index (1,000 / 10,000 / 100,000 pods) and of whole requests
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/compat/ ./internal/handlers/

@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/labstack/echo/v4"
+
 	"github.com/workspace-backend/runtime-registry/internal/compat"
 	"github.com/workspace-backend/runtime-registry/internal/handlers"
 	"github.com/workspace-backend/runtime-registry/internal/registry"
@@ -126,16 +128,6 @@ func run(ctx context.Context, cfg config, logOut io.Writer, ready chan<- net.Add
 		DataDir:       cfg.DataDir,
 		Logger:        log,
 	})
-	// The index is built before the listener opens, so the first request is
-	// answered from a complete index; it is closed after the last request.
-	started := time.Now()
-	if err := local.Start(ctx); err != nil {
-		return fmt.Errorf("indexing the local pod store: %w", err)
-	}
-	defer func() { _ = local.Close() }()
-	log.Info("local pod store indexed", slog.Int("pods", local.Stats().Pods),
-		slog.Bool("watching", local.Stats().Watching), slog.Duration("took", time.Since(started)))
-
 	metrics := handlers.NewMetrics()
 	registerIndexMetrics(metrics.Registry, local)
 	reg, err := registry.New(registry.Options{
@@ -146,10 +138,32 @@ func run(ctx context.Context, cfg config, logOut io.Writer, ready chan<- net.Add
 	if err != nil {
 		return err
 	}
-	e, err := handlers.NewServer(reg, handlers.ServerOptions{Logger: log, Metrics: metrics})
-	if err != nil {
-		return err
+	// The HTTP server (which loads the contract) is built while the index
+	// reads the store: neither needs the other until the listener opens.
+	type built struct {
+		e   *echo.Echo
+		err error
 	}
+	server := make(chan built, 1)
+	go func() {
+		e, err := handlers.NewServer(reg, handlers.ServerOptions{Logger: log, Metrics: metrics})
+		server <- built{e, err}
+	}()
+	// The index is built before the listener opens, so the first request is
+	// answered from a complete index; it is closed after the last request.
+	started := time.Now()
+	if err := local.Start(ctx); err != nil {
+		<-server
+		return fmt.Errorf("indexing the local pod store: %w", err)
+	}
+	defer func() { _ = local.Close() }()
+	log.Info("local pod store indexed", slog.Int("pods", local.Stats().Pods),
+		slog.Bool("watching", local.Stats().Watching), slog.Duration("took", time.Since(started)))
+	b := <-server
+	if b.err != nil {
+		return b.err
+	}
+	e := b.e
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

@@ -312,9 +312,10 @@ func (s *Source) Workers(_ context.Context, q registry.WorkerQuery) (registry.Wo
 	if len(rest) > limit {
 		rest, page.More = rest[:limit], true
 	}
-	page.Workers = make([]registry.Worker, len(rest))
-	for i, w := range rest {
-		page.Workers[i] = *w
+	if len(rest) > 0 {
+		// The page shares the snapshot's immutable array (read-only, capacity
+		// cut so that an append copies): a page costs no copy.
+		page.Workers = rest[:len(rest):len(rest)]
 	}
 	page.Version = snap.version
 	return page, nil

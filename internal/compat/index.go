@@ -53,8 +53,8 @@ type index struct {
 	cause   error
 	records map[string]*podRecord
 	names   []string // sorted keys of records
-	// watched maps a pod name to the inode of the directory being watched.
-	watched map[string]uint64
+	// watched holds the pod directories with a watch.
+	watched map[string]bool
 	watcher *fsnotify.Watcher
 	// noWatch says why the index polls ("" while it watches).
 	noWatch   string
@@ -82,27 +82,32 @@ func newIndex(cfg scanConfig, poll time.Duration, forcePoll bool, publish func(*
 	}
 	return &index{
 		cfg: cfg, podsDir: cfg.podsDir(), publish: publish, poll: poll, forcePolls: forcePoll,
-		records: map[string]*podRecord{}, watched: map[string]uint64{},
+		records: map[string]*podRecord{}, watched: map[string]bool{},
 		dirty: map[string]bool{}, held: map[string]time.Time{},
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}
 }
 
-// start sets up the watches, scans the store once (publishing the first
-// snapshot before it returns) and starts the goroutine that keeps it fresh.
-// Watches are added before the files are read, so a change made during the
-// scan is either read by it or reported by an event afterwards.
+// start watches pods/, scans the store once (publishing the first snapshot
+// before it returns) and starts the goroutine that keeps it fresh. The
+// watches of the pod directories are added by that goroutine right away,
+// followed by a sweep that re-reads every pod whose metadata.json changed
+// since the first scan read it: start-up does not wait for 10,000 watches,
+// and a rewrite made meanwhile shows after that sweep (well within 1 s).
 func (ix *index) start(ctx context.Context) error {
 	if ix.forcePolls {
 		ix.noWatch = "disabled"
 	} else {
 		ix.openWatcher()
 	}
-	if err := ix.fullScan(ctx); err != nil {
+	if err := ix.fullScan(ctx, false); err != nil {
 		ix.closeWatcher()
 		return err
 	}
 	now := time.Now()
+	if ix.watcher != nil {
+		ix.resync, ix.batchAt = true, now
+	}
 	ix.nextPoll = now.Add(ix.poll)
 	ix.nextRetry = now.Add(watchRetryInterval)
 	go ix.run()
@@ -123,7 +128,7 @@ func (ix *index) openWatcher() {
 	}
 	ix.watcher = w
 	ix.noWatch = ""
-	ix.watched = map[string]uint64{}
+	ix.watched = map[string]bool{}
 	if err := w.Add(ix.podsDir); err != nil {
 		ix.fallBack(watchFailure(err))
 	}
@@ -160,13 +165,14 @@ func (ix *index) closeWatcher() {
 		_ = ix.watcher.Close() // nothing is lost: the index polls instead
 		ix.watcher = nil
 	}
-	ix.watched = map[string]uint64{}
+	ix.watched = map[string]bool{}
 	ix.watching.Store(false)
 }
 
-// watchPod adds a watch on the pod directory name (inode ino) if it has none.
-func (ix *index) watchPod(name string, ino uint64) {
-	if ix.watcher == nil || ix.watched[name] == ino {
+// watchPod adds a watch on the pod directory name. force adds it even when
+// the index believes it has one (a full scan cannot know what it missed).
+func (ix *index) watchPod(name string, force bool) {
+	if ix.watcher == nil || (ix.watched[name] && !force) {
 		return
 	}
 	if err := ix.watcher.Add(filepath.Join(ix.podsDir, name)); err != nil {
@@ -178,12 +184,13 @@ func (ix *index) watchPod(name string, ino uint64) {
 		// still reports it, and it is not listed anyway.
 		return
 	}
-	ix.watched[name] = ino
+	ix.watched[name] = true
 }
 
 // fullScan reads the whole store, reusing the record of every pod whose
-// metadata.json has not changed, and publishes the result.
-func (ix *index) fullScan(ctx context.Context) error {
+// metadata.json has not changed, and publishes the result. With watchPods it
+// (re-)adds the watch of every pod directory before looking at the pod.
+func (ix *index) fullScan(ctx context.Context, watchPods bool) error {
 	ents, err := os.ReadDir(ix.podsDir)
 	if err != nil {
 		ix.records, ix.names = map[string]*podRecord{}, nil
@@ -209,10 +216,10 @@ func (ix *index) fullScan(ctx context.Context) error {
 				}
 				de := ents[i]
 				name, typ := de.Name(), de.Type()
-				if typ.IsDir() {
+				if typ.IsDir() && watchPods {
 					watchMu.Lock()
 					if ix.watcher != nil {
-						ix.watchPod(name, dirIno(filepath.Join(ix.podsDir, name)))
+						ix.watchPod(name, true)
 					}
 					watchMu.Unlock()
 				}
@@ -246,22 +253,13 @@ func (ix *index) fullScan(ctx context.Context) error {
 			delete(ix.watched, name)
 		}
 	}
-	ix.watching.Store(ix.watcher != nil)
+	ix.watching.Store(ix.watcher != nil && watchPods)
 	if changed || ix.gen == 0 {
 		ix.publishNow()
 	} else {
 		ix.lastReval.Store(time.Now().UnixNano())
 	}
 	return nil
-}
-
-// dirIno is the inode of dir, or 0.
-func dirIno(dir string) uint64 {
-	fi, err := os.Lstat(dir)
-	if err != nil {
-		return 0
-	}
-	return keyOf(fi).ino
 }
 
 // revalidate returns the record of pod name: prev itself when its
@@ -420,7 +418,7 @@ func (ix *index) tick(now time.Time) {
 	if ix.resync {
 		ix.resync, ix.batchAt = false, time.Time{}
 		clear(ix.dirty)
-		if err := ix.fullScan(context.Background()); err != nil {
+		if err := ix.fullScan(context.Background(), true); err != nil {
 			ix.cfg.log.Debug("local pod store: sweep failed")
 		}
 		return
@@ -455,7 +453,7 @@ func (ix *index) applyDirty(now time.Time) {
 		}
 		typ := fi.Mode().Type()
 		if typ.IsDir() {
-			ix.watchPod(name, keyOf(fi).ino)
+			ix.watchPod(name, false)
 		}
 		deadline, held := ix.held[name]
 		rec := ix.revalidate(prev, name, typ, held && deadline.IsZero())

@@ -64,8 +64,14 @@ func TestIndexFreshness(t *testing.T) {
 			f := newFixture(t)
 			f.pod("first", map[string]any{"worker_name": "first"})
 			s := started(t, mode.cfg(f))
-			if st := s.Stats(); !st.Indexed || st.Watching != (mode.name == "watching") || st.Workers != 1 {
+			if st := s.Stats(); !st.Indexed || st.Workers != 1 || st.Pods != 1 {
 				t.Errorf("stats = %+v", st)
+			}
+			// The pod directories' watches are added right after start.
+			if mode.name == "watching" {
+				eventually(t, "watches in place", func() bool { return s.Stats().Watching })
+			} else if s.Stats().Watching {
+				t.Error("a polling index reports watching")
 			}
 			page0 := list(t, s)
 			if page0.Version == "" {

@@ -71,8 +71,9 @@ type snapshot struct {
 	// cause is the raw error behind storeUnreadable; it may hold a path and
 	// only ever travels in registry.Error.Cause.
 	cause error
-	// workers are the listed Workers, ascending by id (byte order).
-	workers []*registry.Worker
+	// workers are the listed Workers, ascending by id (byte order). Pages
+	// are cut from this array and shared, read-only.
+	workers []registry.Worker
 	// byID holds every pod with a usable projection, including those of other
 	// workspaces.
 	byID  map[registry.WorkerID]entry
@@ -211,6 +212,7 @@ func recordFor(cfg scanConfig, name string, typ fs.FileMode) *podRecord {
 func build(recs []*podRecord) *snapshot {
 	snap := &snapshot{byID: make(map[registry.WorkerID]entry, len(recs)), pods: len(recs), builtAt: time.Now()}
 	var warnings []registry.Diagnostic
+	var listed []*registry.Worker
 	hidden := 0
 	for _, r := range recs {
 		if r.warn != nil && len(warnings) < registry.MaxDiagnostics {
@@ -225,10 +227,14 @@ func build(recs []*podRecord) *snapshot {
 			snap.byID[r.entry.worker.ID] = r.entry
 		case recListed:
 			snap.byID[r.entry.worker.ID] = r.entry
-			snap.workers = append(snap.workers, r.entry.worker)
+			listed = append(listed, r.entry.worker)
 		}
 	}
-	slices.SortFunc(snap.workers, func(a, b *registry.Worker) int { return cmp.Compare(a.ID, b.ID) })
+	slices.SortFunc(listed, func(a, b *registry.Worker) int { return cmp.Compare(a.ID, b.ID) })
+	snap.workers = make([]registry.Worker, len(listed))
+	for i, w := range listed {
+		snap.workers[i] = *w
+	}
 
 	diags := warnings
 	if hidden > 0 {

@@ -24,6 +24,10 @@ type ServerOptions struct {
 	// Metrics are the metrics served at /metrics and updated per request;
 	// nil means a fresh NewMetrics().
 	Metrics *Metrics
+	// BodyCacheBytes bounds the cache of encoded list bodies; 0 means
+	// DefaultBodyCacheBytes and a negative value turns the cache off (every
+	// answer is encoded and hashed afresh; for benchmarks).
+	BodyCacheBytes int
 }
 
 // NewServer builds the echo server for reg: the embedded contract with its
@@ -56,6 +60,12 @@ func NewServer(reg *registry.Registry, opts ServerOptions) (*echo.Echo, error) {
 	h, err := New(reg, specJSON, log)
 	if err != nil {
 		return nil, err
+	}
+	switch {
+	case opts.BodyCacheBytes < 0:
+		h.cache = nil
+	case opts.BodyCacheBytes > 0:
+		h.cache = newBodyCache(opts.BodyCacheBytes)
 	}
 	h.metrics = opts.Metrics
 	if h.metrics == nil {

@@ -234,7 +234,11 @@ func (r *Registry) Workers(ctx context.Context) List[Worker] {
 			out.Diagnostics = appendDiagnostics(out.Diagnostics, runtimeFailed(s.RuntimeID(), "list its workers"))
 			continue
 		}
-		out.Items = append(out.Items, items...)
+		if len(out.Items) == 0 {
+			out.Items = items // read-only and capacity-cut: a later append copies
+		} else {
+			out.Items = append(out.Items, items...)
+		}
 		out.Diagnostics = appendDiagnostics(out.Diagnostics, diags...)
 		if next != "" {
 			out.Diagnostics = appendDiagnostics(out.Diagnostics, truncated("workers", r.maxRecords))
@@ -337,7 +341,6 @@ func (r *Registry) RuntimeWorkers(ctx context.Context, id RuntimeID, limit int, 
 // or the visibility policy is a custom one.
 func (r *Registry) collect(ctx context.Context, s Source, q WorkerQuery) (items []Worker, diags []Diagnostic, next WorkerID, version string, err error) {
 	want := q.Limit
-	items = make([]Worker, 0, min(want, 64))
 	for first := true; ; first = false {
 		q.Limit = want - len(items)
 		page, err := s.Workers(ctx, q)
@@ -353,11 +356,7 @@ func (r *Registry) collect(ctx context.Context, s Source, q WorkerQuery) (items 
 		} else if page.Version != version {
 			version = ""
 		}
-		for _, w := range page.Workers {
-			if r.visibility.WorkerVisible(ctx, w) {
-				items = append(items, w)
-			}
-		}
+		items = r.appendVisible(ctx, items, page.Workers)
 		// A misbehaving Source that says More but returns nothing must not
 		// loop forever.
 		if !page.More || len(page.Workers) == 0 {
@@ -368,6 +367,34 @@ func (r *Registry) collect(ctx context.Context, s Source, q WorkerQuery) (items 
 			return items, diags, q.After, version, nil
 		}
 	}
+}
+
+// appendVisible appends the visible Workers of ws to items. When items is
+// empty and every Worker is visible it returns ws itself: the Source's page
+// is passed on without a copy (pages are read-only, see WorkerPage).
+func (r *Registry) appendVisible(ctx context.Context, items, ws []Worker) []Worker {
+	all := true
+	for i := range ws {
+		if !r.visibility.WorkerVisible(ctx, ws[i]) {
+			all = false
+			break
+		}
+	}
+	if all && len(items) == 0 {
+		if ws == nil {
+			return []Worker{}
+		}
+		return ws[:len(ws):len(ws)]
+	}
+	if items == nil {
+		items = make([]Worker, 0, len(ws))
+	}
+	for i := range ws {
+		if r.visibility.WorkerVisible(ctx, ws[i]) {
+			items = append(items, ws[i])
+		}
+	}
+	return items
 }
 
 // Worker returns one Worker by its authority key. Errors: unknown_runtime,

@@ -32,6 +32,8 @@ type WorkerQuery struct {
 
 // WorkerPage is one page of a Source's Workers.
 type WorkerPage struct {
+	// Workers may share memory with the Source (an index's immutable array,
+	// say): the registry and its callers only read them, never modify them.
 	Workers []Worker
 	// Diagnostics are browser-safe notes about the listing as a whole.
 	Diagnostics []Diagnostic
