@@ -60,7 +60,6 @@ func readMetadataFile(podDir string) ([]byte, fileKey, *podProblem) {
 	return data, key, nil
 }
 
-
 // keyOf is the key of fi (zero when fi is nil). Off Linux it leaves out the
 // inode and ctime.
 func keyOf(fi fs.FileInfo) fileKey {
