@@ -97,12 +97,13 @@ func run(o options) error {
 	}
 	fmt.Printf("Store of %d pods ready in %s (reused when already generated).\n\n", o.pods, time.Since(t0).Round(time.Millisecond))
 
-	srv, coldStart, err := startServer(o.server, dataDir, o.pods)
+	srv, starts, err := coldStarts(o.server, dataDir, o.pods, 3)
 	if err != nil {
 		return err
 	}
 	defer srv.stop()
-	fmt.Printf("Cold start to the first correct answer at %d pods: **%s** (exec to a 200 with the expected worker).\n\n", o.pods, coldStart.Round(time.Millisecond))
+	fmt.Printf("Cold start to the first correct answer at %d pods (exec of the server to a 200 with the expected worker; %d starts): %s.\n\n",
+		o.pods, len(starts), durations(starts))
 
 	workerPath := "/api/runtimes/" + runtimeID + "/workers/" + string(compat.WorkerIDFor(benchstore.PodName(o.pods/2)))
 	pagePath := "/api/runtimes/" + runtimeID + "/workers?limit=200"
@@ -185,7 +186,7 @@ func bigStore(o options) error {
 		return fmt.Errorf("generating the large store: %w", err)
 	}
 	fmt.Printf("Store of %d pods ready in %s.\n\n", o.bigPods, time.Since(t0).Round(time.Millisecond))
-	srv, coldStart, err := startServer(o.server, dataDir, o.bigPods)
+	srv, starts, err := coldStarts(o.server, dataDir, o.bigPods, 2)
 	if err != nil {
 		return err
 	}
@@ -206,9 +207,39 @@ func bigStore(o options) error {
 		fmt.Printf("| %s | %.0f | %s | %s |\n", sc.name, r.Throughput, ms(r.Latencies.P50), ms(r.Latencies.P99))
 	}
 	fmt.Println()
-	fmt.Printf("At %d pods: cold start to the first correct answer **%s**; peak RSS (VmHWM) after start %s, after the load **%s**.\n\n",
-		o.bigPods, coldStart.Round(time.Millisecond), mib(afterStart), mib(srv.peakRSS()))
+	fmt.Printf("At %d pods: cold start to the first correct answer %s; peak RSS (VmHWM) after start %s, after the load **%s**.\n\n",
+		o.bigPods, durations(starts), mib(afterStart), mib(srv.peakRSS()))
 	return nil
+}
+
+// coldStarts starts the server n times over dataDir (stopping all but the
+// last, which it returns) and reports each start's time to a correct answer.
+func coldStarts(bin, dataDir string, pods, n int) (*proc, []time.Duration, error) {
+	var out []time.Duration
+	for i := range n {
+		srv, d, err := startServer(bin, dataDir, pods)
+		if err != nil {
+			return nil, nil, err
+		}
+		out = append(out, d)
+		if i == n-1 {
+			return srv, out, nil
+		}
+		srv.stop()
+		time.Sleep(time.Second) // let the kernel drop the stopped server's watches
+	}
+	return nil, nil, errors.New("no start")
+}
+
+// durations formats start times: each, then the median in bold.
+func durations(ds []time.Duration) string {
+	parts := make([]string, len(ds))
+	for i, d := range ds {
+		parts[i] = d.Round(time.Millisecond).String()
+	}
+	sorted := slices.Clone(ds)
+	slices.Sort(sorted)
+	return strings.Join(parts, ", ") + " (median **" + sorted[len(sorted)/2].Round(time.Millisecond).String() + "**)"
 }
 
 // proc is a child process serving HTTP on 127.0.0.1.
@@ -302,7 +333,7 @@ func capture(url string) (captured, error) {
 	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil || resp.StatusCode != 200 || resp.Header.Get("ETag") == "" {
-		return captured{}, fmt.Errorf("capturing %s: %d %v", url, resp.StatusCode, err)
+		return captured{}, fmt.Errorf("capturing %s: status %d: %w", url, resp.StatusCode, err)
 	}
 	return captured{Body: body, ContentType: resp.Header.Get("Content-Type"), ETag: resp.Header.Get("ETag")}, nil
 }

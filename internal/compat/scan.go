@@ -212,7 +212,7 @@ func recordFor(cfg scanConfig, name string, typ fs.FileMode) *podRecord {
 func build(recs []*podRecord) *snapshot {
 	snap := &snapshot{byID: make(map[registry.WorkerID]entry, len(recs)), pods: len(recs), builtAt: time.Now()}
 	var warnings []registry.Diagnostic
-	var listed []*registry.Worker
+	var listed []*podRecord
 	hidden := 0
 	for _, r := range recs {
 		if r.warn != nil && len(warnings) < registry.MaxDiagnostics {
@@ -226,14 +226,19 @@ func build(recs []*podRecord) *snapshot {
 			hidden++
 			snap.byID[r.entry.worker.ID] = r.entry
 		case recListed:
-			snap.byID[r.entry.worker.ID] = r.entry
-			listed = append(listed, r.entry.worker)
+			listed = append(listed, r)
 		}
 	}
-	slices.SortFunc(listed, func(a, b *registry.Worker) int { return cmp.Compare(a.ID, b.ID) })
+	// The listed Workers live in one array, sorted by id, that pages are cut
+	// from; the records (and the lookup map) point into it, so each Worker
+	// is held once. A record is only ever read by the index goroutine, which
+	// is the one that repoints it here.
+	slices.SortFunc(listed, func(a, b *podRecord) int { return cmp.Compare(a.entry.worker.ID, b.entry.worker.ID) })
 	snap.workers = make([]registry.Worker, len(listed))
-	for i, w := range listed {
-		snap.workers[i] = *w
+	for i, r := range listed {
+		snap.workers[i] = *r.entry.worker
+		r.entry.worker = &snap.workers[i]
+		snap.byID[r.entry.worker.ID] = r.entry
 	}
 
 	diags := warnings

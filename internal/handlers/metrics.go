@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/workspace-backend/runtime-registry/internal/registry"
@@ -48,7 +49,7 @@ func NewMetrics() *Metrics {
 		}, []string{"operation", "runtime", "outcome"}),
 	}
 	m.Registry.MustRegister(m.requests, m.duration, m.ops,
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
