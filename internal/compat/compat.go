@@ -188,6 +188,9 @@ type Stats struct {
 	// RefreshedAt is when the index was last known to match the store (the
 	// last rebuild or the last sweep that found nothing new).
 	RefreshedAt time.Time
+	// Reads counts the pod entries the index has read and projected since
+	// Start: one per pod at start-up, then one per changed pod.
+	Reads uint64
 }
 
 // Stats reports the index's size and freshness.
@@ -203,6 +206,7 @@ func (s *Source) Stats() Stats {
 	if ix != nil {
 		st.Watching = ix.watching.Load()
 		st.RefreshedAt = time.Unix(0, ix.lastReval.Load())
+		st.Reads = ix.reads.Load()
 	}
 	return st
 }

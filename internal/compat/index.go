@@ -71,6 +71,7 @@ type index struct {
 	// Stats, read by any goroutine.
 	watching   atomic.Bool
 	lastReval  atomic.Int64 // unix nanoseconds of the last completed revalidation
+	reads      atomic.Uint64 // pod entries read (projected afresh) so far
 	stopOnce   sync.Once
 	forcePolls bool
 }
@@ -127,11 +128,18 @@ func (ix *index) openWatcher() {
 		return
 	}
 	ix.watcher = w
-	ix.noWatch = ""
 	ix.watched = map[string]bool{}
 	if err := w.Add(ix.podsDir); err != nil {
-		ix.fallBack(watchFailure(err))
+		// Still (or again) not watching: no new warning for the same reason.
+		if reason := watchFailure(err); reason != ix.noWatch {
+			ix.noWatch = ""
+			ix.fallBack(reason)
+		} else {
+			ix.closeWatcher()
+		}
+		return
 	}
+	ix.noWatch = ""
 }
 
 // watchFailure is the reason word for a failed watch: never the error text,
@@ -277,6 +285,7 @@ func (ix *index) revalidate(prev *podRecord, name string, typ fs.FileMode, force
 			return prev
 		}
 	}
+	ix.reads.Add(1)
 	return recordFor(ix.cfg, name, typ)
 }
 

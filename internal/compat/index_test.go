@@ -276,3 +276,33 @@ func TestIndexCloseFallsBackToScanning(t *testing.T) {
 		t.Errorf("second Close: %v", err)
 	}
 }
+
+// TestIndexReadsOnlyWhatChanged checks that lists and lookups read nothing
+// and that a change re-reads only the pod it concerns.
+func TestIndexReadsOnlyWhatChanged(t *testing.T) {
+	f := newFixture(t)
+	for _, p := range []string{"a", "b", "c"} {
+		f.pod(p, nil)
+	}
+	s := f.source()
+	eventually(t, "watches in place", func() bool { return s.Stats().Watching })
+	if r := s.Stats().Reads; r != 3 {
+		t.Fatalf("reads after start = %d, want 3 (the sweep after adding the watches re-reads nothing unchanged)", r)
+	}
+	for range 50 {
+		list(t, s)
+		if _, err := labelOf(s, "b"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := s.Stats().Reads; r != 3 {
+		t.Errorf("reads after 50 lists and lookups = %d, want 3", r)
+	}
+	f.pod("b", map[string]any{"worker_name": "b2"})
+	eventually(t, "rewrite", func() bool { l, err := labelOf(s, "b"); return err == nil && l == "b2" })
+	if r := s.Stats().Reads; r < 4 || r > 5 {
+		// One read per event batch of the rewritten pod (a write may come
+		// as two batches), none for the others.
+		t.Errorf("reads after one rewrite = %d, want 4 or 5", r)
+	}
+}
