@@ -70,7 +70,7 @@ type index struct {
 
 	// Stats, read by any goroutine.
 	watching   atomic.Bool
-	lastReval  atomic.Int64 // unix nanoseconds of the last completed revalidation
+	lastReval  atomic.Int64  // unix nanoseconds of the last completed revalidation
 	reads      atomic.Uint64 // pod entries read (projected afresh) so far
 	stopOnce   sync.Once
 	forcePolls bool
