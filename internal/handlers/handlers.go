@@ -32,7 +32,7 @@ func New(reg *registry.Registry, specJSON []byte, log *slog.Logger) (*Handlers, 
 	if err := json.Unmarshal(specJSON, &spec); err != nil {
 		return nil, fmt.Errorf("handlers: decoding the embedded spec: %w", err)
 	}
-	return &Handlers{reg: reg, spec: spec, log: log, cache: newBodyCache(DefaultBodyCacheBytes)}, nil
+	return &Handlers{reg: reg, spec: spec, log: log, cache: newBodyCache(DefaultBodyCacheBytes), metrics: NewMetrics()}, nil
 }
 
 func (h *Handlers) problem(err error) problemResponse { return problemOf(err, h.log) }

@@ -67,9 +67,8 @@ func NewServer(reg *registry.Registry, opts ServerOptions) (*echo.Echo, error) {
 	case opts.BodyCacheBytes > 0:
 		h.cache = newBodyCache(opts.BodyCacheBytes)
 	}
-	h.metrics = opts.Metrics
-	if h.metrics == nil {
-		h.metrics = NewMetrics()
+	if opts.Metrics != nil {
+		h.metrics = opts.Metrics
 	}
 	routes := map[string]bool{}
 
