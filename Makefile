@@ -10,7 +10,7 @@ TS_CLIENT     := clients/typescript
 # npm ci writes this file last: it stamps an installed clients/typescript/node_modules.
 NODE_DEPS     := $(TS_CLIENT)/node_modules/.package-lock.json
 
-.PHONY: all generate build run test test-go lint vet fmt-check contract contract-fuzz node-deps fuzz fuzz-brief fuzz-run soak
+.PHONY: all generate build run test test-go lint vet fmt-check contract contract-fuzz node-deps fuzz fuzz-brief fuzz-run soak bench bench-go
 
 all: build
 
@@ -90,3 +90,13 @@ SOAK_FLAGS    ?=
 soak:
 	$(GO) build -tags soakhooks -o bin/runtime-registry-soak ./cmd/server
 	$(GO) run ./cmd/soak --server bin/runtime-registry-soak --duration $(SOAK_DURATION) --rate $(SOAK_RATE) $(SOAK_FLAGS)
+
+## bench: load run against the real server over a generated 10,000-pod store,
+## beside a static baseline, plus cold start and peak RSS at 100,000 pods
+## (about 3 minutes; stores are generated once under $$TMPDIR). See BENCHMARKS.md.
+bench: build
+	$(GO) run ./cmd/loadbench -server $(BIN)
+
+## bench-go: Go benchmarks of the index (1,000 / 10,000 / 100,000 pods) and of whole requests
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/compat/ ./internal/handlers/

@@ -14,10 +14,13 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/labstack/echo/v4"
 
 	"github.com/workspace-backend/runtime-registry/internal/compat"
 	"github.com/workspace-backend/runtime-registry/internal/handlers"
@@ -88,7 +91,18 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	return cfg, nil
 }
 
+// defaultMemoryLimit is the Go runtime's soft memory limit unless GOMEMLIMIT
+// says otherwise: the index of a large store is most of the heap, and without
+// a limit the garbage collector lets the heap grow to twice it under load.
+// With the limit the collector runs more often instead (BENCHMARKS.md has the
+// figures at 100,000 pods). A store much larger than that needs a higher
+// GOMEMLIMIT.
+const defaultMemoryLimit = 120 << 20
+
 func main() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
 	cfg, err := parseConfig(os.Args[1:], os.Getenv, os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return
@@ -148,18 +162,42 @@ func run(ctx context.Context, cfg config, logOut io.Writer, ready chan<- net.Add
 		DataDir:       cfg.DataDir,
 		Logger:        log,
 	})
+	metrics := handlers.NewMetrics()
+	registerIndexMetrics(metrics.Registry, local)
 	reg, err := registry.New(registry.Options{
 		WorkspaceID: cfg.WorkspaceID,
 		MaxRecords:  cfg.MaxRecords,
-		Auditor:     registry.SlogAuditor{Logger: log},
+		Auditor:     registry.Auditors{registry.SlogAuditor{Logger: log}, metrics.Auditor(local.RuntimeID())},
 	}, local)
 	if err != nil {
 		return err
 	}
-	e, err := handlers.NewServer(reg, handlers.ServerOptions{Logger: log})
-	if err != nil {
-		return err
+	// The HTTP server (which loads the contract) is built while the index
+	// reads the store: neither needs the other until the listener opens.
+	type built struct {
+		e   *echo.Echo
+		err error
 	}
+	server := make(chan built, 1)
+	go func() {
+		e, err := handlers.NewServer(reg, handlers.ServerOptions{Logger: log, Metrics: metrics})
+		server <- built{e, err}
+	}()
+	// The index is built before the listener opens, so the first request is
+	// answered from a complete index; it is closed after the last request.
+	started := time.Now()
+	if err := local.Start(ctx); err != nil {
+		<-server
+		return fmt.Errorf("indexing the local pod store: %w", err)
+	}
+	defer func() { _ = local.Close() }()
+	log.Info("local pod store indexed", slog.Int("pods", local.Stats().Pods),
+		slog.Bool("watching", local.Stats().Watching), slog.Duration("took", time.Since(started)))
+	b := <-server
+	if b.err != nil {
+		return b.err
+	}
+	e := b.e
 	log.Info("serving", slog.String("workspace_id", cfg.WorkspaceID), slog.Bool("data_dir_configured", cfg.DataDir != ""))
 	return serve(ctx, cfg, e, log, ready)
 }

@@ -25,13 +25,53 @@
 //   - Pod directory names (newlines, invalid UTF-8, 255 bytes) never appear
 //     raw: ids are derived by Bounded and display strings are sanitized.
 //     Diagnostics and logs name a pod by its worker id only, never by a path.
+//
+// # Index
+//
+// A started Source (Start) answers from an in-memory index: an immutable
+// snapshot (Workers sorted by id, a map from worker_id to projection, the
+// diagnostics and a generation) that is swapped atomically whenever the store
+// changes. A lookup is one map access; a list page is a binary search and a
+// copy of at most limit Workers; neither touches the filesystem. Start reads
+// the store once (on two goroutines) and publishes the first snapshot before
+// it returns, so the first request after start-up is already correct.
+//
+// Freshness. The index watches pods/ and every pod directory with inotify
+// (github.com/fsnotify/fsnotify). Events are gathered for 20 ms and then only
+// the pods they name are looked at: a pod whose metadata.json has the same
+// inode, size, mtime and ctime as when it was read is not re-read. A change
+// therefore shows within about 20 ms plus the rebuild of the snapshot (a few
+// milliseconds at 10,000 pods). When watches are unavailable (no inotify
+// instance, the watch limit fs.inotify.max_user_watches is reached, pods/ is
+// missing) the index polls instead: every PollInterval (default 500 ms) it
+// lists pods/ and stats each metadata.json, re-reading only what changed; a
+// change then shows within PollInterval plus one sweep (about 5 µs per pod
+// here: ~50 ms at 10,000 pods). Both stay within 1 s up to roughly 50,000 pods
+// when polling. A lost-events overflow of the inotify queue triggers the same
+// sweep at once. A polling index tries to watch again every 30 s unless the
+// watch limit was the reason.
+//
+// Torn writes. A metadata.json is read with one fstat before and one after:
+// a file that changed while it was read is never decoded. A pod that had a
+// projection and whose file stops parsing keeps its previous projection for
+// 500 ms (a writer is most likely half-way through) and is then re-read; if
+// it is still invalid the pod is reported invalid like on a fresh scan. A
+// truncated file never parses as another Worker, so a torn write shows the
+// previous projection or the invalid diagnostic, never a wrong Worker.
+//
+// A Source that was not started (or was closed) reads the store afresh on
+// every call: slow, but correct, and what the tests of the projection use.
 package compat
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"runtime"
 	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/workspace-backend/runtime-registry/internal/registry"
 )
@@ -65,11 +105,17 @@ type Config struct {
 	// Logger receives debug lines about skipped pods (worker_id and a reason
 	// word only). Nil discards them.
 	Logger *slog.Logger
+	// PollInterval is how often a started Source sweeps the store when file
+	// watches are unavailable; 0 means DefaultPollInterval.
+	PollInterval time.Duration
+	// DisableWatch makes a started Source poll instead of watching (for
+	// filesystems without inotify, and for tests of the fallback).
+	DisableWatch bool
 }
 
-// Source is the local compatibility registry.Source. It holds only its
-// configuration and reads the store afresh on every call, so it is safe for
-// concurrent use.
+// Source is the local compatibility registry.Source. Once started it answers
+// from its index; before Start and after Close it reads the store afresh on
+// every call. It is safe for concurrent use.
 type Source struct {
 	// ReadOnlyOperations answers operation_unsupported for create, input and
 	// stop: this backend has no route to a local pod's process.
@@ -78,6 +124,12 @@ type Source struct {
 	scanCfg   scanConfig
 	hostID    registry.HostID
 	hostLabel string
+	poll      time.Duration
+	noWatch   bool
+
+	mu      sync.Mutex // guards ix
+	ix      *index
+	current atomic.Pointer[snapshot]
 }
 
 var _ registry.Source = (*Source)(nil)
@@ -100,12 +152,95 @@ func New(cfg Config) *Source {
 		scanCfg:            scanConfig{dataDir: cfg.DataDir, root: root, hostID: hostID, log: log},
 		hostID:             hostID,
 		hostLabel:          hostLabel(cfg.WorkspaceRoot),
+		poll:               cfg.PollInterval,
+		noWatch:            cfg.DisableWatch,
 	}
 }
 
-// snapshot reads the store. v0 has no cache: every call sees the files as they
-// are now.
-func (s *Source) snapshot() *snapshot { return scan(s.scanCfg) }
+// Start builds the index and keeps it fresh until Close: it reads the store
+// once, publishes the result and returns; from then on calls answer from
+// memory. Without a data dir there is nothing to watch and the Source answers
+// as before. A missing or unreadable store is not an error: it is reported by
+// the calls, and the index polls until the store appears. Start fails only if
+// ctx ends during the first scan, or if the Source was already started.
+func (s *Source) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ix != nil {
+		return errors.New("compat: source already started")
+	}
+	if s.scanCfg.dataDir == "" {
+		snap := noDataDirSnapshot()
+		snap.version = "none"
+		s.current.Store(snap)
+		return nil
+	}
+	ix := newIndex(s.scanCfg, s.poll, s.noWatch, s.current.Store)
+	if err := ix.start(ctx); err != nil {
+		return err
+	}
+	s.ix = ix
+	return nil
+}
+
+// Close stops the index and releases its watches; the Source then reads the
+// store on every call again. It returns nil, also when the Source was never
+// started.
+func (s *Source) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ix != nil {
+		s.ix.close()
+		s.ix = nil
+	}
+	s.current.Store(nil)
+	return nil
+}
+
+// Stats describes the index for monitoring.
+type Stats struct {
+	// Indexed is true while the Source answers from its index.
+	Indexed bool
+	// Watching is true while file watches keep the index fresh (false when
+	// it polls, or is not started).
+	Watching bool
+	// Pods is the number of pods/ entries in the index; Workers the number
+	// of Workers it lists.
+	Pods, Workers int
+	// RefreshedAt is when the index was last known to match the store (the
+	// last rebuild or the last sweep that found nothing new).
+	RefreshedAt time.Time
+	// Reads counts the pod entries the index has read and projected since
+	// Start: one per pod at start-up, then one per changed pod.
+	Reads uint64
+}
+
+// Stats reports the index's size and freshness.
+func (s *Source) Stats() Stats {
+	snap := s.current.Load()
+	if snap == nil {
+		return Stats{}
+	}
+	st := Stats{Indexed: true, Pods: snap.pods, Workers: len(snap.workers), RefreshedAt: snap.builtAt}
+	s.mu.Lock()
+	ix := s.ix
+	s.mu.Unlock()
+	if ix != nil {
+		st.Watching = ix.watching.Load()
+		st.RefreshedAt = time.Unix(0, ix.lastReval.Load())
+		st.Reads = ix.reads.Load()
+	}
+	return st
+}
+
+// snapshot is the index's current snapshot, or a fresh scan when the Source
+// is not started.
+func (s *Source) snapshot() *snapshot {
+	if snap := s.current.Load(); snap != nil {
+		return snap
+	}
+	return scan(s.scanCfg)
+}
 
 // RuntimeID returns RuntimeID.
 func (s *Source) RuntimeID() registry.RuntimeID { return RuntimeID }
@@ -203,7 +338,12 @@ func (s *Source) Workers(_ context.Context, q registry.WorkerQuery) (registry.Wo
 	if len(rest) > limit {
 		rest, page.More = rest[:limit], true
 	}
-	page.Workers = append(page.Workers, rest...)
+	if len(rest) > 0 {
+		// The page shares the snapshot's immutable array (read-only, capacity
+		// cut so that an append copies): a page costs no copy.
+		page.Workers = rest[:len(rest):len(rest)]
+	}
+	page.Version = snap.version
 	return page, nil
 }
 
@@ -228,5 +368,5 @@ func (s *Source) Worker(_ context.Context, id registry.WorkerID) (registry.Worke
 	case !e.visible:
 		return registry.Worker{}, registry.WorkerNotVisible(ref)
 	}
-	return e.worker, nil
+	return *e.worker, nil
 }

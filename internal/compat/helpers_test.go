@@ -39,8 +39,22 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
+// source is a started Source over the fixture: every test of the projection
+// runs against the index.
 func (f *fixture) source() *compat.Source {
-	return compat.New(compat.Config{WorkspaceID: "my-workspace", WorkspaceRoot: f.root, DataDir: f.dataDir})
+	return started(f.t, compat.Config{WorkspaceID: "my-workspace", WorkspaceRoot: f.root, DataDir: f.dataDir})
+}
+
+// started builds a Source for cfg, starts its index and closes it when the
+// test ends.
+func started(t testing.TB, cfg compat.Config) *compat.Source {
+	t.Helper()
+	s := compat.New(cfg)
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
 }
 
 // podDir creates an empty pod directory and returns its path.

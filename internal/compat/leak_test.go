@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/workspace-backend/runtime-registry/internal/compat"
@@ -66,12 +67,14 @@ func TestNoLeak(t *testing.T) {
 	write("MARK.NOROOT", map[string]any{"worker_name": "x", "active": map[string]any{"session_id": "MARKSESSION"}})
 	write("MARK.BROKEN", []byte(`{"worker_name": "MARKSESSION", "workspace_root": "/MARKOTHERROOT`))
 
-	var logs bytes.Buffer
-	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	// The index goroutines log too, so the buffer is locked.
+	logs := &lockedBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	sources := map[string]*compat.Source{
-		"ok":          compat.New(compat.Config{WorkspaceID: "ws", WorkspaceRoot: root, DataDir: dataDir, Logger: logger}),
-		"no data dir": compat.New(compat.Config{WorkspaceID: "ws", WorkspaceRoot: root, Logger: logger}),
-		"unreadable":  compat.New(compat.Config{WorkspaceID: "ws", WorkspaceRoot: root, DataDir: filepath.Join(dataDir, "MARKDATA-missing"), Logger: logger}),
+		"ok":           started(t, compat.Config{WorkspaceID: "ws", WorkspaceRoot: root, DataDir: dataDir, Logger: logger}),
+		"ok unstarted": compat.New(compat.Config{WorkspaceID: "ws", WorkspaceRoot: root, DataDir: dataDir, Logger: logger}),
+		"no data dir":  started(t, compat.Config{WorkspaceID: "ws", WorkspaceRoot: root, Logger: logger}),
+		"unreadable":   started(t, compat.Config{WorkspaceID: "ws", WorkspaceRoot: root, DataDir: filepath.Join(dataDir, "MARKDATA-missing"), Logger: logger}),
 	}
 	lookups := []registry.WorkerID{
 		compat.WorkerIDFor("visible"), compat.WorkerIDFor("stale"), compat.WorkerIDFor("MARK.FOREIGN"),
@@ -148,7 +151,7 @@ func TestNoLeak(t *testing.T) {
 	if listed != 3 {
 		t.Errorf("listed %d workers, want 3 (visible, pending, stale)", listed)
 	}
-	if logs.Len() == 0 {
+	if logs.String() == "" {
 		t.Error("no debug log lines: the log check below proves nothing")
 	}
 	for _, m := range markers {
@@ -165,4 +168,22 @@ func TestNoLeak(t *testing.T) {
 	if t.Failed() {
 		t.Logf("output:\n%s\nlogs:\n%s", out.String(), logs.String())
 	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent writers.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

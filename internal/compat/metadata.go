@@ -6,6 +6,7 @@ import (
 	"errors"
 	"path"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 
@@ -112,6 +113,11 @@ const maxDisplayRunes = 80
 // like a path) and invalid UTF-8 are dropped, surrounding white space is
 // trimmed, and at most 80 code points are kept.
 func sanitizeDisplay(s string) string {
+	if displaySafe(s) {
+		// Nothing to change: keep the string itself, no copy (the index
+		// holds one per pod).
+		return s
+	}
 	var b strings.Builder
 	for i := 0; i < len(s); {
 		r, size := utf8.DecodeRuneInString(s[i:])
@@ -143,15 +149,54 @@ func sanitizeDisplay(s string) string {
 	return out
 }
 
+// displaySafe reports whether sanitizeDisplay would return s unchanged:
+// printable ASCII other than '/' and '\', no surrounding space, at most 80
+// bytes. Anything else takes the slow path.
+func displaySafe(s string) bool {
+	if len(s) > maxDisplayRunes || (len(s) > 0 && (s[0] == ' ' || s[len(s)-1] == ' ')) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '/' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
 // optionalDisplay returns the first of names that is non-empty once
-// sanitized, or nil: an empty role or profile is reported as null.
+// sanitized, or nil: an empty role or profile is reported as null. Equal
+// values share one *string (roles and profiles repeat across thousands of
+// pods); the Workers that hold them are never modified.
 func optionalDisplay(names ...nameRef) *string {
 	for _, n := range names {
 		if s := sanitizeDisplay(string(n)); s != "" {
-			return &s
+			return intern(s)
 		}
 	}
 	return nil
+}
+
+// interned holds the shared *string of each role and profile seen, up to
+// maxInterned distinct values (beyond that each Worker gets its own).
+var interned = struct {
+	sync.Mutex
+	m map[string]*string
+}{m: map[string]*string{}}
+
+const maxInterned = 4096
+
+func intern(s string) *string {
+	interned.Lock()
+	defer interned.Unlock()
+	if p, ok := interned.m[s]; ok {
+		return p
+	}
+	p := &s
+	if len(interned.m) < maxInterned {
+		interned.m[s] = p
+	}
+	return p
 }
 
 // normalizeRoot makes two spellings of a workspace root comparable without
@@ -193,8 +238,8 @@ const (
 func project(podName string, m *podMetadata, hostID registry.HostID) registry.Worker {
 	hint := sanitizeDisplay(podName)
 	label := sanitizeDisplay(m.WorkerName)
-	if label == "" {
-		label = hint
+	if label == "" || label == hint {
+		label = hint // one string for both
 	}
 	if label == "" {
 		label = "worker"

@@ -3,6 +3,9 @@
 package compat
 
 import (
+	"errors"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 )
@@ -12,4 +15,56 @@ import (
 // the listing is the check for the directory.
 func openMetadata(podDir string) (*os.File, error) {
 	return os.OpenFile(filepath.Join(podDir, metadataFileName), metadataOpenFlags, 0)
+}
+
+// readMetadataFile reads podDir/metadata.json and returns the key of the file
+// it read. The Lstat rejects a symlink, FIFO or device without opening it;
+// O_NOFOLLOW, O_NONBLOCK and the fstat after opening refuse one swapped in
+// between, so a read never follows a link and never blocks. At most 1 MiB + 1
+// byte is read: one byte more than the limit is enough to tell that the file
+// is over it. A file whose size or times change while it is read was caught
+// mid-write: it is reported invalid ("changed_during_read"), never decoded.
+func readMetadataFile(podDir string) ([]byte, fileKey, *podProblem) {
+	fi, err := os.Lstat(filepath.Join(podDir, metadataFileName))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fileKey{}, unreadable("missing", err)
+	case err != nil:
+		return nil, fileKey{}, unreadable("stat_failed", err)
+	case !fi.Mode().IsRegular():
+		return nil, keyOf(fi), unreadable("not_regular", nil)
+	}
+	f, err := openMetadata(podDir)
+	if err != nil {
+		return nil, keyOf(fi), unreadable("open_failed", err)
+	}
+	// Read-only: a close error loses nothing.
+	defer func() { _ = f.Close() }()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, keyOf(fi), unreadable("stat_failed", err)
+	} else if !st.Mode().IsRegular() {
+		return nil, keyOf(st), unreadable("not_regular", nil)
+	}
+	key := keyOf(st)
+	data, err := io.ReadAll(io.LimitReader(f, maxMetadataBytes+1))
+	if err != nil {
+		return nil, key, unreadable("read_failed", err)
+	}
+	if len(data) > maxMetadataBytes {
+		return nil, key, invalid("oversize", nil)
+	}
+	if after, err := f.Stat(); err != nil || keyOf(after) != key {
+		return nil, fileKey{}, invalid("changed_during_read", err)
+	}
+	return data, key, nil
+}
+
+// keyOf is the key of fi (zero when fi is nil). Off Linux it leaves out the
+// inode and ctime.
+func keyOf(fi fs.FileInfo) fileKey {
+	if fi == nil {
+		return fileKey{}
+	}
+	return fileKey{size: fi.Size(), mtime: fi.ModTime().UnixNano(), mode: uint32(fi.Mode())}
 }

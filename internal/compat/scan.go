@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"github.com/workspace-backend/runtime-registry/internal/registry"
 )
@@ -56,25 +57,34 @@ const (
 
 // entry is what a lookup by worker_id finds.
 type entry struct {
-	worker registry.Worker
+	worker *registry.Worker
 	// visible is false for a pod of another workspace: it exists, so a lookup
 	// answers worker_not_visible rather than unknown_worker.
 	visible bool
 }
 
-// snapshot is the result of one scan. It is never modified after scan
-// returns, so it can be shared by concurrent calls (and, later, cached).
+// snapshot is the projection of the store at one moment. It is never modified
+// after it is built, so concurrent calls share it: the index publishes a new
+// one whenever the store changes, and an unstarted Source builds one per call.
 type snapshot struct {
 	state storeState
 	// cause is the raw error behind storeUnreadable; it may hold a path and
 	// only ever travels in registry.Error.Cause.
 	cause error
-	// workers are the listed Workers, ascending by id (byte order).
+	// workers are the listed Workers, ascending by id (byte order). Pages
+	// are cut from this array and shared, read-only.
 	workers []registry.Worker
 	// byID holds every pod with a usable projection, including those of other
 	// workspaces.
 	byID  map[registry.WorkerID]entry
 	diags []registry.Diagnostic
+	// version identifies this snapshot's content within the process ("" for
+	// a snapshot built per call, which nothing may cache).
+	version string
+	// pods is the number of entries of the pods directory that were looked at.
+	pods int
+	// builtAt is when the snapshot was built.
+	builtAt time.Time
 }
 
 // scanConfig is the part of the Source configuration a scan depends on.
@@ -85,81 +95,151 @@ type scanConfig struct {
 	log     *slog.Logger
 }
 
-// scan reads the store once and projects it. It depends only on cfg and the
-// filesystem, which is what lets an index with revalidation be put in front
-// of it later.
-func scan(cfg scanConfig) *snapshot {
-	snap := &snapshot{byID: map[registry.WorkerID]entry{}}
-	if cfg.dataDir == "" {
-		snap.state = storeNoDataDir
-		snap.diags = []registry.Diagnostic{unavailableDiagnostic()}
-		return snap
-	}
-	podsDir := filepath.Join(cfg.dataDir, podsDirName)
-	ents, err := os.ReadDir(podsDir)
-	if err != nil {
-		reason := "unreadable"
-		if errors.Is(err, fs.ErrNotExist) {
-			reason = "missing"
-		}
-		cfg.log.Debug("local pod store unreadable", "reason", reason)
-		snap.state = storeUnreadable
-		snap.cause = err
-		snap.diags = []registry.Diagnostic{unreadableDiagnostic()}
-		return snap
-	}
+func (cfg scanConfig) podsDir() string { return filepath.Join(cfg.dataDir, podsDirName) }
 
-	var warnings []registry.Diagnostic
-	hidden := 0
-	for _, de := range ents {
-		name := de.Name()
-		id := WorkerIDFor(name)
-		warn := func(code, reason, format string) {
-			cfg.log.Debug("local pod not listed", "worker_id", string(id), "reason", reason)
-			warnings = append(warnings, registry.Diagnostic{
-				Code: code, Severity: registry.SeverityWarning, Message: fmt.Sprintf(format, id),
-			})
-		}
-		switch {
-		case de.Type()&fs.ModeSymlink != 0:
-			// A symlinked pod directory could point anywhere: it is never
-			// followed, but it looks like a pod, so say it was skipped.
-			warn(DiagMetadataUnreadable, "pod_dir_symlink", metadataUnreadableMessage)
-			continue
-		case !de.IsDir():
-			// Stray files next to the pods are not pods.
-			continue
-		}
-		m, prob := readPod(podsDir, name)
-		if prob != nil {
-			warn(prob.code, prob.reason, prob.message)
-			continue
-		}
-		if m.WorkspaceRoot == "" {
-			warn(DiagWorkspaceRootMissing, "workspace_root_missing",
-				"Local worker %s names no workspace; it is not listed.")
-			continue
-		}
-		w := project(name, m, cfg.hostID)
-		if cfg.root == "" || normalizeRoot(m.WorkspaceRoot) != cfg.root {
-			// Counted, not named: another workspace's workers are not this
-			// caller's business beyond the fact that some were skipped.
-			cfg.log.Debug("local pod not listed", "worker_id", string(id), "reason", "other_workspace")
-			hidden++
-			snap.byID[id] = entry{worker: w, visible: false}
-			continue
-		}
-		if m.WorkerName != "" && m.WorkerName != name {
-			cfg.log.Debug("local pod metadata stale", "worker_id", string(id), "reason", "worker_name_mismatch")
-			warnings = append(warnings, registry.Diagnostic{
-				Code: DiagMetadataStale, Severity: registry.SeverityWarning,
-				Message: fmt.Sprintf("The metadata of local worker %s disagrees with its directory; it is listed under the directory-derived id.", id),
-			})
-		}
-		snap.byID[id] = entry{worker: w, visible: true}
-		snap.workers = append(snap.workers, w)
+// recordKind says what one entry of the pods directory amounts to.
+type recordKind uint8
+
+const (
+	recSkip    recordKind = iota // not a pod (a stray file): ignored
+	recProblem                   // a pod that cannot be projected: a warning, not listed
+	recHidden                    // a pod of another workspace: counted, not listed
+	recListed                    // a pod of this workspace: listed (perhaps with a warning)
+)
+
+// podRecord is what one entry of the pods directory projects to. It is the
+// unit both a full scan and the index work in: the index keeps one per pod and
+// rebuilds only the records of pods that changed.
+type podRecord struct {
+	name string
+	kind recordKind
+	// dirType is the type bits of the directory entry (dir, symlink, ...).
+	dirType fs.FileMode
+	// key identifies the metadata.json that was read (zero when none was).
+	key fileKey
+	// problem is the reason word of a recProblem record ("" otherwise); an
+	// invalid read is held back by the index for a while (see index.go).
+	problem string
+	entry   entry
+	// warn is the record's diagnostic, if any (problems and stale metadata).
+	warn *registry.Diagnostic
+}
+
+// scan reads the store once and projects it. It depends only on cfg and the
+// filesystem; the index (index.go) builds its snapshots from the same
+// records, so both always agree.
+func scan(cfg scanConfig) *snapshot {
+	if cfg.dataDir == "" {
+		return noDataDirSnapshot()
 	}
-	slices.SortFunc(snap.workers, func(a, b registry.Worker) int { return cmp.Compare(a.ID, b.ID) })
+	ents, err := os.ReadDir(cfg.podsDir())
+	if err != nil {
+		return unreadableSnapshot(cfg, err)
+	}
+	recs := make([]*podRecord, 0, len(ents))
+	for _, de := range ents {
+		recs = append(recs, recordFor(cfg, de.Name(), de.Type()))
+	}
+	return build(recs)
+}
+
+func noDataDirSnapshot() *snapshot {
+	return &snapshot{state: storeNoDataDir, byID: map[registry.WorkerID]entry{},
+		diags: []registry.Diagnostic{unavailableDiagnostic()}, builtAt: time.Now()}
+}
+
+func unreadableSnapshot(cfg scanConfig, err error) *snapshot {
+	reason := "unreadable"
+	if errors.Is(err, fs.ErrNotExist) {
+		reason = "missing"
+	}
+	cfg.log.Debug("local pod store unreadable", "reason", reason)
+	return &snapshot{state: storeUnreadable, cause: err, byID: map[registry.WorkerID]entry{},
+		diags: []registry.Diagnostic{unreadableDiagnostic()}, builtAt: time.Now()}
+}
+
+// recordFor projects the entry name of the pods directory, whose directory
+// entry type is typ.
+func recordFor(cfg scanConfig, name string, typ fs.FileMode) *podRecord {
+	rec := &podRecord{name: name, dirType: typ.Type()}
+	id := WorkerIDFor(name)
+	warn := func(code, reason, format string) *podRecord {
+		cfg.log.Debug("local pod not listed", "worker_id", string(id), "reason", reason)
+		rec.kind, rec.problem = recProblem, reason
+		rec.warn = &registry.Diagnostic{Code: code, Severity: registry.SeverityWarning, Message: fmt.Sprintf(format, id)}
+		return rec
+	}
+	switch {
+	case typ&fs.ModeSymlink != 0:
+		// A symlinked pod directory could point anywhere: it is never
+		// followed, but it looks like a pod, so say it was skipped.
+		return warn(DiagMetadataUnreadable, "pod_dir_symlink", metadataUnreadableMessage)
+	case !typ.IsDir():
+		// Stray files next to the pods are not pods.
+		rec.kind = recSkip
+		return rec
+	}
+	m, key, prob := readPod(cfg.podsDir(), name)
+	rec.key = key
+	if prob != nil {
+		return warn(prob.code, prob.reason, prob.message)
+	}
+	if m.WorkspaceRoot == "" {
+		return warn(DiagWorkspaceRootMissing, "workspace_root_missing",
+			"Local worker %s names no workspace; it is not listed.")
+	}
+	w := project(name, m, cfg.hostID)
+	if cfg.root == "" || normalizeRoot(m.WorkspaceRoot) != cfg.root {
+		// Counted, not named: another workspace's workers are not this
+		// caller's business beyond the fact that some were skipped.
+		cfg.log.Debug("local pod not listed", "worker_id", string(id), "reason", "other_workspace")
+		rec.kind, rec.entry = recHidden, entry{worker: &w, visible: false}
+		return rec
+	}
+	if m.WorkerName != "" && m.WorkerName != name {
+		cfg.log.Debug("local pod metadata stale", "worker_id", string(id), "reason", "worker_name_mismatch")
+		rec.warn = &registry.Diagnostic{
+			Code: DiagMetadataStale, Severity: registry.SeverityWarning,
+			Message: fmt.Sprintf("The metadata of local worker %s disagrees with its directory; it is listed under the directory-derived id.", id),
+		}
+	}
+	rec.kind, rec.entry = recListed, entry{worker: &w, visible: true}
+	return rec
+}
+
+// build makes the snapshot of a readable store from its records, given in
+// pods-directory (name) order so that diagnostics come in that order.
+func build(recs []*podRecord) *snapshot {
+	snap := &snapshot{byID: make(map[registry.WorkerID]entry, len(recs)), pods: len(recs), builtAt: time.Now()}
+	var warnings []registry.Diagnostic
+	var listed []*podRecord
+	hidden := 0
+	for _, r := range recs {
+		if r.warn != nil && len(warnings) < registry.MaxDiagnostics {
+			warnings = append(warnings, *r.warn)
+		} else if r.warn != nil {
+			// Counted past the cap only so that the cut is marked.
+			warnings = append(warnings[:registry.MaxDiagnostics], *r.warn)
+		}
+		switch r.kind {
+		case recHidden:
+			hidden++
+			snap.byID[r.entry.worker.ID] = r.entry
+		case recListed:
+			listed = append(listed, r)
+		}
+	}
+	// The listed Workers live in one array, sorted by id, that pages are cut
+	// from; the records (and the lookup map) point into it, so each Worker
+	// is held once. A record is only ever read by the index goroutine, which
+	// is the one that repoints it here.
+	slices.SortFunc(listed, func(a, b *podRecord) int { return cmp.Compare(a.entry.worker.ID, b.entry.worker.ID) })
+	snap.workers = make([]registry.Worker, len(listed))
+	for i, r := range listed {
+		snap.workers[i] = *r.entry.worker
+		r.entry.worker = &snap.workers[i]
+		snap.byID[r.entry.worker.ID] = r.entry
+	}
 
 	diags := warnings
 	if hidden > 0 {
@@ -216,16 +296,17 @@ func invalid(reason string, cause error) *podProblem {
 }
 
 // readPod reads and decodes the metadata of the pod directory name under
-// podsDir. It never follows a symlink, never blocks on a special file and
-// never reads more than 1 MiB + 1 byte.
-func readPod(podsDir, name string) (*podMetadata, *podProblem) {
-	data, prob := readMetadataFile(filepath.Join(podsDir, name))
+// podsDir, and returns the identity of the file it read. It never follows a
+// symlink, never blocks on a special file and never reads more than 1 MiB + 1
+// byte.
+func readPod(podsDir, name string) (*podMetadata, fileKey, *podProblem) {
+	data, key, prob := readMetadataFile(filepath.Join(podsDir, name))
 	if prob != nil {
-		return nil, prob
+		return nil, key, prob
 	}
 	m, err := parseMetadata(data)
 	if err != nil {
-		return nil, invalid("json", err)
+		return nil, key, invalid("json", err)
 	}
-	return m, nil
+	return m, key, nil
 }

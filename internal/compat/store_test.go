@@ -225,7 +225,7 @@ func TestWorkspaceMatch(t *testing.T) {
 	for _, tt := range tests {
 		f := newFixture(t)
 		f.pod("p", map[string]any{"workspace_root": tt.pod})
-		s := compat.New(compat.Config{WorkspaceID: "w", WorkspaceRoot: tt.configured, DataDir: f.dataDir})
+		s := started(t, compat.Config{WorkspaceID: "w", WorkspaceRoot: tt.configured, DataDir: f.dataDir})
 		_, err := s.Worker(context.Background(), compat.WorkerIDFor("p"))
 		page := list(t, s)
 		if tt.visible {
@@ -271,7 +271,7 @@ func TestDiagnosticsCapped(t *testing.T) {
 }
 
 func TestNoDataDir(t *testing.T) {
-	s := compat.New(compat.Config{WorkspaceID: "w", WorkspaceRoot: "/x/proj"})
+	s := started(t, compat.Config{WorkspaceID: "w", WorkspaceRoot: "/x/proj"})
 	ctx := context.Background()
 	sum, err := s.Summary(ctx)
 	if err != nil {
@@ -319,7 +319,7 @@ func TestPodsDirUnreadable(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			dataDir := filepath.Join(t.TempDir(), "data")
 			tt.setup(t, dataDir)
-			s := compat.New(compat.Config{WorkspaceID: "w", WorkspaceRoot: "/x/proj", DataDir: dataDir})
+			s := started(t, compat.Config{WorkspaceID: "w", WorkspaceRoot: "/x/proj", DataDir: dataDir})
 			ctx := context.Background()
 			sum, _ := s.Summary(ctx)
 			if sum.Status != registry.Degraded || sum.Capabilities.LocalPodInspection != "available" {

@@ -1013,6 +1013,9 @@ type Cursor = string
 // HostId Example: local-my-workspace-0123456789abcdef
 type HostId = string
 
+// IfNoneMatch defines model for IfNoneMatch.
+type IfNoneMatch = string
+
 // Limit Example: 50
 type Limit = int
 
@@ -1092,6 +1095,51 @@ type PayloadTooLarge = Problem
 // details such as local file locations or credentials.
 type ServiceUnavailable = Problem
 
+// ListHostsParams defines parameters for ListHosts.
+type ListHostsParams struct {
+	// IfNoneMatch Entity tags from earlier answers (RFC 9110 section 13.1.2), or `*`. When
+	// one of them matches the current representation the answer is
+	// `304 Not Modified` without a body. Weak tags (`W/"..."`) compare by
+	// their opaque part.
+	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
+}
+
+// ListHostWorkersParams defines parameters for ListHostWorkers.
+type ListHostWorkersParams struct {
+	// IfNoneMatch Entity tags from earlier answers (RFC 9110 section 13.1.2), or `*`. When
+	// one of them matches the current representation the answer is
+	// `304 Not Modified` without a body. Weak tags (`W/"..."`) compare by
+	// their opaque part.
+	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
+}
+
+// ListRuntimesParams defines parameters for ListRuntimes.
+type ListRuntimesParams struct {
+	// IfNoneMatch Entity tags from earlier answers (RFC 9110 section 13.1.2), or `*`. When
+	// one of them matches the current representation the answer is
+	// `304 Not Modified` without a body. Weak tags (`W/"..."`) compare by
+	// their opaque part.
+	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
+}
+
+// GetRuntimeParams defines parameters for GetRuntime.
+type GetRuntimeParams struct {
+	// IfNoneMatch Entity tags from earlier answers (RFC 9110 section 13.1.2), or `*`. When
+	// one of them matches the current representation the answer is
+	// `304 Not Modified` without a body. Weak tags (`W/"..."`) compare by
+	// their opaque part.
+	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
+}
+
+// ListRuntimeHostsParams defines parameters for ListRuntimeHosts.
+type ListRuntimeHostsParams struct {
+	// IfNoneMatch Entity tags from earlier answers (RFC 9110 section 13.1.2), or `*`. When
+	// one of them matches the current representation the answer is
+	// `304 Not Modified` without a body. Weak tags (`W/"..."`) compare by
+	// their opaque part.
+	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
+}
+
 // ListRuntimeWorkersParams defines parameters for ListRuntimeWorkers.
 type ListRuntimeWorkersParams struct {
 	// Limit Maximum number of items in the page, 1 to 200 (the server may cap it
@@ -1103,6 +1151,30 @@ type ListRuntimeWorkersParams struct {
 	// it for the first page. A malformed or expired cursor is
 	// `400 invalid_request`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// IfNoneMatch Entity tags from earlier answers (RFC 9110 section 13.1.2), or `*`. When
+	// one of them matches the current representation the answer is
+	// `304 Not Modified` without a body. Weak tags (`W/"..."`) compare by
+	// their opaque part.
+	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
+}
+
+// GetWorkerParams defines parameters for GetWorker.
+type GetWorkerParams struct {
+	// IfNoneMatch Entity tags from earlier answers (RFC 9110 section 13.1.2), or `*`. When
+	// one of them matches the current representation the answer is
+	// `304 Not Modified` without a body. Weak tags (`W/"..."`) compare by
+	// their opaque part.
+	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
+}
+
+// ListWorkersParams defines parameters for ListWorkers.
+type ListWorkersParams struct {
+	// IfNoneMatch Entity tags from earlier answers (RFC 9110 section 13.1.2), or `*`. When
+	// one of them matches the current representation the answer is
+	// `304 Not Modified` without a body. Weak tags (`W/"..."`) compare by
+	// their opaque part.
+	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
 }
 
 // CreateWorkerJSONRequestBody defines body for CreateWorker for application/json ContentType.
@@ -1118,22 +1190,22 @@ type StopWorkerJSONRequestBody = StopWorkerRequest
 type ServerInterface interface {
 	// ListHosts List hosts of all Runtimes
 	// (GET /api/hosts)
-	ListHosts(ctx echo.Context) error
+	ListHosts(ctx echo.Context, params ListHostsParams) error
 	// ListHostWorkers List Workers on one host
 	// (GET /api/hosts/{host_id}/workers)
-	ListHostWorkers(ctx echo.Context, hostId HostId) error
+	ListHostWorkers(ctx echo.Context, hostId HostId, params ListHostWorkersParams) error
 	// GetOpenAPISpec The API contract
 	// (GET /api/openapi.json)
 	GetOpenAPISpec(ctx echo.Context) error
 	// ListRuntimes List Runtimes
 	// (GET /api/runtimes)
-	ListRuntimes(ctx echo.Context) error
+	ListRuntimes(ctx echo.Context, params ListRuntimesParams) error
 	// GetRuntime Get one Runtime
 	// (GET /api/runtimes/{runtime_id})
-	GetRuntime(ctx echo.Context, runtimeId RuntimeId) error
+	GetRuntime(ctx echo.Context, runtimeId RuntimeId, params GetRuntimeParams) error
 	// ListRuntimeHosts List the hosts of one Runtime
 	// (GET /api/runtimes/{runtime_id}/hosts)
-	ListRuntimeHosts(ctx echo.Context, runtimeId RuntimeId) error
+	ListRuntimeHosts(ctx echo.Context, runtimeId RuntimeId, params ListRuntimeHostsParams) error
 	// ListRuntimeWorkers List the Workers of one Runtime
 	// (GET /api/runtimes/{runtime_id}/workers)
 	ListRuntimeWorkers(ctx echo.Context, runtimeId RuntimeId, params ListRuntimeWorkersParams) error
@@ -1142,7 +1214,7 @@ type ServerInterface interface {
 	CreateWorker(ctx echo.Context, runtimeId RuntimeId) error
 	// GetWorker Get one Worker
 	// (GET /api/runtimes/{runtime_id}/workers/{worker_id})
-	GetWorker(ctx echo.Context, runtimeId RuntimeId, workerId WorkerId) error
+	GetWorker(ctx echo.Context, runtimeId RuntimeId, workerId WorkerId, params GetWorkerParams) error
 	// SendWorkerInput Send input to a Worker
 	// (POST /api/runtimes/{runtime_id}/workers/{worker_id}/input)
 	SendWorkerInput(ctx echo.Context, runtimeId RuntimeId, workerId WorkerId) error
@@ -1151,10 +1223,13 @@ type ServerInterface interface {
 	StopWorker(ctx echo.Context, runtimeId RuntimeId, workerId WorkerId) error
 	// ListWorkers List Workers of all Runtimes
 	// (GET /api/workers)
-	ListWorkers(ctx echo.Context) error
+	ListWorkers(ctx echo.Context, params ListWorkersParams) error
 	// GetHealth Liveness check
 	// (GET /healthz)
 	GetHealth(ctx echo.Context) error
+	// GetMetrics Prometheus metrics
+	// (GET /metrics)
+	GetMetrics(ctx echo.Context) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
@@ -1166,8 +1241,28 @@ type ServerInterfaceWrapper struct {
 func (w *ServerInterfaceWrapper) ListHosts(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListHostsParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-None-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-None-Match")]; found {
+		var IfNoneMatch IfNoneMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-None-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-None-Match", valueList[0], &IfNoneMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-None-Match: %s", err))
+		}
+
+		params.IfNoneMatch = &IfNoneMatch
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.ListHosts(ctx)
+	err = w.Handler.ListHosts(ctx, params)
 	return err
 }
 
@@ -1182,8 +1277,28 @@ func (w *ServerInterfaceWrapper) ListHostWorkers(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter host_id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListHostWorkersParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-None-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-None-Match")]; found {
+		var IfNoneMatch IfNoneMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-None-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-None-Match", valueList[0], &IfNoneMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-None-Match: %s", err))
+		}
+
+		params.IfNoneMatch = &IfNoneMatch
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.ListHostWorkers(ctx, hostId)
+	err = w.Handler.ListHostWorkers(ctx, hostId, params)
 	return err
 }
 
@@ -1200,8 +1315,28 @@ func (w *ServerInterfaceWrapper) GetOpenAPISpec(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) ListRuntimes(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListRuntimesParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-None-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-None-Match")]; found {
+		var IfNoneMatch IfNoneMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-None-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-None-Match", valueList[0], &IfNoneMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-None-Match: %s", err))
+		}
+
+		params.IfNoneMatch = &IfNoneMatch
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.ListRuntimes(ctx)
+	err = w.Handler.ListRuntimes(ctx, params)
 	return err
 }
 
@@ -1216,8 +1351,28 @@ func (w *ServerInterfaceWrapper) GetRuntime(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter runtime_id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetRuntimeParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-None-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-None-Match")]; found {
+		var IfNoneMatch IfNoneMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-None-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-None-Match", valueList[0], &IfNoneMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-None-Match: %s", err))
+		}
+
+		params.IfNoneMatch = &IfNoneMatch
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.GetRuntime(ctx, runtimeId)
+	err = w.Handler.GetRuntime(ctx, runtimeId, params)
 	return err
 }
 
@@ -1232,8 +1387,28 @@ func (w *ServerInterfaceWrapper) ListRuntimeHosts(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter runtime_id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListRuntimeHostsParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-None-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-None-Match")]; found {
+		var IfNoneMatch IfNoneMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-None-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-None-Match", valueList[0], &IfNoneMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-None-Match: %s", err))
+		}
+
+		params.IfNoneMatch = &IfNoneMatch
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.ListRuntimeHosts(ctx, runtimeId)
+	err = w.Handler.ListRuntimeHosts(ctx, runtimeId, params)
 	return err
 }
 
@@ -1262,6 +1437,23 @@ func (w *ServerInterfaceWrapper) ListRuntimeWorkers(ctx echo.Context) error {
 	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
 	if err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-None-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-None-Match")]; found {
+		var IfNoneMatch IfNoneMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-None-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-None-Match", valueList[0], &IfNoneMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-None-Match: %s", err))
+		}
+
+		params.IfNoneMatch = &IfNoneMatch
 	}
 
 	// Invoke the callback with all the unmarshaled arguments
@@ -1304,8 +1496,28 @@ func (w *ServerInterfaceWrapper) GetWorker(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter worker_id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetWorkerParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-None-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-None-Match")]; found {
+		var IfNoneMatch IfNoneMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-None-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-None-Match", valueList[0], &IfNoneMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-None-Match: %s", err))
+		}
+
+		params.IfNoneMatch = &IfNoneMatch
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.GetWorker(ctx, runtimeId, workerId)
+	err = w.Handler.GetWorker(ctx, runtimeId, workerId, params)
 	return err
 }
 
@@ -1361,8 +1573,28 @@ func (w *ServerInterfaceWrapper) StopWorker(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) ListWorkers(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListWorkersParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-None-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-None-Match")]; found {
+		var IfNoneMatch IfNoneMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-None-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-None-Match", valueList[0], &IfNoneMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-None-Match: %s", err))
+		}
+
+		params.IfNoneMatch = &IfNoneMatch
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.ListWorkers(ctx)
+	err = w.Handler.ListWorkers(ctx, params)
 	return err
 }
 
@@ -1372,6 +1604,15 @@ func (w *ServerInterfaceWrapper) GetHealth(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetHealth(ctx)
+	return err
+}
+
+// GetMetrics converts echo context to params.
+func (w *ServerInterfaceWrapper) GetMetrics(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetMetrics(ctx)
 	return err
 }
 
@@ -1424,6 +1665,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 
 	router.GET(options.BaseURL+"/healthz", wrapper.GetHealth, options.OperationMiddlewares["getHealth"]...)
 	router.GET(options.BaseURL+"/api/openapi.json", wrapper.GetOpenAPISpec, options.OperationMiddlewares["getOpenAPISpec"]...)
+	router.GET(options.BaseURL+"/metrics", wrapper.GetMetrics, options.OperationMiddlewares["getMetrics"]...)
 	router.GET(options.BaseURL+"/api/runtimes", wrapper.ListRuntimes, options.OperationMiddlewares["listRuntimes"]...)
 	router.GET(options.BaseURL+"/api/hosts", wrapper.ListHosts, options.OperationMiddlewares["listHosts"]...)
 	router.GET(options.BaseURL+"/api/workers", wrapper.ListWorkers, options.OperationMiddlewares["listWorkers"]...)
@@ -1448,29 +1690,57 @@ type NotFoundApplicationProblemPlusJSONResponse Problem
 
 type NotImplementedApplicationProblemPlusJSONResponse Problem
 
+type NotModifiedResponseHeaders struct {
+	CacheControl string
+	ETag         string
+}
+type NotModifiedResponse struct {
+	Headers NotModifiedResponseHeaders
+}
+
 type PayloadTooLargeApplicationProblemPlusJSONResponse Problem
 
 type ServiceUnavailableApplicationProblemPlusJSONResponse Problem
 
 type ListHostsRequestObject struct {
+	Params ListHostsParams
 }
 
 type ListHostsResponseObject interface {
 	VisitListHostsResponse(w http.ResponseWriter) error
 }
 
-type ListHosts200JSONResponse HostList
+type ListHosts200ResponseHeaders struct {
+	CacheControl string
+	ETag         string
+}
+
+type ListHosts200JSONResponse struct {
+	Body    HostList
+	Headers ListHosts200ResponseHeaders
+}
 
 func (response ListHosts200JSONResponse) VisitListHostsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("ETag", fmt.Sprint(response.Headers.ETag))
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
+}
+
+type ListHosts304Response = NotModifiedResponse
+
+func (response ListHosts304Response) VisitListHostsResponse(w http.ResponseWriter) error {
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("ETag", fmt.Sprint(response.Headers.ETag))
+	w.WriteHeader(304)
+	return nil
 }
 
 type ListHosts400ApplicationProblemPlusJSONResponse struct {
@@ -1507,24 +1777,44 @@ func (response ListHosts500ApplicationProblemPlusJSONResponse) VisitListHostsRes
 
 type ListHostWorkersRequestObject struct {
 	HostId HostId `json:"host_id"`
+	Params ListHostWorkersParams
 }
 
 type ListHostWorkersResponseObject interface {
 	VisitListHostWorkersResponse(w http.ResponseWriter) error
 }
 
-type ListHostWorkers200JSONResponse WorkerList
+type ListHostWorkers200ResponseHeaders struct {
+	CacheControl string
+	ETag         string
+}
+
+type ListHostWorkers200JSONResponse struct {
+	Body    WorkerList
+	Headers ListHostWorkers200ResponseHeaders
+}
 
 func (response ListHostWorkers200JSONResponse) VisitListHostWorkersResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("ETag", fmt.Sprint(response.Headers.ETag))
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
+}
+
+type ListHostWorkers304Response = NotModifiedResponse
+
+func (response ListHostWorkers304Response) VisitListHostWorkersResponse(w http.ResponseWriter) error {
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("ETag", fmt.Sprint(response.Headers.ETag))
+	w.WriteHeader(304)
+	return nil
 }
 
 type ListHostWorkers400ApplicationProblemPlusJSONResponse struct {
@@ -1645,24 +1935,44 @@ func (response GetOpenAPISpec500ApplicationProblemPlusJSONResponse) VisitGetOpen
 }
 
 type ListRuntimesRequestObject struct {
+	Params ListRuntimesParams
 }
 
 type ListRuntimesResponseObject interface {
 	VisitListRuntimesResponse(w http.ResponseWriter) error
 }
 
-type ListRuntimes200JSONResponse RuntimeList
+type ListRuntimes200ResponseHeaders struct {
+	CacheControl string
+	ETag         string
+}
+
+type ListRuntimes200JSONResponse struct {
+	Body    RuntimeList
+	Headers ListRuntimes200ResponseHeaders
+}
 
 func (response ListRuntimes200JSONResponse) VisitListRuntimesResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("ETag", fmt.Sprint(response.Headers.ETag))
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
+}
+
+type ListRuntimes304Response = NotModifiedResponse
+
+func (response ListRuntimes304Response) VisitListRuntimesResponse(w http.ResponseWriter) error {
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("ETag", fmt.Sprint(response.Headers.ETag))
+	w.WriteHeader(304)
+	return nil
 }
 
 type ListRuntimes400ApplicationProblemPlusJSONResponse struct {
@@ -1699,24 +2009,44 @@ func (response ListRuntimes500ApplicationProblemPlusJSONResponse) VisitListRunti
 
 type GetRuntimeRequestObject struct {
 	RuntimeId RuntimeId `json:"runtime_id"`
+	Params    GetRuntimeParams
 }
 
 type GetRuntimeResponseObject interface {
 	VisitGetRuntimeResponse(w http.ResponseWriter) error
 }
 
-type GetRuntime200JSONResponse RuntimeSummary
+type GetRuntime200ResponseHeaders struct {
+	CacheControl string
+	ETag         string
+}
+
+type GetRuntime200JSONResponse struct {
+	Body    RuntimeSummary
+	Headers GetRuntime200ResponseHeaders
+}
 
 func (response GetRuntime200JSONResponse) VisitGetRuntimeResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("ETag", fmt.Sprint(response.Headers.ETag))
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
+}
+
+type GetRuntime304Response = NotModifiedResponse
+
+func (response GetRuntime304Response) VisitGetRuntimeResponse(w http.ResponseWriter) error {
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("ETag", fmt.Sprint(response.Headers.ETag))
+	w.WriteHeader(304)
+	return nil
 }
 
 type GetRuntime400ApplicationProblemPlusJSONResponse struct {
@@ -1785,24 +2115,44 @@ func (response GetRuntime503ApplicationProblemPlusJSONResponse) VisitGetRuntimeR
 
 type ListRuntimeHostsRequestObject struct {
 	RuntimeId RuntimeId `json:"runtime_id"`
+	Params    ListRuntimeHostsParams
 }
 
 type ListRuntimeHostsResponseObject interface {
 	VisitListRuntimeHostsResponse(w http.ResponseWriter) error
 }
 
-type ListRuntimeHosts200JSONResponse HostList
+type ListRuntimeHosts200ResponseHeaders struct {
+	CacheControl string
+	ETag         string
+}
+
+type ListRuntimeHosts200JSONResponse struct {
+	Body    HostList
+	Headers ListRuntimeHosts200ResponseHeaders
+}
 
 func (response ListRuntimeHosts200JSONResponse) VisitListRuntimeHostsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("ETag", fmt.Sprint(response.Headers.ETag))
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
+}
+
+type ListRuntimeHosts304Response = NotModifiedResponse
+
+func (response ListRuntimeHosts304Response) VisitListRuntimeHostsResponse(w http.ResponseWriter) error {
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("ETag", fmt.Sprint(response.Headers.ETag))
+	w.WriteHeader(304)
+	return nil
 }
 
 type ListRuntimeHosts400ApplicationProblemPlusJSONResponse struct {
@@ -1878,18 +2228,37 @@ type ListRuntimeWorkersResponseObject interface {
 	VisitListRuntimeWorkersResponse(w http.ResponseWriter) error
 }
 
-type ListRuntimeWorkers200JSONResponse WorkerList
+type ListRuntimeWorkers200ResponseHeaders struct {
+	CacheControl string
+	ETag         string
+}
+
+type ListRuntimeWorkers200JSONResponse struct {
+	Body    WorkerList
+	Headers ListRuntimeWorkers200ResponseHeaders
+}
 
 func (response ListRuntimeWorkers200JSONResponse) VisitListRuntimeWorkersResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("ETag", fmt.Sprint(response.Headers.ETag))
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
+}
+
+type ListRuntimeWorkers304Response = NotModifiedResponse
+
+func (response ListRuntimeWorkers304Response) VisitListRuntimeWorkersResponse(w http.ResponseWriter) error {
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("ETag", fmt.Sprint(response.Headers.ETag))
+	w.WriteHeader(304)
+	return nil
 }
 
 type ListRuntimeWorkers400ApplicationProblemPlusJSONResponse struct {
@@ -2094,24 +2463,44 @@ func (response CreateWorker503ApplicationProblemPlusJSONResponse) VisitCreateWor
 type GetWorkerRequestObject struct {
 	RuntimeId RuntimeId `json:"runtime_id"`
 	WorkerId  WorkerId  `json:"worker_id"`
+	Params    GetWorkerParams
 }
 
 type GetWorkerResponseObject interface {
 	VisitGetWorkerResponse(w http.ResponseWriter) error
 }
 
-type GetWorker200JSONResponse WorkerSummary
+type GetWorker200ResponseHeaders struct {
+	CacheControl string
+	ETag         string
+}
+
+type GetWorker200JSONResponse struct {
+	Body    WorkerSummary
+	Headers GetWorker200ResponseHeaders
+}
 
 func (response GetWorker200JSONResponse) VisitGetWorkerResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("ETag", fmt.Sprint(response.Headers.ETag))
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
+}
+
+type GetWorker304Response = NotModifiedResponse
+
+func (response GetWorker304Response) VisitGetWorkerResponse(w http.ResponseWriter) error {
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("ETag", fmt.Sprint(response.Headers.ETag))
+	w.WriteHeader(304)
+	return nil
 }
 
 type GetWorker400ApplicationProblemPlusJSONResponse struct {
@@ -2467,24 +2856,44 @@ func (response StopWorker503ApplicationProblemPlusJSONResponse) VisitStopWorkerR
 }
 
 type ListWorkersRequestObject struct {
+	Params ListWorkersParams
 }
 
 type ListWorkersResponseObject interface {
 	VisitListWorkersResponse(w http.ResponseWriter) error
 }
 
-type ListWorkers200JSONResponse WorkerList
+type ListWorkers200ResponseHeaders struct {
+	CacheControl string
+	ETag         string
+}
+
+type ListWorkers200JSONResponse struct {
+	Body    WorkerList
+	Headers ListWorkers200ResponseHeaders
+}
 
 func (response ListWorkers200JSONResponse) VisitListWorkersResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("ETag", fmt.Sprint(response.Headers.ETag))
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
+}
+
+type ListWorkers304Response = NotModifiedResponse
+
+func (response ListWorkers304Response) VisitListWorkersResponse(w http.ResponseWriter) error {
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("ETag", fmt.Sprint(response.Headers.ETag))
+	w.WriteHeader(304)
+	return nil
 }
 
 type ListWorkers400ApplicationProblemPlusJSONResponse struct {
@@ -2572,6 +2981,56 @@ func (response GetHealth500ApplicationProblemPlusJSONResponse) VisitGetHealthRes
 	return err
 }
 
+type GetMetricsRequestObject struct {
+}
+
+type GetMetricsResponseObject interface {
+	VisitGetMetricsResponse(w http.ResponseWriter) error
+}
+
+type GetMetrics200TextResponse string
+
+func (response GetMetrics200TextResponse) VisitGetMetricsResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/plain")
+	w.WriteHeader(200)
+
+	_, err := w.Write([]byte(fmt.Sprint(response)))
+	return err
+}
+
+type GetMetrics400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetMetrics400ApplicationProblemPlusJSONResponse) VisitGetMetricsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMetrics500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response GetMetrics500ApplicationProblemPlusJSONResponse) VisitGetMetricsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
 	// ListHosts List hosts of all Runtimes
@@ -2613,6 +3072,9 @@ type StrictServerInterface interface {
 	// GetHealth Liveness check
 	// (GET /healthz)
 	GetHealth(ctx context.Context, request GetHealthRequestObject) (GetHealthResponseObject, error)
+	// GetMetrics Prometheus metrics
+	// (GET /metrics)
+	GetMetrics(ctx context.Context, request GetMetricsRequestObject) (GetMetricsResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx echo.Context, request any) (any, error)
@@ -2628,8 +3090,10 @@ type strictHandler struct {
 }
 
 // ListHosts operation middleware
-func (sh *strictHandler) ListHosts(ctx echo.Context) error {
+func (sh *strictHandler) ListHosts(ctx echo.Context, params ListHostsParams) error {
 	var request ListHostsRequestObject
+
+	request.Params = params
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.ListHosts(ctx.Request().Context(), request.(ListHostsRequestObject))
@@ -2651,10 +3115,11 @@ func (sh *strictHandler) ListHosts(ctx echo.Context) error {
 }
 
 // ListHostWorkers operation middleware
-func (sh *strictHandler) ListHostWorkers(ctx echo.Context, hostId HostId) error {
+func (sh *strictHandler) ListHostWorkers(ctx echo.Context, hostId HostId, params ListHostWorkersParams) error {
 	var request ListHostWorkersRequestObject
 
 	request.HostId = hostId
+	request.Params = params
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.ListHostWorkers(ctx.Request().Context(), request.(ListHostWorkersRequestObject))
@@ -2699,8 +3164,10 @@ func (sh *strictHandler) GetOpenAPISpec(ctx echo.Context) error {
 }
 
 // ListRuntimes operation middleware
-func (sh *strictHandler) ListRuntimes(ctx echo.Context) error {
+func (sh *strictHandler) ListRuntimes(ctx echo.Context, params ListRuntimesParams) error {
 	var request ListRuntimesRequestObject
+
+	request.Params = params
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.ListRuntimes(ctx.Request().Context(), request.(ListRuntimesRequestObject))
@@ -2722,10 +3189,11 @@ func (sh *strictHandler) ListRuntimes(ctx echo.Context) error {
 }
 
 // GetRuntime operation middleware
-func (sh *strictHandler) GetRuntime(ctx echo.Context, runtimeId RuntimeId) error {
+func (sh *strictHandler) GetRuntime(ctx echo.Context, runtimeId RuntimeId, params GetRuntimeParams) error {
 	var request GetRuntimeRequestObject
 
 	request.RuntimeId = runtimeId
+	request.Params = params
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.GetRuntime(ctx.Request().Context(), request.(GetRuntimeRequestObject))
@@ -2747,10 +3215,11 @@ func (sh *strictHandler) GetRuntime(ctx echo.Context, runtimeId RuntimeId) error
 }
 
 // ListRuntimeHosts operation middleware
-func (sh *strictHandler) ListRuntimeHosts(ctx echo.Context, runtimeId RuntimeId) error {
+func (sh *strictHandler) ListRuntimeHosts(ctx echo.Context, runtimeId RuntimeId, params ListRuntimeHostsParams) error {
 	var request ListRuntimeHostsRequestObject
 
 	request.RuntimeId = runtimeId
+	request.Params = params
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.ListRuntimeHosts(ctx.Request().Context(), request.(ListRuntimeHostsRequestObject))
@@ -2846,11 +3315,12 @@ func (sh *strictHandler) CreateWorker(ctx echo.Context, runtimeId RuntimeId) err
 }
 
 // GetWorker operation middleware
-func (sh *strictHandler) GetWorker(ctx echo.Context, runtimeId RuntimeId, workerId WorkerId) error {
+func (sh *strictHandler) GetWorker(ctx echo.Context, runtimeId RuntimeId, workerId WorkerId, params GetWorkerParams) error {
 	var request GetWorkerRequestObject
 
 	request.RuntimeId = runtimeId
 	request.WorkerId = workerId
+	request.Params = params
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.GetWorker(ctx.Request().Context(), request.(GetWorkerRequestObject))
@@ -2970,8 +3440,10 @@ func (sh *strictHandler) StopWorker(ctx echo.Context, runtimeId RuntimeId, worke
 }
 
 // ListWorkers operation middleware
-func (sh *strictHandler) ListWorkers(ctx echo.Context) error {
+func (sh *strictHandler) ListWorkers(ctx echo.Context, params ListWorkersParams) error {
 	var request ListWorkersRequestObject
+
+	request.Params = params
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.ListWorkers(ctx.Request().Context(), request.(ListWorkersRequestObject))
@@ -3015,145 +3487,182 @@ func (sh *strictHandler) GetHealth(ctx echo.Context) error {
 	return nil
 }
 
+// GetMetrics operation middleware
+func (sh *strictHandler) GetMetrics(ctx echo.Context) error {
+	var request GetMetricsRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetMetrics(ctx.Request().Context(), request.(GetMetricsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetMetrics")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetMetricsResponseObject); ok {
+		return validResponse.VisitGetMetricsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
 // Stored as a slice of fixed-width chunks rather than one concatenated
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H1rc9w2suhf6Zrdqkg51Fiyrexm9EnJyW50T9Z22UmlandyRQyJmcGKA3ABUPKsrf9+qxsACQ7JeUhy",
-	"nHs2H1wlc/BsNPrdjQ+jTK1KJbm0ZjT5MCqZZituuab/fVtpozT+lXOTaVFaoeRoMnpdsn9VHDIlrZAV",
-	"w6+QUdsJ2CWHVPL39tp9SUHN6WOp+a1QlYGSLfgYXq+EnUphYa40/T4X2lj/4yWsWDFXesVzUBr4+1Jo",
-	"nvs5QJipTF+enoKQt6wQ+bXm/6q4sel4KkfJSOAS/1VxvR4lI8lWfDQZuZ6jZGSyJV8x3NKKvf+By4Vd",
-	"jibnZ8+T0UrI8P+zZFQya7nGkf7vPy5P/s5O/n168vX1yS8fzpLzs+f3fxwlI7sucWhjtZCL0f19Mvpe",
-	"GXuVD8JL84UwVq9B5AgUBktlbALMgOa20pLnICSkOMq7arViej3GFtcix52dgVVw9vwUsiXTLMMzwlHS",
-	"y5O/Azv5N5yefA3XMIGTFI786qcyjVc/oeWfPT+9/2N6fAFMru1SyAXwwnAQBlowFTmXVswF1zFYS2aX",
-	"DVT96kbJCE8Aj2g0sbriMZj5e7YqC2xdqIwVJ6v1yZ3SN6ZkGT85PXv+4uX5V3/689dsluV8PkriYzl7",
-	"frrfsUQb6z2XH8RK2O6x/I29F6tqBbJazbhGYArLVwYPgRCWLXgCBPbnp6dwhN8M17dcw4qtIWMlIAoX",
-	"6o7rY4fQluew4kwaaBp/YbDpGF5XFqfQTC74Q1C4oE30gvb8lOCGmxlNnp86qLn/ndXwENLyBdcEkLeV",
-	"tGLFD8FV36WLrv6HgLHa/fe3i7TNAg/CW0Rark9870+EqD/TJIcci+vRPRX3PRyKW7w/kyuLcFOyWBOu",
-	"CrmYVwVYteB2yTXcCbt0VDw6ykDEDVvhxbDL3+bZ1vt80NHyW8HvuP51qNI9rtCUShpOvPYblr91NAD/",
-	"h6yVS/qTlWUhMmKyz0qtZgVf/dc/DSJFtBPskbtbvgmtUTLKuWWiaOE+rCpjYcVstoThRXOtkf/j4iCs",
-	"LhnNBS/yzZu04sawBX/AJMYyW5nR5CUSLissncyV2we09uFhWGk58ZCYNLzETzvpgcB9fPp/1Hw+moz+",
-	"8KyRfJ65X82zN25UdzztC/jjEm8fgQBR088yASbxLs6ZKAzQJycOHaU9eHucTKXSwIBIO9TCFso4M5Wv",
-	"gSCLw1fyRqo7mcBKGINXAsUeN+BUNmMHrnGMN+I+Gf1F6ZnIcy4fhUP+Fkllr2+FEbOCxziEgHAtcKFS",
-	"WfCNAt/MKq25tFAfzTjCpGaFMco8bMwI/wapdINcLxrkcsQxnmdf5OoFTUN19qYoT4WRfif8vTDWwKyK",
-	"IOS2Jgph14g9pSpEtoalyLkBFLu1WoFdoiCSsaLgGo7S7u5qzLqSSOFY8Z07x0dRKDdSjFOXEsJnIEwB",
-	"ldGR5zHuhDXAOyeFubXEeLR9nIAL521CE7ffn8j4TTzFQV5KqCR/X/IM5UcvYrrl41V3M6XHY8ATJzqh",
-	"+S1nBd0UZJhTGVr503ql7F9UJfNHHZSnQdcOKzZJgIcELBkuI9xeLzwggWwd3Stlwa1o89rvN85hV/1l",
-	"c7w/uU1AvYm9jrez9c90xV+58wUmzR2KV1aBXTILyHik8tIgR9X4bQTGTeENOUbYkf+cHic4QOileam0",
-	"9T2DzglNL/wUuBe2eds+NFNly0CKmk4OQjUFeaXsFWLYikvLH4eZquSa2l5X0lQlrp3nQwiaK+5Yim8J",
-	"mebMIlTdAs0mnsarHMLWvQY9BGnPT88apH0d9gft/e2Fu/3AeSqG83YIAHRZ67nhKO1dB2HDlSWVmBFz",
-	"EtyAYWswCnk9y2+ZzDgczcnsQwcPacbktSlZF6fesHWhWP6jUj8wveCPQqrSjXVtlbouaLRNhPLSH1Fg",
-	"/j7jPDdwdvryz+d/+gpma8tbmOTFZfhOWuTAPyoFP/hRN1Bqr2Fr4nYWyTF++2CVgrDkvXCku9enFpFp",
-	"N8K4ZSHRYBLO4G/iGzhKO7Onx2NcALJ1kfGfJLtlomCz4nEHGq5fFY03QCMyJhGXHZkFqe7ik/TLgp9a",
-	"4/TThd6BDqMD0fmGy9bewV4n3Lf5p6YBnc1OiCJkSs7FotI8T6CSmrMcZ0cZVMliPZWak4iTw1Has0qU",
-	"c95yq9dITAtmvbXNVBneDLr39T6ckTqiJIQkeS5wsax4o5EGue9zVhi+uZmfkZfWpi1cITI63BfkyGm1",
-	"qhZeDJmx7IbLfAzfsWwJM6UKjpqfAasrPpVkTUGadYdDIov0HWgwzVlRrEGryvILEsFxrlwYAsxPV8EG",
-	"PpW0TFCSG2fjKKMtfBgxnS27pqFv3/wE+IuwPLOV5sFWU1vs+HgxhpSt8q9epoTYtf2DvnWNE8kIKS7L",
-	"Ml7aayHLqsd46ti9AdcKqBUcpYbL3Fux8Ave7Hp4D7Uw/oLbIGB1Rr8E1HqLWsFBKM6QurB8eMBCGEui",
-	"iukO+D1+DsNgQ75rIM/Ih3e+52C45usZyr48v7aaSTdW3559q7DppvF++49Z5M5lk8BCl9D99XPgrMPD",
-	"W1XuOzq2LWl0/GufsTVnq2t+GxxRfaOD+7mZA/sMgX7JzPVC2O0rrQyHhbDDI5glL4rtY+hKAjWDTK1W",
-	"TOZmeLiaTl/PtyDWkt1yulfGS/w80urnouBg1sbyVf88xGCuS5VfC2lQpxSOQW6SPmftpdYB4ZoOSNlK",
-	"ZZwNRsk2DUQSIqvVaPKPUcyXYlbzSw9NWbH3w5eq64vJlAxWHw+YC0hlVRQp3C25bOkhyD1JHgXykuAK",
-	"aw/IaTLCXk6ccKbgTY9IMlKmz+ROAqxceHAP0NVCyOr9Bl2lb3101QvC5trD8joo7igMFWY3tlIzKLW6",
-	"FUgpZuvO0XQxop4UoW815zvmwWYojBteMs0sXRGo+/bP0WC2yVTJ+xBOZMsIj1vHh/KAGcNlccfWBlJ/",
-	"7s11SWOc6/zag233sf3/H5vcoYfKd1hSD0ntksEeRtlHz7Yzgh7SEBOfhpT1nuRunBogCd0za19RuhSJ",
-	"kzkaAKvZP3lm8cS/jdjGJUHAafUHyF+XngvVWgPz4zi8rhFk3JGEYpF6uyx71XIDNOxrW5+W86zpduBs",
-	"GzjY8pbEjiq/pl0wjrxDB4D4ipSnkxkzPK/BbFUAfHAgtsjXB6KMTuW6ERK1FsvMDWIErUzcknJCli86",
-	"JlVyCWVVFM1ByhwMwU8Yd9e1MDdmHAEzuGO9AQ1/aZ9xs4jdZ+W26cdAFtlHzh3IwLcAwwueWaUvWrSo",
-	"FNmNAQY5n7OqsI7XsJnh0rGVxhH4544fsEPuW1sdXJAHGs9RJSgLtgbscAGS33INrLJLpYVd0y3o8zSO",
-	"r4Ecan8ecivHaOih2odt/y3YQipjRXbwPZ5pdWe4PjFszlEJ5MCsZdmS54hsjITkCdwt1+QvQ2Z6xwyY",
-	"G4FSYgKkOK2nsquLCQM5X2iW83wMrwggmZKWCWm87EJniX/iYgwoPZWZ5nQPWdGrRjn7wOZxvLOkja1Y",
-	"thSSn9R6K7aueX1NSIMjvqW6jqfyFSnEgLxqApLfUXdDKiwrS84Q2/DqBQ+f/322BoObw2OmFW/4qGnO",
-	"hl63/U8xUngPK6LDVy/70CGyXHR0pGrFZLNx/r4smCSwJqShBuxEZXfjLlAEVVfa8VvqU8fukOtTPBje",
-	"PkIZYWI2L+RcIXVkWuJwwR6zm9fj6UZzNxvuw/nvOSvs8kB8/0HcconSuTN9dNlTsOZ0VDwv4KibSIj1",
-	"Dh9v449BoG52b9dP1bs3ZewP4mCWgV2Ay1teqJKMCSQ0dTeZ1+SiZ6evFArkbKYqZw5BAgBHzMIKb/XZ",
-	"V6QLUrjVLgIfUSWnRFy5Xmdf1VtmWjPi0/WAXaMVbSKBsIKUFIV071VEQXntZVC41eY6iv6AM1zHZrAZ",
-	"Mzc8p+t1tBkz5lBEKgsLRLhjf+f2DPNKRlEUZnctbzQ35FHHOVZKc78eciVfQMkMuYmZE8cpkNMqWHA6",
-	"ztUgL9oaIpmMjKp0xncBGzHwnWvZUi3EcGCUi4dqq8qxZhR0jJ38sTVbUkfdOSSpN5C0sH/o8r0bIANB",
-	"+WaNvXHD9NyjXgc2uIemHSPrYXf/m5iPOwFujYBV0t2gVixglyRkG7bYbYfcstveJ3Uw6UHyvBNP+4x9",
-	"gD+1+HYwupMzc9zlsfHv/Vz1ZBtbLdiM95iK/nuXSNcZ6KG6TcN0dhIy13IT9aNw3lhXIRiH/dXTJO3D",
-	"7rsC0fIODzN12KZrt/Id2Q8QD4Vx9BBm66l0keWEgw7Gk5brO2nc2QmkTRjk8QRC+OJU7oxfHMO3alUy",
-	"pJG5j5wk/+S/KlYIu/bHOpUl007bWY3hMp5ud8ClsGYq03bw7KeIOwynYteXAQn76JNC/UdI7qSzspoV",
-	"IsPNNzaasNRaEC61+qczLaQTbDqVCLDmKwrBOQ+afeiW+Cuh2R0dn6kjTa3S3MvCnhpumbKXDEZspGeL",
-	"zOLi8irjuVdQms35k9ucsGWGGmjTu5LgUDuMGL/9y7fw9cvzP4F380GusmrFpXVZFoRQLkyIvK0EOGHg",
-	"8s1VAox2MpXe1YZsfMh7iuhdCLKsm6Wqihxmmkm6bJCiNJ1O5ZEP/EBqccsKFBxS3GV6nGCnO0idXzVN",
-	"SPVHdacy7SiUZCr77yL1SCn0kWSMUglpUVAjXxrqiXdayYVT0yPEcvILQSHI0mvAn1zkKI6aKZlx7cP5",
-	"PRCPXMSmXTI7lXMmCp7HgZvCeIzk2VLxnOSH4zGkBGi/Vq9QpDjbVBZ8wTK82ijYGbjhpUtqUUWO2qoD",
-	"7RheKd8EHML7EK5grJtKB0HjomnYoHoLe2q3ezh4v8Wm941PfH+FsEY2H18nXURmB/F5CBfcUDFikLm4",
-	"tu9//PENaM6MklAuNTOkeqSO26SBkddxZBsMPI4v6yzCxyv3SeMls8smDjfZEZhrWwg5lUduUW1+4xSL",
-	"BFJnaRkj+8RrQjjq+ZdVMCvYim/q+u2I6ob2x0pGs68HSUyD2n/PmVC0v+XvnRrgb/gnklm6Z0MY4RqQ",
-	"laTGuRA330IBivqrtaPzr7+OtaMIfJF+5MMsOoagpdIWlm3cj2ThmJjg4V40mREkFdwiCjX3wsk1jpC2",
-	"kXYoNrEBq/swYKn66e2rEB5PwRKb60oI20qu/eSTqUy3B41Mq9PTFxk2pr94uomfB0ZNzpVeMUv9xInm",
-	"c04AGQ0bSh9lYKdBw6lGcqqnbkmwDPGNsOE+0TUmkHtbCh0vxlkuIhaKKIvioItl0bzgzPCpJItgnnv7",
-	"3xGTUlUyc9k7335/+eqv3/3w+q/jVX488QZD5i7BWlWQK5DKTgncQaCKb4tH0vqeTOVUfnTdP7qGHx05",
-	"+jiVH09OTup/2KwvcQE+wsvTU/g4lO3Q7hiyEupewda5QV2T8MMz3zOitQnMWB6IKZLh2grh5tqMZ6W5",
-	"XsLHrWGxzLaTmtpDkV4Yj9ONjsUB6vDYdm8fmVj3j30KUXh+T8SsG6cn9p7GeuHHenikvxu/L9QKPsJ5",
-	"PcFgVBccDUd1JRCiuY79PP1hnzTT2cZMPTGkzEYxpG5AhMicWH58NgRACqjyzVbcLlVO8GNFoe64b3/u",
-	"J3VtHfgS+uJ6NKtw43SDE3GYswClzfhGhbKcC2wMl8DH69OW/Z0ZCu//2NJvenO3Ni4VWX9aqB998ZaL",
-	"oej1ttegPzxyKLS6PgUinJugJnNJN3y2zpLo04k8FjyFgdoP9f+9jTrs4+Fm6nYy7u+W6t8t1bst1QFn",
-	"6g0fcBVJS6COMONLIfNt1mHhLU/XLDY97Zb2YltVZPPd1tFt5n+w5T0Rr93uTue1romB21W/47OLLHuZ",
-	"Xt2iBoyv3spaS609wPIb2XaGOx0OEZd/Wp/DBuV5OrfDp3Q29IDqKjcbgX5fmMYDuhcRbqu4mxS332UR",
-	"zqXjtbguVd7nrcDvv6KXopn9hzhitJFBns4ksBfhbROtva9g+55sDdEK/o7Ni1mjTkRid7pCInrUb4rG",
-	"WRDvPDGdayWtae7rJGAD7olZL+2ncITk68TlVTTWcByIuCPlUETnZY4TSPlqxvOc59dtC3aKSuhUCnlS",
-	"akWxx35u7KP5Sll+vbS2xHZNmA5SEUW0xavDx22bfc+q8df+JVDVhnqiXjLToqEdUKaMotPSSUTCKVu/",
-	"SekjC26ItcCNOfWl1WUq6TjI1FSrkqhyoYQTj7Xmtr1dNz/tw43bvwmryr/1mhbShWYZn1dFOoHCSTDh",
-	"qs2FFGYJWcEZsiFI50pnuFVjVUkCkAXl7bBhOWE0Z4vJ+OBqHhnGSUs4OIhztYelugbVI42MfM+YT2r6",
-	"qSM+Vz5EiSbrJRf1kTws6vNtE+hJRxOHeT7mDDY2SJ371u9me2xmVksqplQL0uHJtyL54JZ25y5FlRNc",
-	"Q/PU+UvRDFHqDhylC253Z8M8IGUoyhXy0sshmVNbU3u6e3ni7J5mgi/MATk+PTH+3fj9pw7WH8b2Om2c",
-	"hYybQ/G95ixmy4X1usj1Ukg7KMeRRABL8qPWGo1oLbBXytuIbu6win7ZNRJUUTZopRQZTp7ZkEnJoSUK",
-	"eH57nEzlpljijL5eHPCf+kQLJwZvdG4EiU5w/YAy7aW8FnS3nDViz0O5pfTEZm8+yaKJ+vW62KpaD0tn",
-	"jjP1X8zHpVB8Is5Yb3UH7IckaQWm5OyGavgx2Ww/4ExlCDlcQlevNBRN8jDe+1p6sBOjGr7IUV57lxyS",
-	"09UT8noT0e386vz8xVc70w/2sZRsAnXgYoTVbjuXOk3/YD7PwdcgumPSlyGR/K7Og1XICuaqB4iH7BCX",
-	"FyxCUSJLL/iZuaHEhQzHK1DuPloxQaEmwi6dtpZiq/R43HHV784LKStdKjMUloTbZ8YIY5mkDAiyuXbn",
-	"r9s8bBFaFQPbx18o85Td8L6J8ffOnDvTYfoQaxc6bdGYIxnHgWgSQwQZ0YJLrlnRwDJBdjSVqQd/ipot",
-	"HSIcoUCJf1ITSGv8oDa0XxwRR8mp4BJ+8m09NNp6YJgSSa/LnSJwD1OcR/tBjrxYXLIFP0ba8XNTieaR",
-	"ThFvkPLpOmHgz+oq8Wt4uKekk+P3v9FREk5qi6vkqK73adgKL4eD43HkQwGcNVRmnvmoO4ccLJRsdoFo",
-	"v/tZtvhZYgtDt4iHotjhQsx5ts4Kn9Ie13gdk4+b5cyyaxTv0wm4qAqq5Efxw5pnSuemNlXpSkohF2MK",
-	"o9NWyEUKz4CUtrL1H56nKJiT3XE1lcEP6RzyupI1Lek3drXW5QwbNBv96eYKfw5YxBrY9Jn1/iIk10mQ",
-	"cE9MyTMxF5kPdxnD/xAcbllRcYNcgNY1MXyB2g4FnvpPJSfyfV3/tAnTMXQS+NywsGLrqQwpfHNWFIRH",
-	"eEsoRpGndOFDpEtTwSUqttJaVr/tfrLVeN+mWU/nYgkIdpnnmjsSMVu3Q2X+ayqjkN0LSMk8ngbmmEDq",
-	"02opRHYq07a2OY4VK4qb7TrW+mJZD3Dx9NicHhojKTqq/B7yZbvPI1wtu5TwwQznNz6xOZKMdCUNSW4t",
-	"R2a7kIZUkvfMO1A0Y5f8+BZlx5YJ6lNM/StagvdzLLUI2EO15Iiz7Tffz3XzPqZVV8KOte0mySc4uOgc",
-	"G7QKUIpcXs2qOndjD9/X5lIPo1vfq7uaBYLmBRV68VVxeqsC98ccDOfiBuj0Fxvp/NrLvpoAvOF5nryo",
-	"STRpEy7QcwLYj5KpO0sLPGHOMiEXcPnmKr65TmT6JhQ+u7KU6eG08y+/DDLCl1/6VAoUE7780gsKX35Z",
-	"m+nrHVHUnXB5/YbccO7/jSgvc2fiN1PpD7wORzNw5EpWJM4ekpAR+jhgQjB+uQjCO/cAw4oCX//wB6jD",
-	"R/D/J23G5qpARK7Wiw3G10pVqZO2XDdgUwkN+2xntRS4e0ffm0lc2wnYuzq+1FUH4Cxb4mCu+FNA+JZw",
-	"Hg8/xo0EVuIQxMDRMFdOIG2x4GPiwT5vDRoGdAGFUjdU9EituKs+W5UoDghrgIavq9FOQ6ThdETLucoN",
-	"jao2cvuiHLAkRA3zHNiCCWksTj/4KsAYLiniWFXWiNyfr5ebUO13S+E5AYpGGngyAGZ8jhoRk+saWYSB",
-	"TElTFZYKCxKq+CsBKCY5fEEND2+G59TeX4S46jPX6NkFA0t15+pYcJwmnkRzVwlD6amktDZXvVdyS5WW",
-	"mJO6uEni1J4kyv8xrlygpnIlgpuEnP3ko18ymfsGmZK3XBsXO+u/j+G1LNbhRERuklrm8kiT4JqIqFLC",
-	"VFyWNdPKGK8zqUrmTK8DmN5ZLTIruTH44af++G43ZBCJW5GzFOPtsEXzf7rIWHeE/a+ihNcHsDcuDTuS",
-	"IuYKjFAA7lQepS/PXkBfeVH4jrIyHPekgy+UIQ9WHyuaALEiMurQdlH9pJ26YShQNETXQ2UQ/pLXppiJ",
-	"u6hBZ2wnBaHWSCqJ0xvdxawVR5Kek/5Qx6T9rlJYG1VBjxbnIovpbsBgBiHUeYGoHA0lBsKRB1jq8yEQ",
-	"kt/UmQ1IEXxeC8nucXn9FvOoL8PbQBIu31yNkhGiq+NEp+Oz8SkZZksuWSlGk9GL8en4hdOSlsTKn7FS",
-	"PKvLOy54jzWGzonopWMyLnLfuVhcXk43NwDpdsw+prIdAZ8pabWYVb7AXMO9GDQHB0jJOMvH8CO7oYZT",
-	"uXkbHJBqjnaV+wV/72uStZ4DeX56uqX4bSh6u18517oOyEA9V7clNQfUaptY6vtk9NKtom/werXPopdL",
-	"7pPR+T5d2q8JUEHXoNQ6q2bvksiWujDk+6NktdEv2LXBi2cfvHR7/ywqNLgDU4KNbNeLE40xxBu/cK4o",
-	"pxXxiJLWqV1P+oh70OYltPJNLlCEaEkv3fwL7Hh++gL6UjgeinA/11XePhnaRXbtra9XGAdQ5k79oXj3",
-	"8vTl7i71uwgPRFTs9WJ3r55C1j04Hu0+lNfow/Ck9SjfP/rnbpo884/Q3f8SroYnqeNwer334a2XYojb",
-	"vy65RJEncAt6XspzjFBx0lm1URqH//Pu9SsU91d9CPdXbv1w70qePRbf+hVHZyXouNnDNoiTNKzviNZP",
-	"ZJ1lNg5biTWmLrZGwzWDRUn3n41iBgk1bCnCohW3LKKSOlDS7WTRscqGftUss3mWwxvRE0rSJzkYpYFW",
-	"+KTStYE20KiOhHhRp/h5suvJnjCuHnbrCb0Bchaxh09Gy+JkpcHK95uSxWfmofuwzYAQzz40Ou/9HkSi",
-	"kxAdkCXWnScOJwgHkpBQMZWNBBVrG6TpVTKCosg7LDOEKg8QmrdRGPGnRYTab7i1Qv5/BC/7K7dxnkaE",
-	"bTW1OZyJNQ9UNnysF1cPVAi2YOsAApJG2sXAi0jFHxTbpnJYbttOzH47OgFt7j8Jn4l2tjDmM2L3XmpM",
-	"Aoyc8EBVAlz5rFiz2YL07nipjM3OF/fgDTOm/33nEHfi7AndLMwmggCObjgvI5OmDze4CHtAEUNVqFi1",
-	"JnECgQs4UJL/upcV+w+VI9jxku/gDW8UsMNwx71lfJ/sbOgf777/5bOpeK8DVmyQkS9ME5v0n0RQovvY",
-	"T1LCbX8cRUlGpTJ9yQLmxmwhBJ2a4PXL7K7ani9n5AziPlzTsLVpnrxpReOFwm7OHk7lnO9AkAHFUHWh",
-	"qYyeU62DlplZy2yplVSVKdaTWCfImNaCb0aHfmGm0lf7ImnTi6VHdl2KjJ7dEdIH0zRRMMeDRj8Pg/p1",
-	"G+/qSM9Pz6C/tMVFq57dVLptz0njYaC5qQrbRwvi2u7+uWJu7DcqXz/Z9ewrH3/fdiOi6nzfoRDPP8kS",
-	"6oD5He9KtSLY44ryqLaHd/YahHs4Ednjdjfv1T6E7Lw822OKzUfsHkGuzvZaXvzA4ZNRuW/bxKOXqu0l",
-	"6zz7UHs599NEPdmJfa87xPypbIkOkatuUHwIoegb5WumRDTIZ7vZ2+esRJ2XhEgwWzdClRe7Nmv3uLFe",
-	"QE9RoAHVN6Ijn5TX71B8f/M38regKW+5IY/g+7slQh+otrfWEd/EZ3Uq5a+zwCEh5h2XufO2+oxNBpVx",
-	"hRr9K02+rFsdGtJLHlzh4H768GPIudkimIzhcsBtEz+Ht4f00Hed37VzUD+RcNCT6PQrywZ9uXSHiAY+",
-	"Mep37v/5uT+irEd6eu/lKYWAZ8aq8vNTnp3qk6/DYHooTgKhEkOxpke0Z1RBPOO+zir1HCQ2F7EWFD3V",
-	"HaLkvjBewWGB/rg3lBsVqAn5H9Z8aBEH6D29lKtOB/9ERKtbGOFXplk9xTIOIVlxoYzfKddvgnLF9TG2",
-	"EqynDylJYMX1gueuiiR5Xad9isnRRpKbiwo79o8R03NawTjSeUfgolOIvRPSGiIQQdgxvPNJfko7LclX",
-	"R6sJg+ZNVBUzUQjUNjfvkC30txWF8lsKgBpY1JAvd0nPWP17EDcvAz3/MPVh/dPRBKYjdTMd3adwtwx5",
-	"I748aQgvRaY0c8nA9EtttDMUEF7XTvVxtHF47YCi6h/c+pSuLTfDwGn7DQoDVfkZj9g/IJYteXbTE69x",
-	"X3/qKkDuNXp34iGMvo79QALAi/l4lIz8A4s0JIpAva/bKumz/CjElOchTtpGj9oH2yYJK0KDquwd09h0",
-	"yW6FqvRUCv/ugVFN4TH/8gGQwwcJjvCPOKyBLRaaLyjBcTvlo+2xGz5MVPwu/W3o7rNOGsxUSU9gsnzT",
-	"Al8bj+syf+FtynDrdg7bSVdAMauxh7vXOOpI75yerhmmya2dBbZz/8v9/wsAAP//",
+	"7H39c9s2tui/gtHuTO1eWrYTu7uVf3Jzu63fTZNMkk5mbtlnQiQkYU0BLADa0Sb+39+cA4AERVCSP9Lk",
+	"dfJDZhwKnwcH5/scfBjlcllJwYTRo8mH0YLRgin88xnNF+yZFEbJEv5fMJ0rXhkuxWgyOi9v6EqTTMiD",
+	"HBpmE0JJXnImDFnSFdFGKkbMghEq9A1TZFobsqy1IYpd05IX1LBUcEP2brhZkOxidvBCCnbwCzX5Itsn",
+	"UzaDAWrNxZxwQ+iccjFOxSgZKfZHzRUrRhOjapaMdL5gSwpLZKJejia/jfyiRr8nI7Oq2Ggy0kZxMR/d",
+	"3iajH9/SeX9Db4ySYk6YMNysiKFzIme4fsUqxTQThkJL2OYftTSsIAuqF74Re09zkwrFdCWFZmQqi9WY",
+	"vGGigMVPaX5FqF7fJTEygMbWzb2ny6qEvaSjp7Mn9Pv8uDia/oOd0NPTdDRKRhU1hinYy/9NR78dHXxP",
+	"D2a/fzhOvju5TUd/H/VBcQt9FF0y44+8VlqqPmxeVvSPmpFcCsNFjXAgObad4O4zwd6bS/sl8yCpFLvm",
+	"stakonM2Ji+X3OCBz6TC32dcaeN+PCdLWs6kWrKCSEXY+wpg4OYgXKciOzk6IlwgsC4BSEybzIKMwxL/",
+	"qJlajZKRoEvYo+05CuG3pO+fMzE3i9Hk9PhJMlpy4f9/3AHeb+cH/0sP/nN08P3lAcDv9PjJbQx8yehn",
+	"qc1FMQgvxeZcG7UivACgULKQ2iSACIqZWglWEC5IBqO8qZdLqlZjaHHJC9jZMaDH8ZMjki+oojmcEYyS",
+	"nR/8L6EH/yFHB9+TSzIhBxnZc6tPRRaufoLLP35ydPv3bP+MULEyC7hOrNSMcE06MOUFoP6MMxWCtaJm",
+	"0ULVrW5HNC1lTsuD5ergRqorXdGcHRwdP3l6cvrdP/75PZ3mBZuNkvBYjp8c7XYswcai53Ixg1uGl6x/",
+	"OD82N1yTmZJLwqgqOVOOUGmy9/pfz8j3x8dHRLMccf346fh4/GQ/AdzMvs3G5N2CiVRIwRyyL8kSJmMa",
+	"MTuvlQI62KUcITFEjH56dEJeSEN+kQXAvcgIkEJZG0Id/XjH6JVd6F727jAdjcfjdJTtE6DZVDEyXaXC",
+	"LBhXRFqMq6gywelZat6eX4f8DF2Ok6Pvv4sB9TlfctMH5y/0PV/WSyLq5ZQpgAc3bKkBs5EK0DlLCOLy",
+	"k6MjsgffNFPXTCGbyGlFgC6U8oapfUslgLYuGRUWmLbxNxqajsnL2sAUioo5uw9dKHETUXw9PUJkhM2M",
+	"Jk+OLCra/x038ODCsDlTCJDXtTB8ye5CAFyXPg1wP3gyoOx/v1xK0C7wTsQAKAFTB673J7r973CSuxyL",
+	"7dE/FfvdH4pdvDuTCwNwk6JcIa5yMZ/VJTFyzsyCKbzJljUGR+k5o6ZLuBhm8WWebbPPex0tu+bshqk/",
+	"h9TfwgqtyIUCzA+0eG1pAPwP5BUm8E9aVSXPkQ4fVkpOS7b8r39rQIpgJ9CjsLd8HVqjZFQwQ3nZwX0r",
+	"0CLpJ8OLZkqBUAWLI351yWjGWVms36Ql05rO2T0m0YaaWgP1PkpGhhs8mQu7D9LZh4NhrcTEQWLSMmg3",
+	"7SQCgdvw9P+u2Gw0Gf3tsFUfDu2v+vCVHdUeT/cCvkV5GkEAqOlmmRAq4C7OKC81cfIwcMy9LIK3+0kq",
+	"pEIxnKkVaSRYYM7ANglCFoavxZWQNyIhS65RjwBZ0g6YinZszzX24UbcJqN/STXlRcHEg3DI3SIhzeU1",
+	"13xashCHABC2BSxUSENcI883vQzRHM04wKR2hSHK3G/MAP8GqXSLXE9b5LLEMZxnV+SKgqalOjtTlMfC",
+	"SLcT9p5ro1FRbdZst8ZLkBilIpUseb4iC14wDYodyo9mAYJITsuSKbKX9XfXYNaFAApHyx/tOT6IQtmR",
+	"Qpw6F8R/JogpROZ45EWIO34N5I2VwuxaQjzaPI7HhdMuoQnb705k3CYe4yDPBakFe1+xHORHJ2La5cNV",
+	"tzNl+2MCJ450QrFrRku8KcAwU+FbudN6Ic2/ZC2KBx2Uo0GXFivWSYCDBFlQWIa/vU54AALZOTpQFuyK",
+	"1q/9buPc7aqftMf7q90EaTax0/H2tv6ZrvgLe76NfmckMQtqCDAeIZ00yBQrvHiOYFwX3oBj+B25z9l+",
+	"AgP4XopVUhnX0yvypO0Fnzz3gjavu4em63zhSVHbyUKooSAvpLkADFsyYdjDMFNWTGHby1rouoK1s2II",
+	"QQvJLEtxLUmuGDUAVbtAvY6n4SqHsHWnQe+CtKdHxy3SvvT7I9397YS7ceA8FsN5PQQAvKzN3GQvi64D",
+	"seHCoEpMkTlxpommK6Il8HpaXFORM7I3Q1saHjzJcioudUWjOOVNEH2V6W3PAkq04WXZGDyoWLOZrhk5",
+	"J6motbUEo024ILmsVmPyQlojB2oh62bng8DuHIOza3/YsVEHpt1NfbANHswruiolLd5K+ZyqOXvQbars",
+	"WJdGyssSR1u/SU7sRdbD3ueMFZocH5388/Qf35HpyrDOFXJ6AnHGqrdSkudu1LW7tNOwDVU/DgQ4t31i",
+	"pCR+yTtdjv5eH1s3wN1wbZcF1JIKckx+4T+Qvaw3e7Y/hgWAPMNz9qug15SXdFo+7EA93amD8QaIY04F",
+	"XGJn2xPyJjxJtyzya2ecOEGMDnQ3Ahicr6cy3R3sdMKxzT828ettdoKkMJdixue1YkVCaqEYLWB2EL6l",
+	"KFfoYgHZriB7WWSVIOC9ZkatgIuU1Dgzo65zuBlI8Jp9OHLTklBEkqLgsFhavlJAfO33GS01W9/MOxAi",
+	"GpserBA4POyLFCBiKFnPnfw1pfkVE8WY/EjzBZlKWTJQeTUxqmapQDMSEOsbGBJIpeuAgylGy3JFlKwN",
+	"O0PdA+YquEbA/HrhPSqpwGUSKZi2ZLUKtvBhRFXMHP7s1a8EfuGG5aZW3qLdmirZeD4mGV0W351kiNiN",
+	"4Qe/9a0yyQhYDc1zVplLLqo6YjW2co4mthXBVmQv00wUznwHX+BmN8M7qPnx58x4ybLvnCSg7peNZgdQ",
+	"nAJ1ocXwgCXXBmU03R/wZ/jsh4GGbNtAToIZ3vmOg8GaL6cg9LPi0igq7FixPbtWftNt4932H8oGW5eN",
+	"khpeQvvXOy9SDA9vZLXr6NC2wtHhr13GVowuL9m1d2PHRif253YO6DME+gXVl3NuNq8U5Jo5N8Mj6AUr",
+	"y81jqFoQbEZyuVxSUejh4Ro6fTnbgFgLes3wXmmn6rDAnDHjJSN6pQ1bxudBBnNZyeKSC11Z/1dkroU1",
+	"c2Nrj3BtB6BsldTW+ISer4AGAglxfvqQL4Ws5vcITVnS98OXqu+EyqXw5i4HmDOSibosM3KzYKKjgAH3",
+	"REGcoHsIVti4fo6SEfSy4oS1ga+7gpKR1DFfA0ruYu7APUBXSy7q92t0Fb/F6KrTAPSlg+Wlt1iAMFTq",
+	"7diKzUil5DUHSjFd9Y6mjxHNpAB9oxjbMg80Ay1Es4oqavCKkKZvfI4Ws3UuKxZDOJ4vAjzuHB/IA3pM",
+	"fEiKO/f2umQhzvV+jQeJtI6P39a5Q4TK91hShKT2yWCEUcbo2WZGECENIfFpSVn0JLfj1ABJ6J9Z94ri",
+	"pUiszNECWE7/zXIDJ/4sYBvnCAGrfd5B/jp3XKjRGqgbx+J1gyDjniQUitSbZdmLjv+jZV+b+nS8hm23",
+	"O862hoMdN1HooXNr2gbjwC12BxBfoPJ0MKWaFQ2YjfSA957TDvn6gJTRqlxXXIDWYqi+AozAlfFrVE7Q",
+	"5IfHJCsmSFWXZXuQoiAa4ced6UBxfaXHATC9H9pZDuGX7hm3i9h+VnabbgxgkTFybkFGXAuiWclyI9VZ",
+	"hxZVPL/ShJKCzWhdGstr6FQzYdlK6wH9Z88B2iP3na0OLsgBjRWgElQlXRHocEYEu2aK0NospOJmNR4N",
+	"uFjHlwQ9if8c8qeHaOigGsO2/+Z0LqQ2PL/zPZ4qeaOZOtB0xkAJZIQaQ/MFKwDZKArJE3KzWKGjEJjp",
+	"DdVEX3GQEjEq52axSkVfF+OaFGyuaMGKMXmBAMmlMJQL7WQXPEv4ExajiVSpyBXDe0jLqBpl7QP98EHU",
+	"xpY0X3DBDhq9FVo3vL4hpD4CoaO6jlPxAhViArxqQgS7we4aVVhaVYwCtsHV865N9/t0RTRsDo4ZV7zm",
+	"nMc5W3rddbyFSOFcyy5q8O8xGaSxXPR0pHpJRbtx9r4qqUCwJqiheuwEZXftLmA8Xl/acVuKqWM3wPUx",
+	"uhBuH6IM1yGb52ImgTpSJWA4b4/ZzuvhdIO52w3HcP5nRkuzuCO+P+fXTIB0bk0fffbkrTlDMbfyKhBi",
+	"nafLOTdCEMir7dt1U0X3JrV5zu/MMqALYeKalbJCYwIKTf1NFg25iOz0hQSBnE5lbc0hQADIHjVkCbf6",
+	"+DvUBTHObBuBD6iSVSIubK/jNsaNKkWRTzcD9o1WuImE+BVkqChkO68iCPHsLgPjzNbXUcYj7WAd61F2",
+	"VF+xAq/X3nqwnEURIQ2ZA8Ltuzu3Y3xbMgpievtreWUdAnaOpVTMrQd96Gekohr949SK4xgWbCSZMzzO",
+	"5SAv2hhwm4y0rFXOtgEbMPCNbdlRLfhwRJgNBOuqyqFm5HWMrfyxM1vShBtaJGk2kHSwf+jyvRkgA175",
+	"pq29cc30HFGvPRvcQdMOkfVud/+HkI9bAW4FgJXC3qBOEGSfJORrtthNh9yx294mTWjyneR5K57GjH0E",
+	"furwbW90Ry/uuM9jw9/jXPVgE1st6ZRFTEX/vU2k6w10X92mZTpbCZltuY76QXB4qKsgjP3+mmmS7mHH",
+	"rkCwvLvH11psU40//QbtB4CHXFt66IOnicNBC+NJx+eftH78hGRt/Of+hPi4zVRsDdwck2cuXpsXLmQU",
+	"HbN/1LTkZuWONRUVVVbbWY7JeTjd9khTbnQqsm7U8KcIuPSnYlbnHglj9EmC/sOFC4ev6mnJc9h8a6Px",
+	"S20E4UrJf1vTQjaBpqkAgLVfQQgumNfsfbfEXQlFb/D4dBNia6RyGTWeGm6YMkoGAzYS2SI1sLiizlnh",
+	"FJR2c+7k1ifsmKEG2kRX4h1qdyPGmMVwcvoP4tx8pJB5vWTC2JwdRCgbH4XeVgQc1+T81UVCKO4kFc7V",
+	"Bmx8yHsK6I1pX5rohazLgkwVFXjZSAbSdJaKPRfxAtTimpYgOGSwy2w/gU43JLN+1SxB1R/UnVp3w2+S",
+	"VMTvIvbIMOYTZYxKcmFAUENfGuiJN0qKuVXTA8Sy8gtCwcvSKwI/2ZBZGDWXImfK5TE4IO7ZUFWzoCYV",
+	"M8pLVoQRq1w7jGT5QrIC5Yf9MckQ0G6tTqHIYLZUlGxOc7jaINhpcsUqmyIlywK0VQtaDJewTYhFeBe7",
+	"5o11qbAQ1DaMiA6qt2RH7XYHB+8zaHrb+sR3VwgbZHOBhcKGovYQn/k4yTUVIwSZDej7+e3bV0QxqqUg",
+	"1UJRjapHZrlN5hl5E0C3xsDDwLreIlygdkwar6hZtAHIyZaIZNNByFTs2UV1+Y1VLBKSWUvLGNgnXBPE",
+	"Uce/jCTTki7Zuq7fDSVvaX+oZLT7upfENKj9R84E0xwMe2/VAHfDP5HM0j8bxAjbAK0kDc75hIEOCmC4",
+	"Y6MdnX7/fagdBeAL9CMXZtEzBC2kMmTRxf1AFg6JCRzuWZsSglLBNaBQey+sXGMJaRdph4IyW7DaDwOW",
+	"ql9fv/B5ARgssb6uBLGtYspNPklFtjloJK2Pjp7m0Bj/Ytk6ft4xXHQm1ZIa7McPFJsxBMho2FD6IAM7",
+	"DupPNZBTHXVLvGWIrcVLx0TXkEDubCm0vBhmOQtYKKAsiIM2lkWxklHNUoEWwaJw9r89KoSsRW7Tlp79",
+	"fP7ipx+fv/xpvCz2J85gSO0lWMmaFJIIaVIEtxeowtvS5D27e5KKVHy03T/ahh8tOfqYio8HBwfNP2gW",
+	"y9ggH8nJ0RH5OJTm0e3o0zGaXt7WuUZdE//DoesZ0NqETGnhiSlmbXorhJ1rPZAX5zohHzfGA1PTzebq",
+	"DoV6YThOPywYBmjigru9XUhm0z/0KQR5CZFQYTtOJOkAx3rqxrp/ioMdPxZqRT6S02aCwagusjcc1ZUQ",
+	"H8217+aJx7viTMdrM0WCZ6kJgmftgACRGbL88GwQgBhQ5ZotmVnIAuFHy1LeMNf+1E1q21rwJfjF9mhX",
+	"YcfpByfCMMceSuvxjRJkORvY6C+BS1TALbs7M5TX8LGj30ST1tYuFVp/OqgffHGWi6Gw/a7XIB4eORRT",
+	"3pwCEs51UKO5pB8+26SHxHQihwWPYaB2Q/1/b6P2+7i/mbqbhfzVUv3VUr3dUu1xptnwHa4iagnYkUzZ",
+	"gotik3WYO8vTJQ1NT9ulvdBWFdh8N3W0m/kfaHmLxGu7u9N6rRtiYHcVd3z2kWUn06td1IDx1VlZG6k1",
+	"Aiy3kU1nuNXhEHD5x/U5rFGex3M7fEpnQwRUF4VeC/T7Rrce0J2IcFfFXae4cZeFP5ee1+KykkXMWwHf",
+	"/0QvRTv78zBitJVBHs8ksBPh7RKtna9g955sDNHy/o71i9mgTkBit7pCAnoUN0XDLIB3jpjOlBRGt/d1",
+	"4rEBC8cYJ+1nZA/I14HNq2it4TAQckfMoQjOS+8nJGPLKSsKVlx2LdgZKKGp4OKgUhJjj93c0EexpTTs",
+	"cmFMBe3aMB2gIhJpi1OH97s2+8iq4df4ErBcRTNRlMx0aGgPlBnF6LRsEpBwLFPQ5jKiBdfHWsDGrPrS",
+	"6ZIKPA40NTWqJKhcIOGEY62Y6W7Xzo/7sOPGN2Fk9UvUtJDNFc3ZrC6zCSmtBOOv2owLrhckLxkFNkSy",
+	"mVQ5bFUbWaEAZIh0dli/HD+atcXkbHA1DwzjxCXcOYhzuYOlugHVA42MbMeYT2z6qSM+ly5ECSeLkovm",
+	"SO4X9fm6DfTEownDPB9yBmsbxM6x9dvZHpqZ1ZGKMdUCdXj0rQg2uKXtuUtByQjbUD92/lIwQ5C6Q/ay",
+	"OTPbs2HukTIU5Ao56eUumVMbU3v6e3nk7J52gm/0HXJ8IjH+/fj9xw7WH8b2Jl+e+oybu+J7w1n0hgvr",
+	"dJHLBRdmUI5DiYAs0I/aaDS8s8ColLcW3dxjFXHZNRBUQTbopBRphp5Zn0nJSEcUcPx2P0nFulhijb5O",
+	"HHCfYqKFFYPXOreCRC+4fkCZdlJeB7obzhqw577cUjhiszOfpMFEcb0utKo2w+KZw0zxi/mwFIpPxBmb",
+	"rW6B/ZAkLYmuGL3C4oVUtNv3OFNrRA6b0BWVhoJJ7sd7XwoHdmRUwxc5yGvvk0N0ujpC3mwiuJ3fnZ4+",
+	"/W5r+sEulpJ1oA5cDL/aTefSpOnfmc8z4oov3VDh6q8IdtPkwUpgBTMZAeJddgjL8xahIJElCn6qrzBx",
+	"IYfxSpC795aUY6gJNwurrWXQKtsf91z12/NCqlpVUg+FJWGZUa25NlRgBgTaXPvzN23utwgly4Htwy+Y",
+	"eUqvWGxi+L0359Z0mBhibUOnDRpzIONYEE1CiAAjmjPBFC1bWCbAjlKROfBnoNniIZI9ECjhT2xCsgY/",
+	"sA3uF0aEUQqsNAWfXFsHja4e6KcE0mtzpxDcwxTnwX6QPScWV3TO9oF2vGtL8DzQKeIMUi5dxw/8WV0l",
+	"bg3395T0cvz+io4Sf1IbXCV7TaFTTZdwOSwc9wMfCoFZfZ3vqYu6s8hBfQFwG4j21c+ywc8SWhj6RTwk",
+	"xg6XfMbyVV66lPawuO0Yfdy0oIZegnifTYiNqsAShhg/rFguVaEbU5WqheBiPsYwOmW4mGfkkKDSVnX+",
+	"w4oMBHO0Oy5T4f2Q1iGvatHQkrixq7Mua9jA2fBPO5f/c8Ai1sImZtb7FxdMJV7CPdAVy/mM5y7cZUz+",
+	"B+FwTcuaaeACuK6JZnPQdjDw1H2qGJLvy+andZiOSS+Bzw5LlnSVCp/CN6Nlad8EMNLGKLIML7yPdGkr",
+	"uATFVjrLitvuJxuN912a9XguFo9g50WhmCUR01U3VOa/UhGE7J6RDM3jmWeOCclcWi2GyKYi62qb41Cx",
+	"wrjZvmMtFst6BxdPxOZ03xhJ3lPld5Avu30e4GrZpoQPZji/conNgWSkaqFRcus4MruFNIQULDLvQNGM",
+	"bfLja5AdOyaoTzH1n2gJ3s2x1CFg99WSA86223zvmuYxptWUAA+17TbJxzu48BxbtPJQClxe7ap6d2MH",
+	"39f6Uu9Gt36WNw0LJIqVWOjFVcWJlkOOxxwM5+J66MSLjfR+jbKvNgBveJ5HL2oSTNqGC0ROAPphMnVv",
+	"aZ4nzGjOxZycv7oIb64VmX7whc8uDGZ6WO3822+9jPDtty6VAsSEb791gsK33zZm+mZHGHXHbV6/Rjec",
+	"/X8ryovCmvh1KtyBN+FomuzZkhWJtYckaITe95jgjV82gvDGvjyxxMDXv/2NNOEj8P+DLmOzVSACV+vZ",
+	"GuPrpKo0SVu2G6GpIC377Ga1lLB7S9/bSWzbCTE3TXyprQ7AaL6AwWzxJ4/wHeE8HH4MG/GsxCKIJnvD",
+	"XDkhWYcF7yMPdnlrpGVAZ6SU8gqLHskls2V36wrEAW40weGbMrypjzRMR7ici0LjqHItty/IAUt81DAr",
+	"7INQ2sD0g88hjMk5RhzL2mheuPN1chOo/XYprEBA4UgDbyX456ioWDXIwjXJpdB1abCwIKKKuxIExCSL",
+	"L6Dhwc1wnNr5iwBXXeYavjehyULe2DoWDKYJJ1HMVsKQKhW2giqWLRbMYKUlaqUuppMwtScJ8n+0LReo",
+	"sFwJZzpBZz/66BdUFK5BLsU1U9rGzrrvY/JSlCt/IrzQSSNzOaRJYE1IVDFhKqxHmyuptdOZZC0KqlYe",
+	"TG+M4rkRTGv48Gs8vtsO6UXiTuQsxnhbbFHs3zYy1h5h/DkY/+wC9IalQUdUxGyBEQzATcVednL8lMTK",
+	"i5IfMSvDck88+FJq9GDFWNGEICtCow5uF9RP3KkdBgNFm5fCag3wF6wxxUzsRfU6YzcpCLRGVEms3mgv",
+	"ZqM4ovScxEMdk+4rXX5tzzDuYt6u7qcf3zrFzWEmba8irhwIM/KG5iYjmaGAEpjXlP34ls7R4BW+kAYH",
+	"t28T4DolfgGZ3RNy7sE0gybUeSpQReKi92yajcEgtcgXVMxZ0b6qRPqPKqWi+6rShFBSUL2YSqpcTlYl",
+	"y1LDwWtndJ/VpadTbYZgKlqa5iYe2+r5FlMDZgP4Fdkl3t4G8rZrC3gb041UiQzmbpImIxPU0qGUTLLn",
+	"UDVzmSiAwz80OSVAi11GEWpN4YsOHbbdkKHXHgPOX12MkhEQCisDHI2Px0doEq+YoBUfTUZPx0fjp1Y/",
+	"XaAQdUgrftgU1pyziB0MbwgevGXvNmfCOrdsRlQ/KwM4Zsi4U9HNPcgB8nxau9J+rdxASXtlCPAQRosx",
+	"eUuvsGEq1umQBVJzvBeFW/DPrhpc+Ibeb3G5u21yGL5Ndvv72vs1T46ONhQt9sWKdyvD29RvGajDawEi",
+	"Z4SWZScG/vMU4356dDLUuAHRYViq/DYZnVhwbe4TvAl0m4xOd+nSfacDKwZ7q4k1m0dhh8b6uUbnMmZD",
+	"jn6Hri36H35w6tPtYVDJcsuF8EbYbW+5tNY2Z12FuYKkabguWBUB20Xyk+xTUSekk9B0BjJqRzzuJ/hA",
+	"x9OjpySWI3Tfe/WuKSP4hd6uwO2y8VUZbY+DWpz5y1+vkx2nsdnW97yP0Ovp9l6RgvCRqxwcky9TE7vI",
+	"d0VE9zTo7e+eAjgGOfZoFr32r53MhVLzy4oJUB0878f36Rz/95VbrXcItFryf968fAHyyzJ2r35ixg33",
+	"pmL56IEXI26Asda2XriK3wbKBa0gs4frRyZNcxOGf4WWh/61CoZrBwuKV4w/F2Pwmp7fUoBFS2ZowAyU",
+	"Zxibqb8VfFoy3QhA7bs+zhmVYLEL1CdBtuuEIUvVODo8Ke5pWmdNqixfe6bU1pXvvME5QLUDLviFkuww",
+	"ZXDw/Yl1KfOrRLSbRLSLEOTx/vBDayK73YEW9uon+DsRmtomFvUR1ROff5WKVuwPjRNoGKpFcNy86AlA",
+	"PrNhgJ6+brIOvmx8b4IUNj7H8VUy+ZIkk5+YCbPXgkvV8I67iyTte8WtVBK9kndU1jdcyoF7hna6/kU7",
+	"Cwyfg7pGKoaVjc2s6a+iryNovl7bL1Wh6FyMz3iJdzIxJIRiBBbBEjG2dmJoddhwty0eYg2zre/MkldU",
+	"u4cRQyO0h5BdAVztfgp+Gz5G9q4YqwJ/los1O/N7cIbeVHQnsVKsjTaTgv25NAn6D9Wi2fJ+/SAhu69x",
+	"xL7gf5tsbfjMhgju0PILsbe89Ei0Rh6/0WEc61dC+cURyoDOxEmlp2IPo5TJqJI6lgGnr/QGAtd76MI/",
+	"teZKyLoafdbL63IQNF3p9h23Toi5r1Zqnbz4RsEN4Wi01VgyLxXB4+hNJg7VK5EvlBSy1uVqEiroOVWK",
+	"s/WUh290KlwJS9SJnPK0Z1YVz/EtOS5chGgb2rk/6E9xMGiebHNev+z06JjE6zWddYq0psJue4bmB0oU",
+	"03VpYjQufLBkZMNVmDY/yGL1aHQk9ibKbTc2xqia3fZI2ZNPsoQmC2zLY4mdtKzwmRSu21dzW4Qb35uI",
+	"7HC729fn70N2To53mGL9ZdYHkKvjnZYXPlf8aFTuWZd4RKnaTjLc4YcmdGc3e4kjO2FA0RYtLRUdkSiI",
+	"PxkUi3x+1VpNthSJBgYirfd2iZhB5wUiEpmuWmHRiZPrBensWE9JpNLdgIGmgfoX7ULaYp5p8//+4tLL",
+	"Jyc8X4I9ZwMheIB4s11Md0HmOyuNIcE5bMog/DkLHJLV3jBR2EgpV22BklrbIsvuhUVXkrUJ64xSQVv0",
+	"P04G3/p82Q3y15icD3jEw6dsdxCSYlTrTbd+xCeSgSJJyn+yCBTLg7+LBOSSmr8KOZ9fyMGQPYv0+Fbb",
+	"Y8o6h9rI6vNTnq1aoquhpCMUJyG+ilK5SoVUIOpgMSVXIx17DhKbs1DZawsJMx/h/o12ehz19IeKnIWa",
+	"XpuuN6zg4SLuoN5FKVdTyuUTEa1+UaM/mWZFCl3dhWSFRa6+Uq4vgnKFta02EqzHj9ZLyJKpOStsBWiM",
+	"9Ehj+tfeWoK6jejeH5Mfab6wT2F6G1DvDaCz3iMqvXQUnz1AuBmTNy5BXyqrDLrKpg1hUKyNy6U6CKLd",
+	"FFoyZMr+KwX4fQ2hvUfAyAD0huJHFvjS5n8Gr+C5Z1sfUpd5mI4mJB3Jq3R0m5GbhU9tdRXUfQYM8N6p",
+	"rVeCvzQmWI05a015d5fqE2YADZgd3Jugn9JTbGcYQEu3Qa5JXY0/3xG7N07zBcuv4qFwS2aUKyISPdI3",
+	"diOumSelrxRmYbBa2zJH7H0lNUYjEvtgCNlz6QmpOBofjU/2J57t4kO5tgqgYcuqxHxAV8cfn5xGvDnz",
+	"zVMBLUS+6nc7a3NigrQPaOZZvyhSIWuDZRHsmx6IfPw/+Jt1Rio2U6zNkLEZW5UEcbpg78fkOZ2yMhWu",
+	"hADS384qdBI8d4DPnyVhBJtfi330SvjHQqQoVxOfj9bYkitqFokzrmHKnLJvR8H3AUT/xZ3fVkyHczqs",
+	"SsrXcHw9QTWKzp51OjT4bBgd4N2y2fg6Vt82n2LIzHNGLB3z+atNsChwb1bOgHe4l81xSNBf1suTNOiG",
+	"xgfM7WKFT1BE90AnYlStUNPgisja3FAFTRf0mstapYK7B8e0bCv+uifHCDrbASG4ez1tReh8rtgcK4ts",
+	"Fltwe/SKDUsEbpeOxvf32VTryGWFb8/TYt1L2Di4mvra/lF4z0u2DtvLEwYdqfXZ2WfwmhTLAt+MHBao",
+	"OjvzMuPt77f/LwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

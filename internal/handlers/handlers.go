@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strconv"
 
 	"github.com/workspace-backend/runtime-registry/internal/gen"
 	"github.com/workspace-backend/runtime-registry/internal/registry"
@@ -15,9 +16,11 @@ import (
 
 // Handlers answers every operation of the contract through the registry.
 type Handlers struct {
-	reg  *registry.Registry
-	spec map[string]any
-	log  *slog.Logger
+	reg     *registry.Registry
+	spec    map[string]any
+	log     *slog.Logger
+	cache   *bodyCache
+	metrics *Metrics
 }
 
 var _ gen.StrictServerInterface = (*Handlers)(nil)
@@ -29,7 +32,7 @@ func New(reg *registry.Registry, specJSON []byte, log *slog.Logger) (*Handlers, 
 	if err := json.Unmarshal(specJSON, &spec); err != nil {
 		return nil, fmt.Errorf("handlers: decoding the embedded spec: %w", err)
 	}
-	return &Handlers{reg: reg, spec: spec, log: log}, nil
+	return &Handlers{reg: reg, spec: spec, log: log, cache: newBodyCache(DefaultBodyCacheBytes), metrics: NewMetrics()}, nil
 }
 
 func (h *Handlers) problem(err error) problemResponse { return problemOf(err, h.log) }
@@ -39,24 +42,32 @@ func (h *Handlers) GetHealth(context.Context, gen.GetHealthRequestObject) (gen.G
 	return gen.GetHealth200JSONResponse{Status: gen.HealthStatusOk}, nil
 }
 
+// GetMetrics serves the metrics in the Prometheus text format.
+func (h *Handlers) GetMetrics(context.Context, gen.GetMetricsRequestObject) (gen.GetMetricsResponseObject, error) {
+	return metricsResponse{m: h.metrics, log: h.log}, nil
+}
+
 // GetOpenAPISpec serves the contract this server validates against.
 func (h *Handlers) GetOpenAPISpec(context.Context, gen.GetOpenAPISpecRequestObject) (gen.GetOpenAPISpecResponseObject, error) {
 	return gen.GetOpenAPISpec200JSONResponse(h.spec), nil
 }
 
 // ListRuntimes lists every registered Runtime.
-func (h *Handlers) ListRuntimes(ctx context.Context, _ gen.ListRuntimesRequestObject) (gen.ListRuntimesResponseObject, error) {
-	return gen.ListRuntimes200JSONResponse(runtimeListOut(h.reg.Runtimes(ctx))), nil
+func (h *Handlers) ListRuntimes(ctx context.Context, req gen.ListRuntimesRequestObject) (gen.ListRuntimesResponseObject, error) {
+	list := h.reg.Runtimes(ctx)
+	return h.respond("", req.Params.IfNoneMatch, func() any { return runtimeListOut(list) })
 }
 
 // ListHosts lists the hosts of every Runtime.
-func (h *Handlers) ListHosts(ctx context.Context, _ gen.ListHostsRequestObject) (gen.ListHostsResponseObject, error) {
-	return gen.ListHosts200JSONResponse(hostListOut(h.reg.Hosts(ctx))), nil
+func (h *Handlers) ListHosts(ctx context.Context, req gen.ListHostsRequestObject) (gen.ListHostsResponseObject, error) {
+	list := h.reg.Hosts(ctx)
+	return h.respond("", req.Params.IfNoneMatch, func() any { return hostListOut(list) })
 }
 
 // ListWorkers lists the Workers of every Runtime, merged.
-func (h *Handlers) ListWorkers(ctx context.Context, _ gen.ListWorkersRequestObject) (gen.ListWorkersResponseObject, error) {
-	return gen.ListWorkers200JSONResponse(workerListOut(h.reg.Workers(ctx))), nil
+func (h *Handlers) ListWorkers(ctx context.Context, req gen.ListWorkersRequestObject) (gen.ListWorkersResponseObject, error) {
+	list := h.reg.Workers(ctx)
+	return h.respond(cacheKey(list.Version, "listWorkers"), req.Params.IfNoneMatch, func() any { return workerListOut(list) })
 }
 
 // ListHostWorkers lists the Workers on one host.
@@ -69,7 +80,7 @@ func (h *Handlers) ListHostWorkers(ctx context.Context, req gen.ListHostWorkersR
 	if err != nil {
 		return h.problem(err), nil
 	}
-	return gen.ListHostWorkers200JSONResponse(workerListOut(list)), nil
+	return h.respond(cacheKey(list.Version, "listHostWorkers", string(id)), req.Params.IfNoneMatch, func() any { return workerListOut(list) })
 }
 
 // GetRuntime returns one Runtime.
@@ -82,7 +93,7 @@ func (h *Handlers) GetRuntime(ctx context.Context, req gen.GetRuntimeRequestObje
 	if err != nil {
 		return h.problem(err), nil
 	}
-	return gen.GetRuntime200JSONResponse(runtimeOut(sum)), nil
+	return h.respond("", req.Params.IfNoneMatch, func() any { return runtimeOut(sum) })
 }
 
 // ListRuntimeHosts lists one Runtime's hosts.
@@ -95,7 +106,7 @@ func (h *Handlers) ListRuntimeHosts(ctx context.Context, req gen.ListRuntimeHost
 	if err != nil {
 		return h.problem(err), nil
 	}
-	return gen.ListRuntimeHosts200JSONResponse(hostListOut(list)), nil
+	return h.respond("", req.Params.IfNoneMatch, func() any { return hostListOut(list) })
 }
 
 // ListRuntimeWorkers returns one page of a Runtime's Workers.
@@ -116,7 +127,8 @@ func (h *Handlers) ListRuntimeWorkers(ctx context.Context, req gen.ListRuntimeWo
 	if err != nil {
 		return h.problem(err), nil
 	}
-	return gen.ListRuntimeWorkers200JSONResponse(workerListOut(list)), nil
+	key := cacheKey(list.Version, "listRuntimeWorkers", string(id), strconv.Itoa(list.Limit), deref(req.Params.Cursor))
+	return h.respond(key, req.Params.IfNoneMatch, func() any { return workerListOut(list) })
 }
 
 // GetWorker returns one Worker by runtime_id + worker_id.
@@ -129,7 +141,7 @@ func (h *Handlers) GetWorker(ctx context.Context, req gen.GetWorkerRequestObject
 	if err != nil {
 		return h.problem(err), nil
 	}
-	return gen.GetWorker200JSONResponse(workerOut(w)), nil
+	return h.respond("", req.Params.IfNoneMatch, func() any { return workerOut(w) })
 }
 
 // CreateWorker routes an intent-based create to the Runtime.

@@ -148,6 +148,7 @@ func (p problemResponse) write(w http.ResponseWriter) error {
 // The Visit methods make problemResponse an answer of every operation.
 
 func (p problemResponse) VisitGetHealthResponse(w http.ResponseWriter) error      { return p.write(w) }
+func (p problemResponse) VisitGetMetricsResponse(w http.ResponseWriter) error     { return p.write(w) }
 func (p problemResponse) VisitGetOpenAPISpecResponse(w http.ResponseWriter) error { return p.write(w) }
 func (p problemResponse) VisitListRuntimesResponse(w http.ResponseWriter) error   { return p.write(w) }
 func (p problemResponse) VisitListHostsResponse(w http.ResponseWriter) error      { return p.write(w) }

@@ -21,6 +21,13 @@ type ServerOptions struct {
 	Logger *slog.Logger
 	// MaxBodyBytes limits request bodies; 0 means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// Metrics are the metrics served at /metrics and updated per request;
+	// nil means a fresh NewMetrics().
+	Metrics *Metrics
+	// BodyCacheBytes bounds the cache of encoded list bodies; 0 means
+	// DefaultBodyCacheBytes and a negative value turns the cache off (every
+	// answer is encoded and hashed afresh; for benchmarks).
+	BodyCacheBytes int
 }
 
 // NewServer builds the echo server for reg: the embedded contract with its
@@ -54,6 +61,16 @@ func NewServer(reg *registry.Registry, opts ServerOptions) (*echo.Echo, error) {
 	if err != nil {
 		return nil, err
 	}
+	switch {
+	case opts.BodyCacheBytes < 0:
+		h.cache = nil
+	case opts.BodyCacheBytes > 0:
+		h.cache = newBodyCache(opts.BodyCacheBytes)
+	}
+	if opts.Metrics != nil {
+		h.metrics = opts.Metrics
+	}
+	routes := map[string]bool{}
 
 	e := echo.New()
 	e.HideBanner = true
@@ -61,16 +78,21 @@ func NewServer(reg *registry.Registry, opts ServerOptions) (*echo.Echo, error) {
 	e.HTTPErrorHandler = ErrorHandler(log)
 	e.Use(
 		securityHeaders,
-		requestLog(log),
+		requestLog(log, h.metrics, routes),
 		recoverPanics(log),
 		newRequestValidator(doc, router, maxBody).middleware,
 	)
 	gen.RegisterHandlers(e, gen.NewStrictHandler(h, nil))
+	for _, r := range e.Routes() {
+		routes[r.Path] = true
+	}
 	return e, nil
 }
 
-// securityHeaders stops browsers from sniffing a JSON body as something else.
-// No CORS header is set: the API grants no cross-origin access by default.
+// securityHeaders stops browsers from sniffing a JSON body as something else,
+// and from storing answers: Cache-Control is no-store unless a cacheable GET
+// answers (it then sets no-cache with its ETag, see cache.go). No CORS header
+// is set: the API grants no cross-origin access by default.
 func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		hdr := c.Response().Header()
@@ -81,27 +103,34 @@ func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 // requestLog writes one line per request with the route template, never the
-// raw path or query, so that nothing a client sent is logged verbatim.
-func requestLog(log *slog.Logger) echo.MiddlewareFunc {
+// raw path or query, so that nothing a client sent is logged verbatim, and
+// counts the request in the metrics under the same template. routes are the
+// registered route templates: anything else is "unmatched".
+func requestLog(log *slog.Logger, m *Metrics, routes map[string]bool) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			start := time.Now()
 			if err := next(c); err != nil {
 				c.Error(err)
 			}
+			elapsed := time.Since(start)
+			route := routeTemplate(c, routes)
+			m.observe(route, c.Request().Method, c.Response().Status, elapsed)
 			log.LogAttrs(c.Request().Context(), slog.LevelInfo, "request",
 				slog.String("method", c.Request().Method),
-				slog.String("route", routeTemplate(c)),
+				slog.String("route", route),
 				slog.Int("status", c.Response().Status),
-				slog.Duration("duration", time.Since(start)))
+				slog.Duration("duration", elapsed))
 			return nil
 		}
 	}
 }
 
-// routeTemplate is the matched route pattern, or a fixed word when none matched.
-func routeTemplate(c echo.Context) string {
-	if p := c.Path(); p != "" && c.Response().Status != http.StatusNotFound {
+// routeTemplate is the matched route pattern, or a fixed word when none
+// matched: only a registered template is ever returned, so a request path
+// never becomes a log field or a metric label.
+func routeTemplate(c echo.Context, routes map[string]bool) string {
+	if p := c.Path(); routes[p] {
 		return p
 	}
 	return "unmatched"

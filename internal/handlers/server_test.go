@@ -54,6 +54,13 @@ type testServer struct {
 
 func newTestServer(t *testing.T, opts registry.Options, sources ...registry.Source) *testServer {
 	t.Helper()
+	return newTestServerWith(t, opts, handlers.ServerOptions{}, sources...)
+}
+
+// newTestServerWith is newTestServer with server options (its Logger is
+// replaced by the test's).
+func newTestServerWith(t *testing.T, opts registry.Options, sopts handlers.ServerOptions, sources ...registry.Source) *testServer {
+	t.Helper()
 	logs := &bytes.Buffer{}
 	log := slog.New(slog.NewJSONHandler(&lockedWriter{w: logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if opts.Auditor == nil {
@@ -63,7 +70,8 @@ func newTestServer(t *testing.T, opts registry.Options, sources ...registry.Sour
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := handlers.NewServer(reg, handlers.ServerOptions{Logger: log})
+	sopts.Logger = log
+	e, err := handlers.NewServer(reg, sopts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,12 +29,36 @@ type requestValidator struct {
 	maxBodyBytes int64
 	// queryParams lists the declared query parameters of each operation.
 	queryParams map[*openapi3.Operation][]string
+	// routes finds the operation of a request from the route echo matched
+	// ("GET /api/runtimes/:runtime_id"): a map lookup instead of the regular
+	// expressions of the contract router, which cost a third of a small
+	// request. The contract router remains the fallback.
+	routes map[string]*routers.Route
+}
+
+// echoPath turns a contract path template into echo's: {id} becomes :id.
+func echoPath(p string) string {
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(p, '{')
+		j := strings.IndexByte(p, '}')
+		if i < 0 || j < i {
+			b.WriteString(p)
+			return b.String()
+		}
+		b.WriteString(p[:i])
+		b.WriteByte(':')
+		b.WriteString(p[i+1 : j])
+		p = p[j+1:]
+	}
 }
 
 func newRequestValidator(doc *openapi3.T, router routers.Router, maxBodyBytes int64) *requestValidator {
-	v := &requestValidator{router: router, maxBodyBytes: maxBodyBytes, queryParams: map[*openapi3.Operation][]string{}}
-	for _, item := range doc.Paths.Map() {
-		for _, op := range item.Operations() {
+	v := &requestValidator{router: router, maxBodyBytes: maxBodyBytes, queryParams: map[*openapi3.Operation][]string{},
+		routes: map[string]*routers.Route{}}
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			v.routes[method+" "+echoPath(path)] = &routers.Route{Spec: doc, Path: path, PathItem: item, Method: method, Operation: op}
 			var names []string
 			for _, params := range []openapi3.Parameters{item.Parameters, op.Parameters} {
 				for _, p := range params {
@@ -57,7 +81,7 @@ func (v *requestValidator) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 		if err := v.bufferBody(req); err != nil {
 			return err
 		}
-		route, pathParams, err := v.router.FindRoute(req)
+		route, pathParams, err := v.findRoute(c)
 		if err != nil {
 			// No operation matches. Echo's router may still have matched a
 			// route with an empty path parameter ("/api/runtimes//workers"):
@@ -94,6 +118,24 @@ func (v *requestValidator) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return next(c)
 	}
+}
+
+// findRoute is the operation and path parameters of the request: from the
+// route echo matched when it is one of the contract's, else from the
+// contract router.
+func (v *requestValidator) findRoute(c echo.Context) (*routers.Route, map[string]string, error) {
+	req := c.Request()
+	if route, ok := v.routes[req.Method+" "+c.Path()]; ok {
+		names, values := c.ParamNames(), c.ParamValues()
+		params := make(map[string]string, len(names))
+		for i, n := range names {
+			if i < len(values) {
+				params[n] = values[i]
+			}
+		}
+		return route, params, nil
+	}
+	return v.router.FindRoute(req)
 }
 
 // bufferBody reads the body once, within the limit, so that both the validator

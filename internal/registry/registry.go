@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 )
 
@@ -39,6 +40,9 @@ type Registry struct {
 	byID        map[RuntimeID]Source
 	visibility  VisibilityPolicy
 	auditor     Auditor
+	// versioned is true when lists may carry a Version: only the default
+	// visibility policy is known not to depend on the caller.
+	versioned bool
 }
 
 // List is one list response: the items, the limit they were bounded by, the
@@ -50,6 +54,13 @@ type List[T any] struct {
 	Items       []T
 	Diagnostics []Diagnostic
 	NextCursor  string
+	// Version identifies the content of this list: the same call answered
+	// with the same non-empty Version returns an identical list, so a
+	// transport may reuse what it encoded for it. It is built from the
+	// Sources' WorkerPage.Version and is empty when any Source gave none,
+	// when a Source failed, or when a custom VisibilityPolicy is in use (a
+	// policy may depend on the caller). The registry itself caches nothing.
+	Version string
 }
 
 // New builds a Registry over sources, in the order they are listed. It fails
@@ -73,6 +84,7 @@ func New(opts Options, sources ...Source) (*Registry, error) {
 	if r.visibility == nil {
 		r.visibility = SourceScopedVisibility{}
 	}
+	_, r.versioned = r.visibility.(SourceScopedVisibility)
 	if r.auditor == nil {
 		r.auditor = SlogAuditor{Logger: slog.Default()}
 	}
@@ -209,25 +221,41 @@ func (r *Registry) RuntimeHosts(ctx context.Context, id RuntimeID) (out List[Hos
 // diagnostic; a cut list says so in a diagnostic.
 func (r *Registry) Workers(ctx context.Context) List[Worker] {
 	out := newList[Worker](r, r.maxRecords)
+	versions := make([]string, 0, len(r.sources))
 	for _, s := range r.sources {
 		room := r.maxRecords - len(out.Items)
 		if room == 0 {
 			out.Diagnostics = appendDiagnostics(out.Diagnostics, truncated("workers", r.maxRecords))
 			break
 		}
-		items, diags, next, err := r.collect(ctx, s, WorkerQuery{Limit: room})
+		items, diags, next, version, err := r.collect(ctx, s, WorkerQuery{Limit: room})
+		versions = append(versions, version)
 		if err != nil {
 			out.Diagnostics = appendDiagnostics(out.Diagnostics, runtimeFailed(s.RuntimeID(), "list its workers"))
 			continue
 		}
-		out.Items = append(out.Items, items...)
+		if len(out.Items) == 0 {
+			out.Items = items // read-only and capacity-cut: a later append copies
+		} else {
+			out.Items = append(out.Items, items...)
+		}
 		out.Diagnostics = appendDiagnostics(out.Diagnostics, diags...)
 		if next != "" {
 			out.Diagnostics = appendDiagnostics(out.Diagnostics, truncated("workers", r.maxRecords))
 			break
 		}
 	}
+	out.Version = joinVersions(versions)
 	return out
+}
+
+// joinVersions combines the versions of the Sources a list was built from,
+// in order; one unknown version makes the whole unknown.
+func joinVersions(vs []string) string {
+	if len(vs) == 0 || slices.Contains(vs, "") {
+		return ""
+	}
+	return strings.Join(vs, ",")
 }
 
 // HostWorkers lists the Workers on one host, bounded by the list cap. Errors:
@@ -240,12 +268,13 @@ func (r *Registry) HostWorkers(ctx context.Context, id HostID) (out List[Worker]
 		return List[Worker]{}, err
 	}
 	rec.RuntimeID = s.RuntimeID()
-	items, diags, next, err := r.collect(ctx, s, WorkerQuery{Limit: r.maxRecords, HostID: id})
+	items, diags, next, version, err := r.collect(ctx, s, WorkerQuery{Limit: r.maxRecords, HostID: id})
 	if err != nil {
 		return List[Worker]{}, err
 	}
 	out = newList[Worker](r, r.maxRecords)
 	out.Items = items
+	out.Version = version
 	out.Diagnostics = appendDiagnostics(out.Diagnostics, diags...)
 	if next != "" {
 		out.Diagnostics = appendDiagnostics(out.Diagnostics, truncated("workers", r.maxRecords))
@@ -291,12 +320,13 @@ func (r *Registry) RuntimeWorkers(ctx context.Context, id RuntimeID, limit int, 
 			return List[Worker]{}, err
 		}
 	}
-	items, diags, next, err := r.collect(ctx, s, WorkerQuery{After: after, Limit: limit})
+	items, diags, next, version, err := r.collect(ctx, s, WorkerQuery{After: after, Limit: limit})
 	if err != nil {
 		return List[Worker]{}, err
 	}
 	out = newList[Worker](r, limit)
 	out.Items = items
+	out.Version = version
 	out.Diagnostics = appendDiagnostics(out.Diagnostics, diags...)
 	if next != "" {
 		out.NextCursor = encodeCursor(id, next)
@@ -307,33 +337,64 @@ func (r *Registry) RuntimeWorkers(ctx context.Context, id RuntimeID, limit int, 
 // collect pages through s until it has q.Limit visible Workers or the Source
 // has no more. next is the position to resume from ("" when nothing is left).
 // Diagnostics are taken from the first page only: they describe the listing.
-func (r *Registry) collect(ctx context.Context, s Source, q WorkerQuery) (items []Worker, diags []Diagnostic, next WorkerID, err error) {
+// version is the pages' common Version, or "" when they differ, any is empty
+// or the visibility policy is a custom one.
+func (r *Registry) collect(ctx context.Context, s Source, q WorkerQuery) (items []Worker, diags []Diagnostic, next WorkerID, version string, err error) {
 	want := q.Limit
-	items = make([]Worker, 0, min(want, 64))
 	for first := true; ; first = false {
 		q.Limit = want - len(items)
 		page, err := s.Workers(ctx, q)
 		if err != nil {
-			return nil, nil, "", sourceError(s.RuntimeID(), err)
+			return nil, nil, "", "", sourceError(s.RuntimeID(), err)
 		}
 		if first {
 			diags = page.Diagnostics
-		}
-		for _, w := range page.Workers {
-			if r.visibility.WorkerVisible(ctx, w) {
-				items = append(items, w)
+			version = page.Version
+			if !r.versioned {
+				version = ""
 			}
+		} else if page.Version != version {
+			version = ""
 		}
+		items = r.appendVisible(ctx, items, page.Workers)
 		// A misbehaving Source that says More but returns nothing must not
 		// loop forever.
 		if !page.More || len(page.Workers) == 0 {
-			return items, diags, "", nil
+			return items, diags, "", version, nil
 		}
 		q.After = page.Workers[len(page.Workers)-1].ID
 		if len(items) >= want {
-			return items, diags, q.After, nil
+			return items, diags, q.After, version, nil
 		}
 	}
+}
+
+// appendVisible appends the visible Workers of ws to items. When items is
+// empty and every Worker is visible it returns ws itself: the Source's page
+// is passed on without a copy (pages are read-only, see WorkerPage).
+func (r *Registry) appendVisible(ctx context.Context, items, ws []Worker) []Worker {
+	all := true
+	for i := range ws {
+		if !r.visibility.WorkerVisible(ctx, ws[i]) {
+			all = false
+			break
+		}
+	}
+	if all && len(items) == 0 {
+		if ws == nil {
+			return []Worker{}
+		}
+		return ws[:len(ws):len(ws)]
+	}
+	if items == nil {
+		items = make([]Worker, 0, len(ws))
+	}
+	for i := range ws {
+		if r.visibility.WorkerVisible(ctx, ws[i]) {
+			items = append(items, ws[i])
+		}
+	}
+	return items
 }
 
 // Worker returns one Worker by its authority key. Errors: unknown_runtime,

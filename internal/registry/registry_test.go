@@ -591,3 +591,48 @@ func TestReservedSourceNeverFakesAResult(t *testing.T) {
 		t.Errorf("create on reserved runtime: %v", err)
 	}
 }
+
+// versionedSource stamps every page with a version.
+type versionedSource struct {
+	*memSource
+	version string
+}
+
+func (s *versionedSource) Workers(ctx context.Context, q registry.WorkerQuery) (registry.WorkerPage, error) {
+	page, err := s.memSource.Workers(ctx, q)
+	page.Version = s.version
+	return page, err
+}
+
+func TestListVersionIsPassedThrough(t *testing.T) {
+	a := &versionedSource{memSource: newMemSource("runtime-a", "w1", "w2"), version: "7"}
+	b := &versionedSource{memSource: newMemSource("runtime-b", "w1"), version: "9"}
+	plain := newMemSource("runtime-c", "w1")
+	ctx := t.Context()
+
+	r := mustRegistry(t, registry.Options{}, a, b)
+	if l, _ := r.RuntimeWorkers(ctx, "runtime-a", 1, ""); l.Version != "7" {
+		t.Errorf("RuntimeWorkers version %q, want 7", l.Version)
+	}
+	if l := r.Workers(ctx); l.Version != "7,9" {
+		t.Errorf("merged version %q, want 7,9", l.Version)
+	}
+	if l, _ := r.HostWorkers(ctx, "host-runtime-b"); l.Version != "9" {
+		t.Errorf("HostWorkers version %q, want 9", l.Version)
+	}
+	// The registry stores nothing: a change of the source shows at once.
+	a.version = "8"
+	if l, _ := r.RuntimeWorkers(ctx, "runtime-a", 1, ""); l.Version != "8" {
+		t.Errorf("after a change: version %q, want 8", l.Version)
+	}
+
+	// One unversioned source makes the merged list unversioned.
+	if l := mustRegistry(t, registry.Options{}, a, plain).Workers(ctx); l.Version != "" {
+		t.Errorf("merged with an unversioned source: %q", l.Version)
+	}
+	// A custom visibility policy may depend on the caller: no version.
+	custom := registry.VisibilityFunc(func(context.Context, registry.Worker) bool { return true })
+	if l, _ := mustRegistry(t, registry.Options{Visibility: custom}, a).RuntimeWorkers(ctx, "runtime-a", 1, ""); l.Version != "" {
+		t.Errorf("custom policy: version %q", l.Version)
+	}
+}

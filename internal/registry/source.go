@@ -32,11 +32,19 @@ type WorkerQuery struct {
 
 // WorkerPage is one page of a Source's Workers.
 type WorkerPage struct {
+	// Workers may share memory with the Source (an index's immutable array,
+	// say): the registry and its callers only read them, never modify them.
 	Workers []Worker
 	// Diagnostics are browser-safe notes about the listing as a whole.
 	Diagnostics []Diagnostic
 	// More is true when Workers after the last returned one exist.
 	More bool
+	// Version identifies the Source's content this page was cut from: two
+	// pages of the same query with the same non-empty Version are identical.
+	// A Source that cannot promise that leaves it empty. The registry passes
+	// it on (List.Version) and stores nothing; transports use it to reuse the
+	// encoding of an unchanged page.
+	Version string
 }
 
 // Source is the handle boundary between the registry and one Runtime: the local

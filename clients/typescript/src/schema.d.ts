@@ -45,6 +45,31 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Prometheus metrics
+         * @description Server metrics in the Prometheus text exposition format (version
+         *     0.0.4): requests by route template, method and status; request
+         *     latency by route template; registry operations by runtime and
+         *     outcome code; the size and last refresh of the local pod index. Label
+         *     values are route templates, operation names, registered runtime ids
+         *     and codes only: never a request path, worker id or file path.
+         */
+        get: operations["getMetrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/runtimes": {
         parameters: {
             query?: never;
@@ -785,6 +810,18 @@ export interface components {
     };
     responses: {
         /**
+         * @description The representation still matches an entity tag of `If-None-Match`:
+         *     use the stored copy. No body.
+         */
+        NotModified: {
+            headers: {
+                ETag: components["headers"]["ETag"];
+                "Cache-Control": components["headers"]["CacheControl"];
+                [name: string]: unknown;
+            };
+            content?: never;
+        };
+        /**
          * @description The request is invalid: an id fails validation (`invalid_identifier`),
          *     or a query parameter or body field is unknown, missing or invalid
          *     (`invalid_request`).
@@ -954,6 +991,13 @@ export interface components {
     };
     parameters: {
         /**
+         * @description Entity tags from earlier answers (RFC 9110 section 13.1.2), or `*`. When
+         *     one of them matches the current representation the answer is
+         *     `304 Not Modified` without a body. Weak tags (`W/"..."`) compare by
+         *     their opaque part.
+         */
+        IfNoneMatch: string;
+        /**
          * @description Opaque registry id of a Runtime, as returned in `RuntimeSummary.runtime_id`.
          *     1 to 120 characters of `A-Z a-z 0-9 _ : -` (pattern
          *     `^[A-Za-z0-9_:-]{1,120}$`); anything else is `400 invalid_identifier`.
@@ -986,7 +1030,18 @@ export interface components {
         Cursor: string;
     };
     requestBodies: never;
-    headers: never;
+    headers: {
+        /**
+         * @description Strong entity tag of the representation: a quoted hash of the exact
+         *     response body. Send it back as `If-None-Match` to revalidate.
+         */
+        ETag: string;
+        /**
+         * @description Always `no-cache`: a client may store the answer but must revalidate
+         *     it (with `If-None-Match`) before using it again.
+         */
+        CacheControl: "no-cache";
+    };
     pathItems: never;
 }
 export type $defs = Record<string, never>;
@@ -1037,10 +1092,40 @@ export interface operations {
             500: components["responses"]["InternalError"];
         };
     };
-    listRuntimes: {
+    getMetrics: {
         parameters: {
             query?: never;
             header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The current metrics. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    listRuntimes: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Entity tags from earlier answers (RFC 9110 section 13.1.2), or `*`. When
+                 *     one of them matches the current representation the answer is
+                 *     `304 Not Modified` without a body. Weak tags (`W/"..."`) compare by
+                 *     their opaque part.
+                 */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -1049,12 +1134,15 @@ export interface operations {
             /** @description The registered Runtimes. */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
+                    "Cache-Control": components["headers"]["CacheControl"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["RuntimeList"];
                 };
             };
+            304: components["responses"]["NotModified"];
             400: components["responses"]["BadRequest"];
             500: components["responses"]["InternalError"];
         };
@@ -1062,7 +1150,15 @@ export interface operations {
     listHosts: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Entity tags from earlier answers (RFC 9110 section 13.1.2), or `*`. When
+                 *     one of them matches the current representation the answer is
+                 *     `304 Not Modified` without a body. Weak tags (`W/"..."`) compare by
+                 *     their opaque part.
+                 */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -1071,12 +1167,15 @@ export interface operations {
             /** @description The hosts of all Runtimes. */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
+                    "Cache-Control": components["headers"]["CacheControl"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["HostList"];
                 };
             };
+            304: components["responses"]["NotModified"];
             400: components["responses"]["BadRequest"];
             500: components["responses"]["InternalError"];
         };
@@ -1084,7 +1183,15 @@ export interface operations {
     listWorkers: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Entity tags from earlier answers (RFC 9110 section 13.1.2), or `*`. When
+                 *     one of them matches the current representation the answer is
+                 *     `304 Not Modified` without a body. Weak tags (`W/"..."`) compare by
+                 *     their opaque part.
+                 */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -1093,12 +1200,15 @@ export interface operations {
             /** @description The Workers of all Runtimes. */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
+                    "Cache-Control": components["headers"]["CacheControl"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["WorkerList"];
                 };
             };
+            304: components["responses"]["NotModified"];
             400: components["responses"]["BadRequest"];
             500: components["responses"]["InternalError"];
         };
@@ -1106,7 +1216,15 @@ export interface operations {
     listHostWorkers: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Entity tags from earlier answers (RFC 9110 section 13.1.2), or `*`. When
+                 *     one of them matches the current representation the answer is
+                 *     `304 Not Modified` without a body. Weak tags (`W/"..."`) compare by
+                 *     their opaque part.
+                 */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+            };
             path: {
                 /**
                  * @description Opaque registry id of a host, as returned in `HostSummary.host_id`.
@@ -1122,12 +1240,15 @@ export interface operations {
             /** @description The Workers on that host. */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
+                    "Cache-Control": components["headers"]["CacheControl"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["WorkerList"];
                 };
             };
+            304: components["responses"]["NotModified"];
             400: components["responses"]["BadRequest"];
             404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
@@ -1137,7 +1258,15 @@ export interface operations {
     getRuntime: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Entity tags from earlier answers (RFC 9110 section 13.1.2), or `*`. When
+                 *     one of them matches the current representation the answer is
+                 *     `304 Not Modified` without a body. Weak tags (`W/"..."`) compare by
+                 *     their opaque part.
+                 */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+            };
             path: {
                 /**
                  * @description Opaque registry id of a Runtime, as returned in `RuntimeSummary.runtime_id`.
@@ -1153,12 +1282,15 @@ export interface operations {
             /** @description The Runtime. */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
+                    "Cache-Control": components["headers"]["CacheControl"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["RuntimeSummary"];
                 };
             };
+            304: components["responses"]["NotModified"];
             400: components["responses"]["BadRequest"];
             404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
@@ -1168,7 +1300,15 @@ export interface operations {
     listRuntimeHosts: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Entity tags from earlier answers (RFC 9110 section 13.1.2), or `*`. When
+                 *     one of them matches the current representation the answer is
+                 *     `304 Not Modified` without a body. Weak tags (`W/"..."`) compare by
+                 *     their opaque part.
+                 */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+            };
             path: {
                 /**
                  * @description Opaque registry id of a Runtime, as returned in `RuntimeSummary.runtime_id`.
@@ -1184,12 +1324,15 @@ export interface operations {
             /** @description The hosts of that Runtime. */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
+                    "Cache-Control": components["headers"]["CacheControl"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["HostList"];
                 };
             };
+            304: components["responses"]["NotModified"];
             400: components["responses"]["BadRequest"];
             404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
@@ -1212,7 +1355,15 @@ export interface operations {
                  */
                 cursor?: components["parameters"]["Cursor"];
             };
-            header?: never;
+            header?: {
+                /**
+                 * @description Entity tags from earlier answers (RFC 9110 section 13.1.2), or `*`. When
+                 *     one of them matches the current representation the answer is
+                 *     `304 Not Modified` without a body. Weak tags (`W/"..."`) compare by
+                 *     their opaque part.
+                 */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+            };
             path: {
                 /**
                  * @description Opaque registry id of a Runtime, as returned in `RuntimeSummary.runtime_id`.
@@ -1228,12 +1379,15 @@ export interface operations {
             /** @description One page of that Runtime's Workers. */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
+                    "Cache-Control": components["headers"]["CacheControl"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["WorkerList"];
                 };
             };
+            304: components["responses"]["NotModified"];
             400: components["responses"]["BadRequest"];
             404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
@@ -1281,7 +1435,15 @@ export interface operations {
     getWorker: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Entity tags from earlier answers (RFC 9110 section 13.1.2), or `*`. When
+                 *     one of them matches the current representation the answer is
+                 *     `304 Not Modified` without a body. Weak tags (`W/"..."`) compare by
+                 *     their opaque part.
+                 */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+            };
             path: {
                 /**
                  * @description Opaque registry id of a Runtime, as returned in `RuntimeSummary.runtime_id`.
@@ -1304,12 +1466,15 @@ export interface operations {
             /** @description The Worker. */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
+                    "Cache-Control": components["headers"]["CacheControl"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["WorkerSummary"];
                 };
             };
+            304: components["responses"]["NotModified"];
             400: components["responses"]["BadRequest"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
