@@ -12,12 +12,19 @@ type cannedHandler struct {
 	status      int
 	contentType string
 	body        string
+	// bareHeaders leaves out the ETag and Cache-Control headers that every
+	// data GET of the contract declares.
+	bareHeaders bool
 }
 
 var _ http.Handler = cannedHandler{}
 
 func (h cannedHandler) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", h.contentType)
+	if h.status == http.StatusOK && !h.bareHeaders {
+		w.Header().Set("ETag", `"0123456789abcdef"`)
+		w.Header().Set("Cache-Control", "no-cache")
+	}
 	w.WriteHeader(h.status)
 	_, _ = w.Write([]byte(h.body))
 }
@@ -66,37 +73,39 @@ func TestResponseCheckerRejectsViolations(t *testing.T) {
 		wantOK               bool
 	}{
 		{"real runtime (control)", "GET", "/api/runtimes/local-worker-runtime",
-			cannedHandler{200, "application/json", string(runtime.body)}, true},
+			cannedHandler{status: 200, contentType: "application/json", body: string(runtime.body)}, true},
 		{"real problem (control)", "GET", "/api/runtimes/local-worker-runtime/workers/nobody",
-			cannedHandler{404, problemJSON, string(unknown.body)}, true},
+			cannedHandler{status: 404, contentType: problemJSON, body: string(unknown.body)}, true},
+		{"declared headers missing", "GET", "/api/runtimes/local-worker-runtime",
+			cannedHandler{status: 200, contentType: "application/json", body: string(runtime.body), bareHeaders: true}, false},
 		{"extra property", "GET", "/api/runtimes/local-worker-runtime",
-			cannedHandler{200, "application/json", withJSON(t, runtime.body, "endpoint", "http://10.0.0.1")}, false},
+			cannedHandler{status: 200, contentType: "application/json", body: withJSON(t, runtime.body, "endpoint", "http://10.0.0.1")}, false},
 		{"missing required property", "GET", "/api/runtimes/local-worker-runtime",
-			cannedHandler{200, "application/json", withJSON(t, runtime.body, "capabilities", nil)}, false},
+			cannedHandler{status: 200, contentType: "application/json", body: withJSON(t, runtime.body, "capabilities", nil)}, false},
 		{"value outside its enum", "GET", "/api/runtimes/local-worker-runtime",
-			cannedHandler{200, "application/json", withJSON(t, runtime.body, "status", "sleepy")}, false},
+			cannedHandler{status: 200, contentType: "application/json", body: withJSON(t, runtime.body, "status", "sleepy")}, false},
 		{"undeclared success status", "GET", "/api/runtimes/local-worker-runtime",
-			cannedHandler{201, "application/json", string(runtime.body)}, false},
+			cannedHandler{status: 201, contentType: "application/json", body: string(runtime.body)}, false},
 		{"undeclared error status", "GET", "/api/runtimes/local-worker-runtime",
-			cannedHandler{409, problemJSON, withJSON(t, withJSONBytes(t, unknown.body, "status", 409), "error", "Conflict")}, false},
+			cannedHandler{status: 409, contentType: problemJSON, body: withJSON(t, withJSONBytes(t, unknown.body, "status", 409), "error", "Conflict")}, false},
 		{"body of another operation", "GET", "/healthz",
-			cannedHandler{200, "application/json", string(runtime.body)}, false},
+			cannedHandler{status: 200, contentType: "application/json", body: string(runtime.body)}, false},
 		{"undeclared content type", "GET", "/api/runtimes/local-worker-runtime",
-			cannedHandler{200, "text/plain", string(runtime.body)}, false},
+			cannedHandler{status: 200, contentType: "text/plain", body: string(runtime.body)}, false},
 		{"error as application/json", "GET", "/api/runtimes/local-worker-runtime/workers/nobody",
-			cannedHandler{404, "application/json", string(unknown.body)}, false},
+			cannedHandler{status: 404, contentType: "application/json", body: string(unknown.body)}, false},
 		{"error without a body", "GET", "/api/runtimes/local-worker-runtime/workers/nobody",
-			cannedHandler{404, problemJSON, ""}, false},
+			cannedHandler{status: 404, contentType: problemJSON, body: ""}, false},
 		{"problem code not in the enum", "GET", "/api/runtimes/local-worker-runtime/workers/nobody",
-			cannedHandler{404, problemJSON, withJSON(t, withJSONBytes(t, unknown.body, "code", "teapot"), "type", "urn:problem:workspace-runtime:teapot")}, false},
+			cannedHandler{status: 404, contentType: problemJSON, body: withJSON(t, withJSONBytes(t, unknown.body, "code", "teapot"), "type", "urn:problem:workspace-runtime:teapot")}, false},
 		{"problem status disagrees", "GET", "/api/runtimes/local-worker-runtime/workers/nobody",
-			cannedHandler{404, problemJSON, withJSON(t, unknown.body, "status", 400)}, false},
+			cannedHandler{status: 404, contentType: problemJSON, body: withJSON(t, unknown.body, "status", 400)}, false},
 		{"problem with a leaking member", "GET", "/api/runtimes/local-worker-runtime/workers/nobody",
-			cannedHandler{404, problemJSON, withJSON(t, unknown.body, "data_dir", "/srv/data")}, false},
+			cannedHandler{status: 404, contentType: problemJSON, body: withJSON(t, unknown.body, "data_dir", "/srv/data")}, false},
 		{"unmatched route answers 200", "GET", "/api/nothing",
-			cannedHandler{200, "application/json", `{}`}, false},
+			cannedHandler{status: 200, contentType: "application/json", body: `{}`}, false},
 		{"internal error", "GET", "/api/runtimes",
-			cannedHandler{500, "text/plain", "panic: /srv/data"}, false},
+			cannedHandler{status: 500, contentType: "text/plain", body: "panic: /srv/data"}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -100,6 +100,13 @@ func (v *requestValidator) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 			// Otherwise echo's router answers not_found or method_not_allowed.
 			return next(c)
 		}
+		// Ids come first: every path parameter of the contract is an id, and a
+		// bad id is invalid_identifier whatever else is wrong with the request.
+		for _, name := range c.ParamNames() {
+			if id, ok := pathParams[name]; ok && !registry.ValidID(id) {
+				return invalidIdentifier(name)
+			}
+		}
 		if err := v.rejectUnknownQuery(route.Operation, req); err != nil {
 			return err
 		}
