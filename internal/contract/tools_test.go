@@ -155,7 +155,7 @@ func TestBreakingChangeCheckCatchesViolations(t *testing.T) {
 		{"required response property made optional", "        - worker_id\n        - runtime_id\n        - host_id\n        - label\n", "        - worker_id\n        - runtime_id\n        - host_id\n", true, "response-property-became-optional"},
 		{"new required query parameter", "        - $ref: '#/components/parameters/Cursor'\n", "        - $ref: '#/components/parameters/Cursor'\n        - name: since\n          in: query\n          required: true\n          description: x\n          schema:\n            type: string\n", true, "new-required-request-parameter"},
 		{"new problem code", "        - internal\n", "        - internal\n        - rate_limited\n", true, "response-property-enum-value-added"},
-		{"compatible: new optional response header", "          description: The registered Runtimes.\n", "          description: The registered Runtimes.\n          headers:\n            ETag:\n              description: Version of the list.\n              schema:\n                type: string\n", false, ""},
+		{"compatible: new optional query parameter", "        - $ref: '#/components/parameters/Cursor'\n", "        - $ref: '#/components/parameters/Cursor'\n        - name: since\n          in: query\n          required: false\n          description: x\n          schema:\n            type: string\n", false, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -387,7 +387,7 @@ func startServer(t *testing.T, bin string, args ...string) string {
 }
 
 // serverLog collects the server's JSON log lines and reports the address of
-// its "serving" line.
+// its "listening" line.
 type serverLog struct {
 	mu      sync.Mutex
 	buf     bytes.Buffer
@@ -406,7 +406,7 @@ func (l *serverLog) Write(p []byte) (int, error) {
 			break
 		}
 		var line struct{ Msg, Listen string }
-		if json.Unmarshal(l.pending[:i], &line) == nil && line.Msg == "serving" && line.Listen != "" {
+		if json.Unmarshal(l.pending[:i], &line) == nil && line.Msg == "listening" && line.Listen != "" {
 			select {
 			case l.addr <- line.Listen:
 			default:
