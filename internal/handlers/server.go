@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/labstack/echo/v4"
 
+	"github.com/workspace-backend/runtime-registry/api"
 	"github.com/workspace-backend/runtime-registry/internal/gen"
 	"github.com/workspace-backend/runtime-registry/internal/registry"
 )
@@ -44,18 +46,19 @@ func NewServer(reg *registry.Registry, opts ServerOptions) (*echo.Echo, error) {
 	if maxBody == 0 {
 		maxBody = DefaultMaxBodyBytes
 	}
-	doc, err := gen.GetSpec()
+	doc, err := api.Load()
 	if err != nil {
-		return nil, fmt.Errorf("handlers: loading the embedded spec: %w", err)
+		return nil, err
+	}
+	// Served as written, before the servers are cleared for routing.
+	specJSON, err := json.Marshal(doc)
+	if err != nil {
+		return nil, fmt.Errorf("handlers: encoding the contract: %w", err)
 	}
 	doc.Servers = nil
 	router, err := gorillamux.NewRouter(doc)
 	if err != nil {
-		return nil, fmt.Errorf("handlers: routing the embedded spec: %w", err)
-	}
-	specJSON, err := gen.GetSpecJSON()
-	if err != nil {
-		return nil, fmt.Errorf("handlers: reading the embedded spec: %w", err)
+		return nil, fmt.Errorf("handlers: routing the contract: %w", err)
 	}
 	h, err := New(reg, specJSON, log)
 	if err != nil {
