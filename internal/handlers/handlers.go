@@ -4,10 +4,13 @@
 package handlers
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strconv"
 
 	"github.com/workspace-backend/runtime-registry/internal/gen"
@@ -17,7 +20,7 @@ import (
 // Handlers answers every operation of the contract through the registry.
 type Handlers struct {
 	reg     *registry.Registry
-	spec    map[string]any
+	spec    specResponse
 	log     *slog.Logger
 	cache   *bodyCache
 	metrics *Metrics
@@ -25,14 +28,13 @@ type Handlers struct {
 
 var _ gen.StrictServerInterface = (*Handlers)(nil)
 
-// New returns the handlers for reg. specJSON is the contract served at
-// /api/openapi.json; it fails only if specJSON is not a JSON object.
+// New returns the handlers for reg. specJSON is the contract served, as is,
+// at /api/openapi.json; it fails only if specJSON is not a JSON object.
 func New(reg *registry.Registry, specJSON []byte, log *slog.Logger) (*Handlers, error) {
-	var spec map[string]any
-	if err := json.Unmarshal(specJSON, &spec); err != nil {
-		return nil, fmt.Errorf("handlers: decoding the embedded spec: %w", err)
+	if !json.Valid(specJSON) || !bytes.HasPrefix(bytes.TrimSpace(specJSON), []byte("{")) {
+		return nil, errors.New("handlers: the embedded spec is not a JSON object")
 	}
-	return &Handlers{reg: reg, spec: spec, log: log, cache: newBodyCache(DefaultBodyCacheBytes), metrics: NewMetrics()}, nil
+	return &Handlers{reg: reg, spec: specResponse(specJSON), log: log, cache: newBodyCache(DefaultBodyCacheBytes), metrics: NewMetrics()}, nil
 }
 
 func (h *Handlers) problem(err error) problemResponse { return problemOf(err, h.log) }
@@ -49,7 +51,19 @@ func (h *Handlers) GetMetrics(context.Context, gen.GetMetricsRequestObject) (gen
 
 // GetOpenAPISpec serves the contract this server validates against.
 func (h *Handlers) GetOpenAPISpec(context.Context, gen.GetOpenAPISpecRequestObject) (gen.GetOpenAPISpecResponseObject, error) {
-	return gen.GetOpenAPISpec200JSONResponse(h.spec), nil
+	return h.spec, nil
+}
+
+// specResponse is the contract's JSON, encoded once at start-up and written as
+// is: the document is large and never changes while the process runs.
+type specResponse []byte
+
+// VisitGetOpenAPISpecResponse writes the contract.
+func (s specResponse) VisitGetOpenAPISpecResponse(w http.ResponseWriter) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, err := w.Write(s)
+	return err
 }
 
 // ListRuntimes lists every registered Runtime.

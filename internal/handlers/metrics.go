@@ -86,13 +86,6 @@ type metricsAuditor struct {
 	runtimes []registry.RuntimeID
 }
 
-// knownOutcomes are the outcome labels; anything else is "other".
-var knownOutcomes = []registry.Code{
-	registry.CodeInvalidIdentifier, registry.CodeInvalidRequest, registry.CodeUnknownRuntime,
-	registry.CodeUnknownHost, registry.CodeUnknownWorker, registry.CodeWorkerNotVisible,
-	registry.CodeRuntimeUnavailable, registry.CodeOperationUnsupported, registry.CodeInternal,
-}
-
 // Audit counts rec.
 func (a metricsAuditor) Audit(_ context.Context, rec registry.AuditRecord) {
 	runtime := "unregistered"
@@ -102,7 +95,8 @@ func (a metricsAuditor) Audit(_ context.Context, rec registry.AuditRecord) {
 		runtime = "none"
 	}
 	outcome := rec.Outcome
-	if outcome != registry.OutcomeOK && !slices.Contains(knownOutcomes, registry.Code(outcome)) {
+	// Outcomes are ok or a code of the one code table; anything else is "other".
+	if _, known := problemKinds[registry.Code(outcome)]; outcome != registry.OutcomeOK && !known {
 		outcome = "other"
 	}
 	a.m.ops.WithLabelValues(string(rec.Operation), runtime, outcome).Inc()

@@ -89,7 +89,7 @@ func (v *requestValidator) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 			values := c.ParamValues()
 			for i, name := range c.ParamNames() {
 				if i < len(values) && values[i] == "" {
-					return invalidIdentifier(name)
+					return registry.InvalidIdentifier(name)
 				}
 			}
 			// Echo answers OPTIONS on a known path with 204; the contract
@@ -104,7 +104,7 @@ func (v *requestValidator) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 		// bad id is invalid_identifier whatever else is wrong with the request.
 		for _, name := range c.ParamNames() {
 			if id, ok := pathParams[name]; ok && !registry.ValidID(id) {
-				return invalidIdentifier(name)
+				return registry.InvalidIdentifier(name)
 			}
 		}
 		if err := v.rejectUnknownQuery(route.Operation, req); err != nil {
@@ -204,7 +204,7 @@ func requestErrorOf(err error) error {
 	switch {
 	case re.Parameter != nil && re.Parameter.In == openapi3.ParameterInPath:
 		// Every path parameter of the contract is an id.
-		return invalidIdentifier(re.Parameter.Name)
+		return registry.InvalidIdentifier(re.Parameter.Name)
 	case re.Parameter != nil:
 		if reason == "" {
 			reason = "it has the wrong type"
@@ -214,12 +214,6 @@ func requestErrorOf(err error) error {
 		return bodyError(re, reason)
 	}
 	return registry.InvalidRequest("", "The request does not match the API contract.")
-}
-
-// invalidIdentifier is the problem of the path parameter name (always an id).
-func invalidIdentifier(name string) error {
-	return &registry.Error{Code: registry.CodeInvalidIdentifier, Field: name,
-		Detail: fmt.Sprintf("The %s is not a valid identifier: 1 to 120 characters of letters, digits, '_', ':' or '-'.", name)}
 }
 
 func bodyError(re *openapi3filter.RequestError, reason string) error {

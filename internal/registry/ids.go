@@ -43,7 +43,7 @@ func ValidID(s string) bool {
 // *Error naming the field when s is not a valid id.
 func ParseRuntimeID(s string) (RuntimeID, error) {
 	if !ValidID(s) {
-		return "", invalidIdentifier("runtime_id")
+		return "", InvalidIdentifier("runtime_id")
 	}
 	return RuntimeID(s), nil
 }
@@ -52,7 +52,7 @@ func ParseRuntimeID(s string) (RuntimeID, error) {
 // naming the field when s is not a valid id.
 func ParseHostID(s string) (HostID, error) {
 	if !ValidID(s) {
-		return "", invalidIdentifier("host_id")
+		return "", InvalidIdentifier("host_id")
 	}
 	return HostID(s), nil
 }
@@ -61,7 +61,7 @@ func ParseHostID(s string) (HostID, error) {
 // *Error naming the field when s is not a valid id.
 func ParseWorkerID(s string) (WorkerID, error) {
 	if !ValidID(s) {
-		return "", invalidIdentifier("worker_id")
+		return "", InvalidIdentifier("worker_id")
 	}
 	return WorkerID(s), nil
 }
@@ -79,6 +79,9 @@ func ParseWorkerRef(runtimeID, workerID string) (WorkerRef, error) {
 	return WorkerRef{RuntimeID: rid, WorkerID: wid}, nil
 }
 
-func invalidIdentifier(field string) *Error {
+// InvalidIdentifier reports that the id in field (runtime_id, host_id or
+// worker_id) is not a valid id. Its detail is fixed text: it never echoes the
+// rejected value.
+func InvalidIdentifier(field string) *Error {
 	return &Error{Code: CodeInvalidIdentifier, Field: field, Detail: "The " + field + " is not a valid identifier: 1 to 120 characters of letters, digits, '_', ':' or '-'."}
 }

@@ -369,29 +369,28 @@ func (r *Registry) collect(ctx context.Context, s Source, q WorkerQuery) (items 
 	}
 }
 
-// appendVisible appends the visible Workers of ws to items. When items is
-// empty and every Worker is visible it returns ws itself: the Source's page
-// is passed on without a copy (pages are read-only, see WorkerPage).
+// appendVisible appends the visible Workers of ws to items, asking the policy
+// once per Worker. When items is empty and every Worker is visible it returns
+// ws itself: the Source's page is passed on without a copy (pages are
+// read-only, see WorkerPage), capacity-cut so that a later append copies.
 func (r *Registry) appendVisible(ctx context.Context, items, ws []Worker) []Worker {
-	all := true
-	for i := range ws {
-		if !r.visibility.WorkerVisible(ctx, ws[i]) {
-			all = false
-			break
+	hidden := slices.IndexFunc(ws, func(w Worker) bool { return !r.visibility.WorkerVisible(ctx, w) })
+	if hidden < 0 {
+		if len(items) == 0 {
+			if ws == nil {
+				return []Worker{}
+			}
+			return ws[:len(ws):len(ws)]
 		}
-	}
-	if all && len(items) == 0 {
-		if ws == nil {
-			return []Worker{}
-		}
-		return ws[:len(ws):len(ws)]
+		return append(items, ws...)
 	}
 	if items == nil {
 		items = make([]Worker, 0, len(ws))
 	}
-	for i := range ws {
-		if r.visibility.WorkerVisible(ctx, ws[i]) {
-			items = append(items, ws[i])
+	items = append(items, ws[:hidden]...)
+	for _, w := range ws[hidden+1:] {
+		if r.visibility.WorkerVisible(ctx, w) {
+			items = append(items, w)
 		}
 	}
 	return items
