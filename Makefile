@@ -64,14 +64,20 @@ lint:
 FUZZ_TARGETS := ./internal/registry:FuzzValidID ./internal/registry:FuzzRuntimeWorkersCursor \
 	./internal/compat:FuzzBounded ./internal/compat:FuzzMetadataProjection \
 	./internal/handlers:FuzzHandler
-FUZZTIME       ?= 30s
-FUZZTIME_BRIEF ?= 5s
+# Both limits are counts of executions, not durations: Go 1.26's fuzz
+# coordinator can fail a run whose -fuzztime is a duration with a bare
+# "context deadline exceeded" and no crasher when the deadline races a
+# worker (golang/go#75804, fixed in Go 1.27); a count never arms that deadline.
+# Brief: about 1 s for the fast targets, 10–20 s for the HTTP handler and the
+# file-writing metadata target; long: a few minutes each.
+FUZZTIME       ?= 200000x
+FUZZTIME_BRIEF ?= 20000x
 
-## fuzz: run every fuzz target for FUZZTIME each (seed corpora: testdata/fuzz/)
+## fuzz: run every fuzz target for FUZZTIME executions each (seed corpora: testdata/fuzz/)
 fuzz:
 	@$(MAKE) --no-print-directory fuzz-run FUZZ_FOR=$(FUZZTIME)
 
-## fuzz-brief: every fuzz target for FUZZTIME_BRIEF each (part of make test)
+## fuzz-brief: every fuzz target for FUZZTIME_BRIEF executions each (part of make test)
 fuzz-brief:
 	@$(MAKE) --no-print-directory fuzz-run FUZZ_FOR=$(FUZZTIME_BRIEF)
 
