@@ -156,7 +156,7 @@ func (r *Registry) Runtimes(ctx context.Context) List[RuntimeSummary] {
 			out.Diagnostics = appendDiagnostics(out.Diagnostics, runtimeFailed(s.RuntimeID(), "describe itself"))
 			continue
 		}
-		out.Items = append(out.Items, sum)
+		out.Items = append(out.Items, clampSummary(s, sum))
 	}
 	return out
 }
@@ -170,7 +170,10 @@ func (r *Registry) Runtime(ctx context.Context, id RuntimeID) (sum RuntimeSummar
 		return RuntimeSummary{}, err
 	}
 	sum, err = s.Summary(ctx)
-	return sum, sourceError(id, err)
+	if err != nil {
+		return RuntimeSummary{}, sourceError(id, err)
+	}
+	return clampSummary(s, sum), nil
 }
 
 // Hosts lists the hosts of every Runtime, bounded by the list cap. A Runtime
@@ -183,6 +186,7 @@ func (r *Registry) Hosts(ctx context.Context) List[Host] {
 			out.Diagnostics = appendDiagnostics(out.Diagnostics, runtimeFailed(s.RuntimeID(), "list its hosts"))
 			continue
 		}
+		hosts = clampHosts(s, hosts)
 		out.Diagnostics = appendDiagnostics(out.Diagnostics, diags...)
 		if room := r.maxRecords - len(out.Items); len(hosts) > room {
 			out.Items = append(out.Items, hosts[:room]...)
@@ -206,6 +210,7 @@ func (r *Registry) RuntimeHosts(ctx context.Context, id RuntimeID) (out List[Hos
 	if err != nil {
 		return List[Host]{}, sourceError(id, err)
 	}
+	hosts = clampHosts(s, hosts)
 	out = newList[Host](r, r.maxRecords)
 	out.Diagnostics = appendDiagnostics(out.Diagnostics, diags...)
 	if len(hosts) > r.maxRecords {
@@ -356,7 +361,7 @@ func (r *Registry) collect(ctx context.Context, s Source, q WorkerQuery) (items 
 		} else if page.Version != version {
 			version = ""
 		}
-		items = r.appendVisible(ctx, items, page.Workers)
+		items = r.appendVisible(ctx, items, clampWorkers(s, page.Workers))
 		// A misbehaving Source that says More but returns nothing must not
 		// loop forever.
 		if !page.More || len(page.Workers) == 0 {
@@ -421,11 +426,12 @@ func (r *Registry) resolve(ctx context.Context, ref WorkerRef) (Source, Worker, 
 	if !r.visibility.WorkerVisible(ctx, w) {
 		return nil, Worker{}, WorkerNotVisible(ref)
 	}
-	return s, w, nil
+	return s, clampWorker(s, w), nil
 }
 
 // CreateWorker asks Runtime id to create a Worker. Errors: unknown_runtime,
-// operation_unsupported, runtime_unavailable, invalid_request.
+// operation_unsupported, runtime_unavailable, invalid_request,
+// runtime_at_capacity, idempotency_key_reused.
 func (r *Registry) CreateWorker(ctx context.Context, id RuntimeID, req CreateWorkerRequest) (w Worker, err error) {
 	rec := AuditRecord{Operation: OpCreateWorker, RuntimeID: id}
 	defer func() { r.audit(ctx, rec, err) }()
@@ -433,17 +439,21 @@ func (r *Registry) CreateWorker(ctx context.Context, id RuntimeID, req CreateWor
 	if err != nil {
 		return Worker{}, err
 	}
-	w, err = s.CreateWorker(ctx, req)
+	c, ok := s.(WorkerCreator)
+	if !ok {
+		return Worker{}, OperationUnsupported(id, OpCreateWorker)
+	}
+	w, err = c.CreateWorker(ctx, req)
 	if err != nil {
 		return Worker{}, sourceError(id, err)
 	}
 	rec.WorkerID = w.ID
-	return w, nil
+	return clampWorker(s, w), nil
 }
 
 // SendInput routes one input to the Worker ref. Errors: unknown_runtime,
 // unknown_worker, worker_not_visible, operation_unsupported,
-// runtime_unavailable, invalid_request.
+// runtime_unavailable, invalid_request, worker_not_running, worker_busy.
 func (r *Registry) SendInput(ctx context.Context, ref WorkerRef, in WorkerInput) (ack InputAck, err error) {
 	defer func() {
 		r.audit(ctx, AuditRecord{Operation: OpSendInput, RuntimeID: ref.RuntimeID, WorkerID: ref.WorkerID}, err)
@@ -452,8 +462,16 @@ func (r *Registry) SendInput(ctx context.Context, ref WorkerRef, in WorkerInput)
 	if err != nil {
 		return InputAck{}, err
 	}
-	ack, err = s.SendInput(ctx, ref.WorkerID, in)
-	return ack, sourceError(ref.RuntimeID, err)
+	in2, ok := s.(InputSender)
+	if !ok {
+		return InputAck{}, OperationUnsupported(ref.RuntimeID, OpSendInput)
+	}
+	ack, err = in2.SendInput(ctx, ref.WorkerID, in)
+	if err != nil {
+		return InputAck{}, sourceError(ref.RuntimeID, err)
+	}
+	ack.Ref = ref
+	return ack, nil
 }
 
 // StopWorker routes a stop to the Worker ref. Errors: unknown_runtime,
@@ -467,9 +485,153 @@ func (r *Registry) StopWorker(ctx context.Context, ref WorkerRef, mode StopMode)
 	if err != nil {
 		return StopAck{}, err
 	}
-	ack, err = s.StopWorker(ctx, ref.WorkerID, mode)
-	return ack, sourceError(ref.RuntimeID, err)
+	st, ok := s.(WorkerStopper)
+	if !ok {
+		return StopAck{}, OperationUnsupported(ref.RuntimeID, OpStopWorker)
+	}
+	ack, err = st.StopWorker(ctx, ref.WorkerID, mode)
+	if err != nil {
+		return StopAck{}, sourceError(ref.RuntimeID, err)
+	}
+	ack.Ref = ref
+	return ack, nil
 }
+
+// Profiles lists the profiles a create on Runtime id may name. Errors:
+// unknown_runtime, operation_unsupported, runtime_unavailable.
+func (r *Registry) Profiles(ctx context.Context, id RuntimeID) (out List[Profile], err error) {
+	defer func() { r.audit(ctx, AuditRecord{Operation: OpListProfiles, RuntimeID: id}, err) }()
+	s, err := r.source(id)
+	if err != nil {
+		return List[Profile]{}, err
+	}
+	pl, ok := s.(ProfileLister)
+	if !ok {
+		return List[Profile]{}, OperationUnsupported(id, OpListProfiles)
+	}
+	profiles, err := pl.Profiles(ctx)
+	if err != nil {
+		return List[Profile]{}, sourceError(id, err)
+	}
+	out = newList[Profile](r, r.maxRecords)
+	if len(profiles) > r.maxRecords {
+		profiles = profiles[:r.maxRecords]
+	}
+	out.Items = append(out.Items, profiles...)
+	return out, nil
+}
+
+// Transcript returns one page of the transcript of Worker ref. q.Limit 0
+// means DefaultTranscriptLimit. Errors: invalid_request (limit or after out
+// of range), unknown_runtime, unknown_worker, worker_not_visible,
+// operation_unsupported, runtime_unavailable.
+func (r *Registry) Transcript(ctx context.Context, ref WorkerRef, q TranscriptQuery) (page TranscriptPage, err error) {
+	defer func() {
+		r.audit(ctx, AuditRecord{Operation: OpReadTranscript, RuntimeID: ref.RuntimeID, WorkerID: ref.WorkerID}, err)
+	}()
+	if q.Limit == 0 {
+		q.Limit = DefaultTranscriptLimit
+	}
+	if q.Limit < 1 || q.Limit > MaxTranscriptLimit {
+		return TranscriptPage{}, InvalidRequest("limit", fmt.Sprintf("The limit must be between 1 and %d.", MaxTranscriptLimit))
+	}
+	if q.After < 0 {
+		return TranscriptPage{}, InvalidRequest("after", "after must not be negative.")
+	}
+	s, _, err := r.resolve(ctx, ref)
+	if err != nil {
+		return TranscriptPage{}, err
+	}
+	tr, ok := s.(TranscriptReader)
+	if !ok {
+		return TranscriptPage{}, OperationUnsupported(ref.RuntimeID, OpReadTranscript)
+	}
+	page, err = tr.Transcript(ctx, ref.WorkerID, q)
+	if err != nil {
+		return TranscriptPage{}, sourceError(ref.RuntimeID, err)
+	}
+	page.Ref = ref
+	if page.Items == nil {
+		page.Items = []TranscriptEntry{}
+	}
+	return page, nil
+}
+
+// Events opens the event stream of Runtime id, or of one of its Workers when
+// q.WorkerID is set. Errors: unknown_runtime, unknown_worker,
+// worker_not_visible, operation_unsupported, runtime_unavailable,
+// invalid_request (a malformed cursor).
+func (r *Registry) Events(ctx context.Context, id RuntimeID, q EventQuery) (stream EventStream, err error) {
+	rec := AuditRecord{Operation: OpStreamEvents, RuntimeID: id, WorkerID: q.WorkerID}
+	defer func() { r.audit(ctx, rec, err) }()
+	if q.Cursor != "" && !ValidID(q.Cursor) {
+		return nil, InvalidRequest("cursor", "The cursor is not valid for this stream; start again without one.")
+	}
+	var s Source
+	if q.WorkerID != "" {
+		s, _, err = r.resolve(ctx, WorkerRef{RuntimeID: id, WorkerID: q.WorkerID})
+	} else {
+		s, err = r.source(id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	es, ok := s.(EventStreamer)
+	if !ok {
+		return nil, OperationUnsupported(id, OpStreamEvents)
+	}
+	stream, err = es.Events(ctx, q)
+	if err != nil {
+		return nil, sourceError(id, err)
+	}
+	return &routedStream{r: r, s: s, inner: stream}, nil
+}
+
+// routedStream passes a Source's events on with the routed runtime_id,
+// capability flags the Source really implements, and only the Workers the
+// visibility policy shows.
+type routedStream struct {
+	r     *Registry
+	s     Source
+	inner EventStream
+	// hidden remembers Workers the policy hid, so that their later
+	// transcript and removal events are dropped too.
+	hidden map[WorkerID]bool
+}
+
+// Next returns the next event the caller may see.
+func (rs *routedStream) Next(ctx context.Context) (Event, error) {
+	id := rs.s.RuntimeID()
+	for {
+		ev, err := rs.inner.Next(ctx)
+		if err != nil {
+			return Event{}, err
+		}
+		if ev.Kind == EventResync {
+			return Event{Kind: EventResync, Reason: ev.Reason}, nil
+		}
+		ev.Ref.RuntimeID = id
+		if ev.Kind == EventWorkerUpserted {
+			ev.Worker.RuntimeID = id
+			ev.Ref.WorkerID = ev.Worker.ID
+			ev.Worker = clampWorker(rs.s, ev.Worker)
+			if !rs.r.visibility.WorkerVisible(ctx, ev.Worker) {
+				if rs.hidden == nil {
+					rs.hidden = map[WorkerID]bool{}
+				}
+				rs.hidden[ev.Ref.WorkerID] = true
+				continue
+			}
+			delete(rs.hidden, ev.Ref.WorkerID)
+		} else if rs.hidden[ev.Ref.WorkerID] {
+			continue
+		}
+		return ev, nil
+	}
+}
+
+// Close closes the Source's stream.
+func (rs *routedStream) Close() { rs.inner.Close() }
 
 // cursorVersion prefixes every cursor so that the format can change later
 // without misreading old cursors.

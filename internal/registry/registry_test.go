@@ -18,7 +18,6 @@ import (
 // memSource is an in-memory Source whose Workers a test can change at any
 // time. It is a test double, not a Runtime: operations echo what they route.
 type memSource struct {
-	registry.ReadOnlyOperations
 	id    registry.RuntimeID
 	host  registry.HostID
 	diags []registry.Diagnostic
@@ -36,10 +35,9 @@ var _ registry.Source = (*memSource)(nil)
 
 func newMemSource(id registry.RuntimeID, workerIDs ...registry.WorkerID) *memSource {
 	s := &memSource{
-		ReadOnlyOperations: registry.ReadOnlyOperations{Runtime: id},
-		id:                 id,
-		host:               registry.HostID("host-" + string(id)),
-		workers:            map[registry.WorkerID]registry.Worker{},
+		id:      id,
+		host:    registry.HostID("host-" + string(id)),
+		workers: map[registry.WorkerID]registry.Worker{},
 	}
 	for _, w := range workerIDs {
 		s.put(w, "worker "+string(w))
@@ -116,9 +114,9 @@ func (s *memSource) Worker(_ context.Context, id registry.WorkerID) (registry.Wo
 	return w, nil
 }
 
-func (s *memSource) SendInput(ctx context.Context, id registry.WorkerID, in registry.WorkerInput) (registry.InputAck, error) {
+func (s *memSource) SendInput(_ context.Context, id registry.WorkerID, in registry.WorkerInput) (registry.InputAck, error) {
 	if !s.supportsOps {
-		return s.ReadOnlyOperations.SendInput(ctx, id, in)
+		return registry.InputAck{}, registry.OperationUnsupported(s.id, registry.OpSendInput)
 	}
 	s.mu.Lock()
 	s.routed = append(s.routed, "input:"+string(id)+":"+in.Content)
@@ -126,9 +124,9 @@ func (s *memSource) SendInput(ctx context.Context, id registry.WorkerID, in regi
 	return registry.InputAck{Ref: registry.WorkerRef{RuntimeID: s.id, WorkerID: id}, Accepted: true}, nil
 }
 
-func (s *memSource) StopWorker(ctx context.Context, id registry.WorkerID, mode registry.StopMode) (registry.StopAck, error) {
+func (s *memSource) StopWorker(_ context.Context, id registry.WorkerID, mode registry.StopMode) (registry.StopAck, error) {
 	if !s.supportsOps {
-		return s.ReadOnlyOperations.StopWorker(ctx, id, mode)
+		return registry.StopAck{}, registry.OperationUnsupported(s.id, registry.OpStopWorker)
 	}
 	s.mu.Lock()
 	s.routed = append(s.routed, "stop:"+string(id)+":"+string(mode))
@@ -587,7 +585,8 @@ func TestReservedSourceNeverFakesAResult(t *testing.T) {
 	if _, err := r.RuntimeWorkers(t.Context(), "embedded-1", 0, ""); !errors.Is(err, registry.ErrRuntimeUnavailable) {
 		t.Errorf("workers of reserved runtime: %v", err)
 	}
-	if _, err := r.CreateWorker(t.Context(), "embedded-1", registry.CreateWorkerRequest{}); !errors.Is(err, registry.ErrRuntimeUnavailable) {
+	// A reserved runtime implements no operation: the registry says so.
+	if _, err := r.CreateWorker(t.Context(), "embedded-1", registry.CreateWorkerRequest{}); !errors.Is(err, registry.ErrOperationUnsupported) {
 		t.Errorf("create on reserved runtime: %v", err)
 	}
 }
