@@ -40,7 +40,6 @@ func TestLoadSpecRejectsAnInvalidSpec(t *testing.T) {
 	}
 }
 
-
 func TestProblemTypePrefixIsTheServers(t *testing.T) {
 	if handlers.ProblemTypePrefix != contract.ProblemTypePrefix {
 		t.Fatalf("server prefix %q, contract prefix %q", handlers.ProblemTypePrefix, contract.ProblemTypePrefix)
