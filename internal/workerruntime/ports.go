@@ -39,10 +39,11 @@ type Store interface {
 	// GetWorker returns one worker, ErrStoreNotFound if unknown.
 	GetWorker(ctx context.Context, id string) (Worker, error)
 	// ListWorkers returns up to limit workers with id > after, ascending,
-	// and whether more follow.
-	ListWorkers(ctx context.Context, after string, limit int) ([]Worker, bool, error)
-	// CountLive returns the live (non-stopped) workers by state.
-	CountLive(ctx context.Context) (map[State]int, error)
+	// whether more follow, and the newest event seq, all read in one read
+	// transaction (so the seq versions the page).
+	ListWorkers(ctx context.Context, after string, limit int) (workers []Worker, more bool, lastSeq int64, err error)
+	// CountByState returns how many workers the store holds in each state.
+	CountByState(ctx context.Context) (map[State]int, error)
 	// Transcript returns up to limit entries with sequence > after (cut so
 	// the content stays within maxBytes, at least one entry), with the
 	// retained first and last sequences. ErrStoreNotFound if unknown.
