@@ -565,7 +565,8 @@ func (r *Runtime) Stats() Stats {
 
 // Close stops every live worker with the graceful sequence (10 s in all),
 // marking them stopped:runtime_shutdown, ends every subscription and closes
-// the store. It answers the store's close error; later calls answer the same.
+// the store (and the executor, when it has a Close method). It answers
+// their close errors; later calls answer the same.
 func (r *Runtime) Close(ctx context.Context) error {
 	r.closeOnce.Do(func() {
 		r.createMu.Lock() // no create is half-way
@@ -582,7 +583,11 @@ func (r *Runtime) Close(ctx context.Context) error {
 			r.log.Warn("runtime close: gave up waiting for workers", "error", ctx.Err())
 		}
 		r.hub.close()
-		r.closeErr = r.store.Close()
+		var execErr error
+		if c, ok := r.exec.(interface{ Close() error }); ok {
+			execErr = c.Close()
+		}
+		r.closeErr = errors.Join(r.store.Close(), execErr)
 	})
 	return r.closeErr
 }
