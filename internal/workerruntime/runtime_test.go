@@ -3,6 +3,7 @@ package workerruntime_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"sync"
 	"syscall"
@@ -45,7 +46,7 @@ type env struct {
 func newEnv(t *testing.T, mutate func(*wr.Options, *wrtest.Store, *wrtest.Executor)) *env {
 	t.Helper()
 	e := &env{store: wrtest.NewStore(), exec: wrtest.NewExecutor(), clock: &clock{t: t0}}
-	opts := wr.Options{Store: e.store, Executor: e.exec, Profiles: testProfiles(t), WorkspaceRoot: t.TempDir(), Now: e.clock.Now}
+	opts := wr.Options{Store: e.store, Executor: e.exec, Profiles: testProfiles(t), WorkspaceRoot: t.TempDir(), Now: e.clock.Now, Logger: slog.New(slog.DiscardHandler)}
 	if mutate != nil {
 		mutate(&opts, e.store, e.exec)
 	}
@@ -228,7 +229,9 @@ func TestExitStatuses(t *testing.T) {
 }
 
 func TestStartFailure(t *testing.T) {
-	e := newEnv(t, func(_ *wr.Options, _ *wrtest.Store, x *wrtest.Executor) { x.StartErr = errors.New("exec /secret/path: no such file") })
+	e := newEnv(t, func(_ *wr.Options, _ *wrtest.Store, x *wrtest.Executor) {
+		x.StartErr = errors.New("exec /secret/path: no such file")
+	})
 	w, err := e.rt.Create(t.Context(), wr.CreateRequest{Intent: wr.Intent{Kind: wr.IntentTask}})
 	if err != nil {
 		t.Fatal(err)
