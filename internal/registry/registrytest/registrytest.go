@@ -216,20 +216,23 @@ func (s *Source) SetHook(hook func(ctx context.Context, m Method) error) {
 }
 
 // BlockForever makes the methods named (every method when none is named)
-// block until the test ends, ignoring their context, as a hung Runtime
-// would. The blocked calls return runtime_unavailable when tb's cleanup
-// releases them.
-func (s *Source) BlockForever(tb testing.TB, methods ...Method) {
+// block, ignoring their context, as a hung Runtime would, until release is
+// called or the test ends. The blocked calls then return
+// runtime_unavailable. release may be called more than once.
+func (s *Source) BlockForever(tb testing.TB, methods ...Method) (release func()) {
 	tb.Helper()
-	release := make(chan struct{})
-	tb.Cleanup(func() { close(release) })
+	ch := make(chan struct{})
+	var once sync.Once
+	release = func() { once.Do(func() { close(ch) }) }
+	tb.Cleanup(release)
 	s.SetHook(func(_ context.Context, m Method) error {
 		if len(methods) == 0 || slices.Contains(methods, m) {
-			<-release
+			<-ch
 			return registry.RuntimeUnavailable(s.id, "", nil)
 		}
 		return nil
 	})
+	return release
 }
 
 // Calls returns what the operations routed, in order, as
