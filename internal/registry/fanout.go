@@ -107,15 +107,21 @@ func isDomainError(err error) bool {
 	return errors.As(err, &e) && e.Code != CodeInternal
 }
 
-// unavailableDiagnostic is the one list diagnostic for a Source left out
-// of a merged list.
-func unavailableDiagnostic(id RuntimeID, late bool, what string) Diagnostic {
-	msg := fmt.Sprintf("Runtime %s could not %s; it is left out.", id, what)
+// unavailableDiagnostic is the one list diagnostic for a Source that failed
+// or was late in a merged list: it could not do what, and so outcome.
+func unavailableDiagnostic(id RuntimeID, late bool, what, outcome string) Diagnostic {
+	msg := fmt.Sprintf("Runtime %s could not %s; %s.", id, what, outcome)
 	if late {
-		msg = fmt.Sprintf("Runtime %s did not %s in time; it is left out.", id, what)
+		msg = fmt.Sprintf("Runtime %s did not %s in time; %s.", id, what, outcome)
 	}
 	return Diagnostic{Code: string(CodeRuntimeUnavailable), Severity: SeverityWarning, Message: msg}
 }
+
+// Outcomes of unavailableDiagnostic.
+const (
+	leftOut          = "it is left out"
+	listedUnavailable = "it is listed as unavailable"
+)
 
 // Describer is a Source that can say what it is without asking its Runtime.
 // The registry uses it to list a Runtime whose Summary failed or was late.

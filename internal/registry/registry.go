@@ -166,7 +166,7 @@ func (r *Registry) Runtimes(ctx context.Context) List[RuntimeSummary] {
 	for i, a := range answers {
 		s := sources[i]
 		if a.failed() {
-			out.Diagnostics = appendDiagnostics(out.Diagnostics, unavailableDiagnostic(s.RuntimeID(), a.late, "describe itself"))
+			out.Diagnostics = appendDiagnostics(out.Diagnostics, unavailableDiagnostic(s.RuntimeID(), a.late, "describe itself", listedUnavailable))
 			out.Items = append(out.Items, unavailableSummary(s, a.late))
 			continue
 		}
@@ -215,7 +215,7 @@ func (r *Registry) Hosts(ctx context.Context) List[Host] {
 	for i, a := range answers {
 		s := r.sources[i]
 		if a.failed() {
-			out.Diagnostics = appendDiagnostics(out.Diagnostics, unavailableDiagnostic(s.RuntimeID(), a.late, "list its hosts"))
+			out.Diagnostics = appendDiagnostics(out.Diagnostics, unavailableDiagnostic(s.RuntimeID(), a.late, "list its hosts", leftOut))
 			continue
 		}
 		out.Diagnostics = appendDiagnostics(out.Diagnostics, a.v.diags...)
@@ -270,7 +270,7 @@ func (r *Registry) Workers(ctx context.Context) List[Worker] {
 		versions = append(versions, a.v.version)
 		if a.failed() {
 			versions[i] = ""
-			out.Diagnostics = appendDiagnostics(out.Diagnostics, unavailableDiagnostic(s.RuntimeID(), a.late, "list its workers"))
+			out.Diagnostics = appendDiagnostics(out.Diagnostics, unavailableDiagnostic(s.RuntimeID(), a.late, "list its workers", leftOut))
 			continue
 		}
 		out.Diagnostics = appendDiagnostics(out.Diagnostics, a.v.diags...)
