@@ -28,13 +28,14 @@ type Handlers struct {
 
 var _ gen.StrictServerInterface = (*Handlers)(nil)
 
-// New returns the handlers for reg. specJSON is the contract served, as is,
+// New returns the handlers for reg, with fresh metrics and no body cache
+// (NewServer adds one). specJSON is the contract served, as is,
 // at /api/openapi.json; it fails only if specJSON is not a JSON object.
 func New(reg *registry.Registry, specJSON []byte, log *slog.Logger) (*Handlers, error) {
 	if !json.Valid(specJSON) || !bytes.HasPrefix(bytes.TrimSpace(specJSON), []byte("{")) {
 		return nil, errors.New("handlers: the embedded spec is not a JSON object")
 	}
-	return &Handlers{reg: reg, spec: specResponse(specJSON), log: log, cache: newBodyCache(DefaultBodyCacheBytes), metrics: NewMetrics()}, nil
+	return &Handlers{reg: reg, spec: specResponse(specJSON), log: log, metrics: NewMetrics()}, nil
 }
 
 func (h *Handlers) problem(err error) problemResponse { return problemOf(err, h.log) }
