@@ -191,8 +191,8 @@ func ValidAccessToken(tok string) error {
 // exactly that host and port, a host without a port accepts that host on any
 // port or none.
 type hostAllowList struct {
-	exact    map[string]bool // "host:port" and bare "host" as sent
-	anyPort  map[string]bool // host names accepted on any port
+	exact   map[string]bool // "host:port" and bare "host" as sent
+	anyPort map[string]bool // host names accepted on any port
 }
 
 func newHostAllowList(entries []string) (*hostAllowList, error) {
