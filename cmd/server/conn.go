@@ -90,6 +90,9 @@ func (bc *bodyCutter) wrap(h http.Handler) http.Handler {
 			return
 		}
 		b := &cutBody{ReadCloser: r.Body, bc: bc, conn: conn}
+		// A copy: net/http must still see its own body type on its request
+		// to decide what to do with a body left unread.
+		r = r.WithContext(r.Context())
 		r.Body = b
 		defer b.done()
 		h.ServeHTTP(w, r)

@@ -65,6 +65,20 @@ func TestParseConfig(t *testing.T) {
 		{"unknown flag", []string{"--token", "x"}, nil, nil, "flag provided but not defined"},
 		{"positional argument", []string{"serve"}, nil, nil, "unexpected arguments"},
 		{"help", []string{"-h"}, nil, nil, flag.ErrHelp.Error()},
+		{"allowed hosts and max conns", []string{"--allowed-hosts", "a.example, b.example:8443", "--max-conns", "3"}, nil, func(c *config) {
+			c.AllowedHosts, c.MaxConns = "a.example, b.example:8443", 3
+		}, ""},
+		{"allowed hosts from the environment", nil, map[string]string{"RUNTIME_REGISTRY_ALLOWED_HOSTS": "c.example"}, func(c *config) {
+			c.AllowedHosts = "c.example"
+		}, ""},
+		{"allowed host with a path", []string{"--allowed-hosts", "a.example/x"}, nil, nil, "not host[:port]"},
+		{"max-conns 0", []string{"--max-conns", "0"}, nil, nil, "--max-conns must be at least 1"},
+		{"localhost listen needs no token", []string{"--listen", "localhost:9"}, nil, func(c *config) { c.Listen = "localhost:9" }, ""},
+		{"IPv6 loopback needs no token", []string{"--listen", "[::1]:9"}, nil, func(c *config) { c.Listen = "[::1]:9" }, ""},
+		{"every interface needs a token", []string{"--listen", ":8080"}, nil, nil, "not a loopback address"},
+		{"a LAN address needs a token", []string{"--listen", "192.168.1.5:8080"}, nil, nil, "not a loopback address"},
+		{"a host name needs a token", []string{"--listen", "myhost:8080"}, nil, nil, "not a loopback address"},
+		{"token file missing", []string{"--access-token-file", "/nonexistent/MARKPATH"}, nil, nil, "cannot read the file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -74,6 +88,9 @@ func TestParseConfig(t *testing.T) {
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
+				}
+				if strings.Contains(err.Error(), "MARKPATH") {
+					t.Errorf("the error names the file: %v", err)
 				}
 				return
 			}
@@ -288,6 +305,11 @@ func TestOversizeBodyOverTCP(t *testing.T) {
 			t.Fatal(err)
 		}
 		if err := c.SetDeadline(time.Now().Add(watchdog)); err != nil {
+			t.Fatal(err)
+		}
+		// A small send buffer, as over a real network: the body cannot sit in
+		// the client's kernel, the server must read it for the write to end.
+		if err := c.(*net.TCPConn).SetWriteBuffer(128 << 10); err != nil {
 			t.Fatal(err)
 		}
 		w := bufio.NewWriterSize(c, 64<<10)

@@ -95,15 +95,19 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// Echo and the validator change the request (its body, its headers):
+	// they get a copy, so that net/http still sees the request it read (its
+	// method, its own body type) when it finishes the answer.
+	r = r.WithContext(r.Context())
 	// RFC 9110 section 5.3: a list header sent on several lines is one list.
 	if v := r.Header.Values("If-None-Match"); len(v) > 1 {
+		r.Header = r.Header.Clone()
 		r.Header["If-None-Match"] = []string{strings.Join(v, ", ")}
 	}
 	if r.Method == http.MethodHead {
 		// HEAD is GET without the body (RFC 9110 section 9.3.2): net/http
 		// still knows the request is HEAD and drops whatever body is written,
 		// keeping the headers (ETag, Content-Length) of the GET.
-		r = r.WithContext(r.Context())
 		r.Method = http.MethodGet
 	}
 	g.next.ServeHTTP(w, r)
