@@ -19,6 +19,7 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 
+	"github.com/workspace-backend/runtime-registry/api"
 	"github.com/workspace-backend/runtime-registry/internal/gen"
 	"github.com/workspace-backend/runtime-registry/internal/handlers"
 	"github.com/workspace-backend/runtime-registry/internal/registry"
@@ -27,7 +28,7 @@ import (
 // contract is the embedded spec, loaded once, with the router the response
 // validator uses to find each request's operation.
 var contract = sync.OnceValues(func() (*contractRouter, error) {
-	doc, err := gen.GetSpec()
+	doc, err := api.Load()
 	if err != nil {
 		return nil, err
 	}
