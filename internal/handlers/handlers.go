@@ -8,7 +8,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -130,13 +129,11 @@ func (h *Handlers) ListRuntimeWorkers(ctx context.Context, req gen.ListRuntimeWo
 	if err != nil {
 		return h.problem(err), nil
 	}
+	// The validator has checked limit against the contract (1 to 200); the
+	// registry checks it against --max-records. 0 means its default.
 	limit := 0
 	if req.Params.Limit != nil {
 		limit = *req.Params.Limit
-		if limit == 0 {
-			// 0 means "default" to the registry; to a client it is out of range.
-			return h.problem(registry.InvalidRequest("limit", fmt.Sprintf("The limit must be between 1 and %d.", h.reg.MaxRecords()))), nil
-		}
 	}
 	list, err := h.reg.RuntimeWorkers(ctx, id, limit, deref(req.Params.Cursor))
 	if err != nil {
@@ -165,9 +162,6 @@ func (h *Handlers) CreateWorker(ctx context.Context, req gen.CreateWorkerRequest
 	if err != nil {
 		return h.problem(err), nil
 	}
-	if req.Body == nil {
-		return h.problem(registry.InvalidRequest("", "A request body is required.")), nil
-	}
 	w, err := h.reg.CreateWorker(ctx, id, createRequestIn(*req.Body))
 	if err != nil {
 		return h.problem(err), nil
@@ -181,9 +175,6 @@ func (h *Handlers) SendWorkerInput(ctx context.Context, req gen.SendWorkerInputR
 	if err != nil {
 		return h.problem(err), nil
 	}
-	if req.Body == nil {
-		return h.problem(registry.InvalidRequest("", "A request body is required.")), nil
-	}
 	ack, err := h.reg.SendInput(ctx, ref, registry.WorkerInput{Kind: registry.InputKind(req.Body.Kind), Content: req.Body.Content})
 	if err != nil {
 		return h.problem(err), nil
@@ -196,9 +187,6 @@ func (h *Handlers) StopWorker(ctx context.Context, req gen.StopWorkerRequestObje
 	ref, err := registry.ParseWorkerRef(req.RuntimeId, req.WorkerId)
 	if err != nil {
 		return h.problem(err), nil
-	}
-	if req.Body == nil {
-		return h.problem(registry.InvalidRequest("", "A request body is required.")), nil
 	}
 	ack, err := h.reg.StopWorker(ctx, ref, registry.StopMode(req.Body.Mode))
 	if err != nil {
