@@ -15,6 +15,8 @@
 //     the file relative to it, so a link swapped in after the listing is
 //     refused too. The configured data dir and its pods/ are configuration,
 //     not store content: they may be symlinks.
+//   - A metadata.json with more than one hard link is refused like a
+//     symlink: the other name may lie outside the data dir.
 //   - Only regular files are read (never a FIFO, device or socket; opening
 //     never blocks), and at most 1 MiB of each.
 //   - Metadata that is not a JSON object, has a known field of the wrong
