@@ -113,6 +113,10 @@ type Config struct {
 	// DisableWatch makes a started Source poll instead of watching (for
 	// filesystems without inotify, and for tests of the fallback).
 	DisableWatch bool
+	// ReconcileInterval is how often a watching Source re-checks the whole
+	// store (stat only) and a polling one tries to watch again; 0 means
+	// DefaultReconcileInterval.
+	ReconcileInterval time.Duration
 }
 
 // Source is the local compatibility registry.Source. Once started it answers
@@ -127,6 +131,7 @@ type Source struct {
 	hostID    registry.HostID
 	hostLabel string
 	poll      time.Duration
+	reconcile time.Duration
 	noWatch   bool
 
 	mu      sync.Mutex // guards ix
@@ -155,6 +160,7 @@ func New(cfg Config) *Source {
 		hostID:             hostID,
 		hostLabel:          hostLabel(cfg.WorkspaceRoot),
 		poll:               cfg.PollInterval,
+		reconcile:          cfg.ReconcileInterval,
 		noWatch:            cfg.DisableWatch,
 	}
 }
@@ -177,7 +183,7 @@ func (s *Source) Start(ctx context.Context) error {
 		s.current.Store(snap)
 		return nil
 	}
-	ix := newIndex(s.scanCfg, s.poll, s.noWatch, s.current.Store)
+	ix := newIndex(s.scanCfg, s.poll, s.reconcile, s.noWatch, s.current.Store)
 	if err := ix.start(ctx); err != nil {
 		return err
 	}
@@ -209,12 +215,19 @@ type Stats struct {
 	// Pods is the number of pods/ entries in the index; Workers the number
 	// of Workers it lists.
 	Pods, Workers int
-	// RefreshedAt is when the index was last known to match the store (the
-	// last rebuild or the last sweep that found nothing new).
+	// RefreshedAt is when the index was last known to match the whole
+	// store: the last full sweep (every poll, or every reconcile interval
+	// while watching), or the last batch of events applied while every
+	// watch was in place. It does not move while the index is blind (its
+	// watch of pods/ is gone and the sweep that restores it has not run).
 	RefreshedAt time.Time
 	// Reads counts the pod entries the index has read and projected since
 	// Start: one per pod at start-up, then one per changed pod.
 	Reads uint64
+	// Held is the number of pods whose previous projection is kept right
+	// now because their metadata.json reads as half-written (or could not
+	// be read for a reason that may pass).
+	Held int
 }
 
 // Stats reports the index's size and freshness.
@@ -231,6 +244,7 @@ func (s *Source) Stats() Stats {
 		st.Watching = ix.watching.Load()
 		st.RefreshedAt = time.Unix(0, ix.lastReval.Load())
 		st.Reads = ix.reads.Load()
+		st.Held = int(ix.heldNow.Load())
 	}
 	return st
 }
