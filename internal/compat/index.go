@@ -302,6 +302,7 @@ func (ix *index) fullScan(ctx context.Context, watchPods bool) error {
 	wasUnreadable := ix.state != storeOK
 	ix.state, ix.cause = storeOK, nil
 	recs := make([]*podRecord, len(ents))
+	read := make([]bool, len(ents))
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	var watchMu sync.Mutex
@@ -321,7 +322,7 @@ func (ix *index) fullScan(ctx context.Context, watchPods bool) error {
 					}
 					watchMu.Unlock()
 				}
-				recs[i] = ix.revalidate(ix.records[name], name, typ, false, now)
+				recs[i], read[i] = ix.revalidate(ix.records[name], name, typ, false, now)
 			}
 		})
 	}
@@ -333,7 +334,7 @@ func (ix *index) fullScan(ctx context.Context, watchPods bool) error {
 	// must not drop a pod that is half-way through being rewritten.
 	for i, r := range recs {
 		prev := ix.records[r.name]
-		ix.noteRetry(r, prev, now)
+		ix.noteRetry(r, read[i], now)
 		if r != prev && ix.hold(prev, r, now) {
 			recs[i] = prev
 		}
@@ -379,20 +380,20 @@ func (ix *index) fullScan(ctx context.Context, watchPods bool) error {
 	return nil
 }
 
-// revalidate returns the record of pod name: prev itself when its
-// metadata.json has the key prev was read with and that key can be trusted
-// (nothing is re-read), else the record of a fresh read. force re-reads
-// whatever the key. A re-read that projects the same as prev keeps prev (with
-// the new key), so that nothing is published for it. It only reads the
-// index's maps, so the goroutines of a full scan may call it at once.
-func (ix *index) revalidate(prev *podRecord, name string, typ fs.FileMode, force bool, now time.Time) *podRecord {
+// revalidate returns the record of pod name, and whether the pod was read:
+// prev itself when its metadata.json has the key prev was read with and that
+// key can be trusted (nothing is read), else the record of a fresh read.
+// force reads whatever the key. A read that projects the same as prev keeps
+// prev (with the new key), so that nothing is published for it. It only reads
+// the index's maps, so the goroutines of a full scan may call it at once.
+func (ix *index) revalidate(prev *podRecord, name string, typ fs.FileMode, force bool, now time.Time) (*podRecord, bool) {
 	typ = typ.Type()
 	if prev != nil && !force && prev.dirType == typ {
 		if !typ.IsDir() {
-			return prev
+			return prev, false
 		}
 		if ix.trusted(prev, now) && prev.key == ix.cfg.statKey(name) {
-			return prev
+			return prev, false
 		}
 	}
 	ix.reads.Add(1)
@@ -401,9 +402,9 @@ func (ix *index) revalidate(prev *podRecord, name string, typ fs.FileMode, force
 		// Only the index goroutine (or the one scan goroutine that owns
 		// this pod) touches a record; the snapshot holds its own copies.
 		prev.key, prev.racy, prev.retry = rec.key, rec.racy, rec.retry
-		return prev
+		return prev, true
 	}
-	return rec
+	return rec, true
 }
 
 // trusted reports whether rec's key still stands for what was read: not
@@ -423,20 +424,24 @@ func (ix *index) trusted(rec *podRecord, now time.Time) bool {
 
 // noteRetry schedules the next read of a pod whose read failed in a way that
 // may pass (rec.retry), backing off from firstRetry to the reconcile
-// interval, and forgets the schedule once a read no longer fails so.
-func (ix *index) noteRetry(rec, prev *podRecord, now time.Time) {
-	if rec == nil || !rec.retry {
-		if rec != nil {
-			delete(ix.retry, rec.name)
-		}
+// interval, and forgets the schedule once a read no longer fails so. read
+// says whether rec comes from a read just now.
+func (ix *index) noteRetry(rec *podRecord, read bool, now time.Time) {
+	if !read {
+		return
+	}
+	if !rec.retry {
+		delete(ix.retry, rec.name)
 		return
 	}
 	st, ok := ix.retry[rec.name]
 	switch {
 	case !ok:
 		st.delay = min(firstRetry, ix.reconcile)
-	case now.Before(st.at) && rec == prev:
-		return // not read again yet
+	case now.Before(st.at):
+		// Read early (an event, a racy key, a held pod settling): the
+		// schedule stands.
+		return
 	default:
 		st.delay = min(2*st.delay, ix.reconcile)
 	}
@@ -646,8 +651,8 @@ func (ix *index) applyDirty(now time.Time) {
 		// Always read: an event says the file was written, and a rewrite
 		// of the same size within one timestamp tick leaves its key as it
 		// was. Held pods and due retries are read again the same way.
-		rec := ix.revalidate(prev, name, typ, true, now)
-		ix.noteRetry(rec, prev, now)
+		rec, read := ix.revalidate(prev, name, typ, true, now)
+		ix.noteRetry(rec, read, now)
 		if rec == prev {
 			continue
 		}
