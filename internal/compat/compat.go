@@ -228,6 +228,9 @@ type Stats struct {
 	// now because their metadata.json reads as half-written (or could not
 	// be read for a reason that may pass).
 	Held int
+	// Sweeps counts the full sweeps of the store since Start (the first
+	// scan, every poll, every reconciliation sweep, every resync).
+	Sweeps uint64
 }
 
 // Stats reports the index's size and freshness.
@@ -245,6 +248,7 @@ func (s *Source) Stats() Stats {
 		st.RefreshedAt = time.Unix(0, ix.lastReval.Load())
 		st.Reads = ix.reads.Load()
 		st.Held = int(ix.heldNow.Load())
+		st.Sweeps = ix.sweeps.Load()
 	}
 	return st
 }

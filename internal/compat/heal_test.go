@@ -2,6 +2,7 @@ package compat_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -49,9 +50,12 @@ func TestIndexHealsReplacedStore(t *testing.T) {
 		name string
 		// symlinked makes the configured data dir a symlink.
 		symlinked bool
+		// reconcile is the sweep interval (0: the default, 30 s, so only
+		// the event about pods/ itself can heal the index in time).
+		reconcile time.Duration
 		replace   func(t *testing.T, f *fixture, link string)
 	}{
-		{"mv pods pods.old && mkdir pods", false, func(t *testing.T, f *fixture, _ string) {
+		{"mv pods pods.old && mkdir pods", false, 0, func(t *testing.T, f *fixture, _ string) {
 			if err := os.Rename(f.pods, f.pods+".old"); err != nil {
 				t.Fatal(err)
 			}
@@ -59,7 +63,7 @@ func TestIndexHealsReplacedStore(t *testing.T) {
 				t.Fatal(err)
 			}
 		}},
-		{"rm -rf pods && mkdir pods", false, func(t *testing.T, f *fixture, _ string) {
+		{"rm -rf pods && mkdir pods", false, 0, func(t *testing.T, f *fixture, _ string) {
 			if err := os.RemoveAll(f.pods); err != nil {
 				t.Fatal(err)
 			}
@@ -67,7 +71,7 @@ func TestIndexHealsReplacedStore(t *testing.T) {
 				t.Fatal(err)
 			}
 		}},
-		{"swapped symlinked data dir", true, func(t *testing.T, f *fixture, link string) {
+		{"swapped symlinked data dir", true, 500 * time.Millisecond, func(t *testing.T, f *fixture, link string) {
 			// No event reaches the index: only its sweep can tell.
 			other := filepath.Join(filepath.Dir(f.dataDir), "data-2")
 			if err := os.MkdirAll(filepath.Join(other, "pods"), 0o755); err != nil {
@@ -95,7 +99,7 @@ func TestIndexHealsReplacedStore(t *testing.T) {
 				}
 			}
 			s := started(t, compat.Config{WorkspaceID: "w", WorkspaceRoot: f.root, DataDir: dataDir,
-				ReconcileInterval: 100 * time.Millisecond})
+				ReconcileInterval: tt.reconcile})
 			waitWatching(t, s)
 			if _, err := labelOf(s, "old"); err != nil {
 				t.Fatal(err)
@@ -109,11 +113,23 @@ func TestIndexHealsReplacedStore(t *testing.T) {
 				return errors.Is(err, registry.ErrUnknownWorker)
 			})
 			waitWatching(t, s)
-			// Watched again, not only swept: a rewrite and a new pod show.
 			f.writeInPlace("new", f.labelled("rewritten"))
-			f.pod("newer", nil)
 			eventually(t, "rewrite in the new store", func() bool { l, err := labelOf(s, "new"); return err == nil && l == "rewritten" })
-			eventually(t, "another pod of the new store", func() bool { _, err := labelOf(s, "newer"); return err == nil })
+			// The new pods/ is watched, not only swept: a pod added to it
+			// shows with no sweep in between (a few tries, in case a sweep
+			// happens to fall in between).
+			for try := 0; ; try++ {
+				sweeps := s.Stats().Sweeps
+				pod := fmt.Sprintf("newer-%d", try)
+				f.pod(pod, nil)
+				eventually(t, "another pod of the new store", func() bool { _, err := labelOf(s, pod); return err == nil })
+				if s.Stats().Sweeps == sweeps {
+					break
+				}
+				if try == 5 {
+					t.Fatal("a new pod showed only with a sweep, never by its event")
+				}
+			}
 		})
 	}
 }

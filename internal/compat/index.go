@@ -94,6 +94,7 @@ type index struct {
 	lastReval  atomic.Int64  // unix nanoseconds of the last completed revalidation
 	reads      atomic.Uint64 // pod entries read (projected afresh) so far
 	heldNow    atomic.Int64  // pods whose previous projection is kept right now
+	sweeps     atomic.Uint64 // full sweeps of the store so far
 	stopOnce   sync.Once
 	forcePolls bool
 }
@@ -277,6 +278,7 @@ func (ix *index) watchPod(name string, force bool) {
 // (re-)adds the watch of every pod directory before looking at the pod.
 func (ix *index) fullScan(ctx context.Context, watchPods bool) error {
 	now := time.Now()
+	ix.sweeps.Add(1)
 	if watchPods && ix.watcher != nil {
 		ix.checkPodsWatch()
 	}
