@@ -40,23 +40,39 @@
 //
 // Freshness. The index watches pods/ and every pod directory with inotify
 // (github.com/fsnotify/fsnotify). Events are gathered for 20 ms and then only
-// the pods they name are looked at: a pod whose metadata.json has the same
-// inode, size, mtime and ctime as when it was read is not re-read. A change
+// the pods they name are read again (always: a rewrite of the same size
+// within one timestamp tick leaves the file's key as it was). A change
 // therefore shows within about 20 ms plus the rebuild of the snapshot (a few
-// milliseconds at 10,000 pods). When watches are unavailable (no inotify
+// milliseconds at 10,000 pods); a read that finds the same projection
+// publishes nothing. Watching is not trusted blindly: every
+// ReconcileInterval (default 30 s) the index sweeps the whole store (stat
+// only), watches pods/ again when it is another directory than the watched
+// one (`mv pods pods.old && mkdir pods`, a swapped symlinked data dir) and
+// adds any pod watch that went missing (a directory renamed over a pod);
+// an event about pods/ itself triggers that sweep at once. When watches are unavailable (no inotify
 // instance, the watch limit fs.inotify.max_user_watches is reached, pods/ is
 // missing) the index polls instead: every PollInterval (default 500 ms) it
 // lists pods/ and stats each metadata.json, re-reading only what changed; a
 // change then shows within PollInterval plus one sweep (about 5 µs per pod
 // here: ~50 ms at 10,000 pods). Both stay within 1 s up to roughly 50,000 pods
-// when polling. A lost-events overflow of the inotify queue triggers the same
-// sweep at once. A polling index tries to watch again every 30 s unless the
-// watch limit was the reason.
+// when polling. A pod is not re-read while its key (inode, size, mtime,
+// ctime) is unchanged, unless that key was taken within one timestamp tick
+// of a write (10 ms; 2 s when the times are whole seconds): such a "racy"
+// key is not trusted and the file is read again. A lost-events overflow of
+// the inotify queue triggers the same sweep at once. A polling index tries
+// to watch again every ReconcileInterval unless the watch limit was the
+// reason.
+//
+// Failed reads. An open or read that fails in a way that may pass (out of
+// file descriptors or memory, an I/O error) is not the file's answer: the
+// pod is read again after 1 s, backing off to ReconcileInterval, until it
+// reads.
 //
 // Torn writes. A metadata.json is read with one fstat before and one after:
 // a file that changed while it was read is never decoded. A pod that had a
-// projection and whose file stops parsing keeps its previous projection for
-// 500 ms (a writer is most likely half-way through) and is then re-read; if
+// projection and whose file stops parsing (or cannot be read for a reason
+// that may pass) keeps its previous projection for 500 ms, watching or
+// polling (a writer is most likely half-way through) and is then re-read; if
 // it is still invalid the pod is reported invalid like on a fresh scan. A
 // truncated file never parses as another Worker, so a torn write shows the
 // previous projection or the invalid diagnostic, never a wrong Worker.
