@@ -316,7 +316,7 @@ func TestOversizeBodyOverTCP(t *testing.T) {
 
 // stubSource is a Runtime double whose Summary runs a test's function.
 type stubSource struct {
-	registry.ReadOnlyOperations
+	Runtime registry.RuntimeID
 	summary func(ctx context.Context) (registry.RuntimeSummary, error)
 }
 
@@ -368,9 +368,9 @@ func handlerOver(t *testing.T, logs io.Writer, sources ...registry.Source) http.
 // the panic, and the server goes on answering, on the same connection too.
 func TestPanicBecomesProblem(t *testing.T) {
 	const secret = "/var/lib/SECRET-PANIC-PATH token=SECRET-PANIC-TOKEN"
-	panicky := &stubSource{ReadOnlyOperations: registry.ReadOnlyOperations{Runtime: "panicky"},
+	panicky := &stubSource{Runtime: "panicky",
 		summary: func(context.Context) (registry.RuntimeSummary, error) { panic(secret) }}
-	fine := &stubSource{ReadOnlyOperations: registry.ReadOnlyOperations{Runtime: "fine"},
+	fine := &stubSource{Runtime: "fine",
 		summary: func(context.Context) (registry.RuntimeSummary, error) { return summaryOf("fine"), nil }}
 	logs := &syncBuffer{}
 	s := startServe(t, config{}, handlerOver(t, logs, panicky, fine))
@@ -412,7 +412,7 @@ func TestPanicBecomesProblem(t *testing.T) {
 // completes with its answer, and only then returns.
 func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 	entered, release := make(chan struct{}), make(chan struct{})
-	slow := &stubSource{ReadOnlyOperations: registry.ReadOnlyOperations{Runtime: "slow"},
+	slow := &stubSource{Runtime: "slow",
 		summary: func(context.Context) (registry.RuntimeSummary, error) {
 			close(entered)
 			<-release

@@ -139,9 +139,9 @@ type Config struct {
 // from its index; before Start and after Close it reads the store afresh on
 // every call. It is safe for concurrent use.
 type Source struct {
-	// ReadOnlyOperations answers operation_unsupported for create, input and
-	// stop: this backend has no route to a local pod's process.
-	registry.ReadOnlyOperations
+	// It implements none of the registry's operation interfaces (create,
+	// input, stop, transcript): this backend has no route to a local pod's
+	// process, so the registry answers operation_unsupported.
 
 	scanCfg   scanConfig
 	hostID    registry.HostID
@@ -171,13 +171,12 @@ func New(cfg Config) *Source {
 		root = normalizeRoot(cfg.WorkspaceRoot)
 	}
 	return &Source{
-		ReadOnlyOperations: registry.ReadOnlyOperations{Runtime: RuntimeID},
-		scanCfg:            scanConfig{dataDir: cfg.DataDir, root: root, hostID: hostID, log: log},
-		hostID:             hostID,
-		hostLabel:          hostLabel(cfg.WorkspaceRoot),
-		poll:               cfg.PollInterval,
-		reconcile:          cfg.ReconcileInterval,
-		noWatch:            cfg.DisableWatch,
+		scanCfg:   scanConfig{dataDir: cfg.DataDir, root: root, hostID: hostID, log: log},
+		hostID:    hostID,
+		hostLabel: hostLabel(cfg.WorkspaceRoot),
+		poll:      cfg.PollInterval,
+		reconcile: cfg.ReconcileInterval,
+		noWatch:   cfg.DisableWatch,
 	}
 }
 

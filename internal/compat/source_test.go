@@ -151,20 +151,18 @@ func TestPaging(t *testing.T) {
 func TestOperationsUnsupported(t *testing.T) {
 	f := newFixture(t)
 	f.pod("p", nil)
-	s := f.source()
-	ctx := context.Background()
-	id := compat.WorkerIDFor("p")
-	_, errCreate := s.CreateWorker(ctx, registry.CreateWorkerRequest{Intent: registry.Intent{Kind: registry.IntentAssistant}})
-	_, errInput := s.SendInput(ctx, id, registry.WorkerInput{Kind: registry.InputUser, Content: "hi"})
-	_, errStop := s.StopWorker(ctx, id, registry.StopGraceful)
-	for name, err := range map[string]error{"create": errCreate, "input": errInput, "stop": errStop} {
-		if !errors.Is(err, registry.ErrOperationUnsupported) {
-			t.Errorf("%s: %v, want operation_unsupported", name, err)
-		}
-		var e *registry.Error
-		if errors.As(err, &e) && e.RuntimeID != compat.RuntimeID {
-			t.Errorf("%s: runtime id %q", name, e.RuntimeID)
-		}
+	var s registry.Source = f.source()
+	if _, ok := s.(registry.WorkerCreator); ok {
+		t.Error("the compat source implements create")
+	}
+	if _, ok := s.(registry.InputSender); ok {
+		t.Error("the compat source implements input")
+	}
+	if _, ok := s.(registry.WorkerStopper); ok {
+		t.Error("the compat source implements stop")
+	}
+	if _, ok := s.(registry.TranscriptReader); ok {
+		t.Error("the compat source implements transcripts")
 	}
 }
 

@@ -38,7 +38,9 @@ func TestLintCatchesViolations(t *testing.T) {
 	spec := repo(t).Path("api/openapi.yaml")
 	tests := []struct{ name, old, replacement, rule string }{
 		{"duplicate operationId", "operationId: listHosts\n", "operationId: listRuntimes\n", "operation-operationId-unique"},
-		{"unused component", "  schemas:\n    Identifier:\n", "  schemas:\n    Unused:\n      type: string\n      description: Never referenced.\n    Identifier:\n", "no-unused-components"},
+		// no-unused-components is off (redocly.yaml says why), so a missing
+		// operation summary stands for the other rules.
+		{"operation without summary", "      summary: Liveness check\n", "", "operation-summary"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -5,17 +5,13 @@ package gen
 
 import (
 	"bytes"
-	"compress/flate"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
-	"net/url"
-	"path"
-	"strings"
+	"time"
 
-	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/labstack/echo/v4"
 	"github.com/oapi-codegen/runtime"
 )
@@ -142,23 +138,35 @@ func (e ListSource) Valid() bool {
 
 // Defines values for ProblemCode.
 const (
+	ProblemCodeCrossOriginRejected  ProblemCode = "cross_origin_rejected"
+	ProblemCodeIdempotencyKeyReused ProblemCode = "idempotency_key_reused"
 	ProblemCodeInternal             ProblemCode = "internal"
 	ProblemCodeInvalidIdentifier    ProblemCode = "invalid_identifier"
 	ProblemCodeInvalidRequest       ProblemCode = "invalid_request"
 	ProblemCodeMethodNotAllowed     ProblemCode = "method_not_allowed"
+	ProblemCodeMisdirectedRequest   ProblemCode = "misdirected_request"
 	ProblemCodeNotFound             ProblemCode = "not_found"
 	ProblemCodeOperationUnsupported ProblemCode = "operation_unsupported"
 	ProblemCodePayloadTooLarge      ProblemCode = "payload_too_large"
+	ProblemCodeRuntimeAtCapacity    ProblemCode = "runtime_at_capacity"
 	ProblemCodeRuntimeUnavailable   ProblemCode = "runtime_unavailable"
+	ProblemCodeTooManyStreams       ProblemCode = "too_many_streams"
+	ProblemCodeUnauthenticated      ProblemCode = "unauthenticated"
 	ProblemCodeUnknownHost          ProblemCode = "unknown_host"
 	ProblemCodeUnknownRuntime       ProblemCode = "unknown_runtime"
 	ProblemCodeUnknownWorker        ProblemCode = "unknown_worker"
+	ProblemCodeWorkerBusy           ProblemCode = "worker_busy"
+	ProblemCodeWorkerNotRunning     ProblemCode = "worker_not_running"
 	ProblemCodeWorkerNotVisible     ProblemCode = "worker_not_visible"
 )
 
 // Valid indicates whether the value is a known member of the ProblemCode enum.
 func (e ProblemCode) Valid() bool {
 	switch e {
+	case ProblemCodeCrossOriginRejected:
+		return true
+	case ProblemCodeIdempotencyKeyReused:
+		return true
 	case ProblemCodeInternal:
 		return true
 	case ProblemCodeInvalidIdentifier:
@@ -167,13 +175,21 @@ func (e ProblemCode) Valid() bool {
 		return true
 	case ProblemCodeMethodNotAllowed:
 		return true
+	case ProblemCodeMisdirectedRequest:
+		return true
 	case ProblemCodeNotFound:
 		return true
 	case ProblemCodeOperationUnsupported:
 		return true
 	case ProblemCodePayloadTooLarge:
 		return true
+	case ProblemCodeRuntimeAtCapacity:
+		return true
 	case ProblemCodeRuntimeUnavailable:
+		return true
+	case ProblemCodeTooManyStreams:
+		return true
+	case ProblemCodeUnauthenticated:
 		return true
 	case ProblemCodeUnknownHost:
 		return true
@@ -181,7 +197,35 @@ func (e ProblemCode) Valid() bool {
 		return true
 	case ProblemCodeUnknownWorker:
 		return true
+	case ProblemCodeWorkerBusy:
+		return true
+	case ProblemCodeWorkerNotRunning:
+		return true
 	case ProblemCodeWorkerNotVisible:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ResyncEventReason.
+const (
+	ResyncEventReasonCursorExpired    ResyncEventReason = "cursor_expired"
+	ResyncEventReasonCursorUnknown    ResyncEventReason = "cursor_unknown"
+	ResyncEventReasonSourceRestarted  ResyncEventReason = "source_restarted"
+	ResyncEventReasonSubscriberLagged ResyncEventReason = "subscriber_lagged"
+)
+
+// Valid indicates whether the value is a known member of the ResyncEventReason enum.
+func (e ResyncEventReason) Valid() bool {
+	switch e {
+	case ResyncEventReasonCursorExpired:
+		return true
+	case ResyncEventReasonCursorUnknown:
+		return true
+	case ResyncEventReasonSourceRestarted:
+		return true
+	case ResyncEventReasonSubscriberLagged:
 		return true
 	default:
 		return false
@@ -260,6 +304,27 @@ func (e StopMode) Valid() bool {
 	case StopModeForce:
 		return true
 	case StopModeGraceful:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for TranscriptRole.
+const (
+	TranscriptRoleAssistant TranscriptRole = "assistant"
+	TranscriptRoleSystem    TranscriptRole = "system"
+	TranscriptRoleUser      TranscriptRole = "user"
+)
+
+// Valid indicates whether the value is a known member of the TranscriptRole enum.
+func (e TranscriptRole) Valid() bool {
+	switch e {
+	case TranscriptRoleAssistant:
+		return true
+	case TranscriptRoleSystem:
+		return true
+	case TranscriptRoleUser:
 		return true
 	default:
 		return false
@@ -428,8 +493,9 @@ type Capabilities struct {
 	// LocalPodInspection Whether local Worker inspection is possible on this backend.
 	LocalPodInspection CapabilitiesLocalPodInspection `json:"local_pod_inspection"`
 
-	// MaxWorkers Maximum number of concurrent Workers; `null` when the Runtime states no limit.
-	MaxWorkers *int `json:"max_workers"`
+	// MaxWorkers Maximum number of Workers: live Workers for a Worker Runtime, the
+	// list limit for the local compatibility runtime.
+	MaxWorkers int `json:"max_workers"`
 
 	// Os Operating system of the Runtime, e.g. `linux`.
 	//
@@ -509,6 +575,10 @@ type Diagnostic struct {
 // DiagnosticSeverity How serious the note is.
 type DiagnosticSeverity string
 
+// EventStreamText Server-Sent Events text: `id:`, `event:` and `data:` lines per event,
+// comment lines as heartbeats. See "Live events".
+type EventStreamText = string
+
 // Health Liveness answer.
 type Health struct {
 	// Status Always `ok` when the server answers.
@@ -549,6 +619,10 @@ type HostSummary struct {
 	// false ones.
 	Capabilities Capabilities `json:"capabilities"`
 
+	// Diagnostics Notes that concern this item alone (at most 16); empty when there is
+	// nothing to say.
+	Diagnostics ItemDiagnostics `json:"diagnostics"`
+
 	// HostId Opaque registry id of a Runtime, host or Worker (which one is given by
 	// the property name: `runtime_id`, `host_id`, `worker_id`): 1 to 120
 	// characters of `A-Z a-z 0-9 _ : -`. Compare ids only for equality; never
@@ -563,6 +637,13 @@ type HostSummary struct {
 
 	// Label Display name; never authority.
 	Label string `json:"label"`
+
+	// LastSeenAt When the host last showed activity; `null` when unknown.
+	LastSeenAt *time.Time `json:"last_seen_at"`
+
+	// ObservedAt When the Runtime last observed this host (RFC 3339, UTC): the local
+	// index's last refresh, a remote Runtime's last successful probe.
+	ObservedAt time.Time `json:"observed_at"`
 
 	// RuntimeId Opaque registry id of a Runtime, host or Worker (which one is given by
 	// the property name: `runtime_id`, `host_id`, `worker_id`): 1 to 120
@@ -585,6 +666,10 @@ type Identifier = string
 // IdentityAuthority Who defines the public ids. Always `runtime_registry_projection`: ids
 // are projections made by the registry, never raw names of the store.
 type IdentityAuthority string
+
+// ItemDiagnostics Notes that concern this item alone (at most 16); empty when there is
+// nothing to say.
+type ItemDiagnostics = []Diagnostic
 
 // ListSource What produced a list. Always `worker_runtime_registry`.
 type ListSource string
@@ -616,6 +701,14 @@ type Problem struct {
 	// | `method_not_allowed` | 405 | the route exists, the method does not |
 	// | `payload_too_large` | 413 | the request body is over 1 MiB |
 	// | `internal` | 500 | an unexpected server error |
+	// | `unauthenticated` | 401 | the server's access token is required and missing or wrong (since 0.2.0) |
+	// | `cross_origin_rejected` | 403 | a cross-site browser write (since 0.2.0) |
+	// | `misdirected_request` | 421 | the `Host` header is not allowed (since 0.2.0) |
+	// | `worker_not_running` | 409 | input to a Worker that is not active (since 0.2.0) |
+	// | `worker_busy` | 409 | the Worker's input queue is full (since 0.2.0) |
+	// | `runtime_at_capacity` | 409 | the Runtime already runs as many Workers as it may (since 0.2.0) |
+	// | `idempotency_key_reused` | 422 | the same `Idempotency-Key` with another body (since 0.2.0) |
+	// | `too_many_streams` | 503 | the event stream limit is reached (since 0.2.0) |
 	Code ProblemCode `json:"code"`
 
 	// Detail Human-readable explanation of this occurrence.
@@ -693,7 +786,56 @@ type Problem struct {
 // | `method_not_allowed` | 405 | the route exists, the method does not |
 // | `payload_too_large` | 413 | the request body is over 1 MiB |
 // | `internal` | 500 | an unexpected server error |
+// | `unauthenticated` | 401 | the server's access token is required and missing or wrong (since 0.2.0) |
+// | `cross_origin_rejected` | 403 | a cross-site browser write (since 0.2.0) |
+// | `misdirected_request` | 421 | the `Host` header is not allowed (since 0.2.0) |
+// | `worker_not_running` | 409 | input to a Worker that is not active (since 0.2.0) |
+// | `worker_busy` | 409 | the Worker's input queue is full (since 0.2.0) |
+// | `runtime_at_capacity` | 409 | the Runtime already runs as many Workers as it may (since 0.2.0) |
+// | `idempotency_key_reused` | 422 | the same `Idempotency-Key` with another body (since 0.2.0) |
+// | `too_many_streams` | 503 | the event stream limit is reached (since 0.2.0) |
 type ProblemCode string
+
+// ProfileList List envelope of profiles.
+type ProfileList struct {
+	// Diagnostics Notes about the list (at most 16).
+	Diagnostics []Diagnostic `json:"diagnostics"`
+
+	// Items The profiles, the default first.
+	Items []ProfileSummary `json:"items"`
+
+	// Limit The server's cap.
+	Limit int `json:"limit"`
+
+	// Source What produced a list. Always `worker_runtime_registry`.
+	Source ListSource `json:"source"`
+
+	// WorkspaceId Opaque id of the workspace this backend serves.
+	WorkspaceId string `json:"workspace_id"`
+}
+
+// ProfileSummary A profile a create may name; what it runs is the operator's business.
+type ProfileSummary struct {
+	// Description What the profile is for, for display.
+	Description *string `json:"description,omitempty"`
+
+	// Label Display name.
+	Label string `json:"label"`
+
+	// Name The name to pass as `profile`.
+	Name string `json:"name"`
+}
+
+// ResyncEvent Data of a `resync` event: the cursor is unknown or too old, the
+// subscriber fell behind, or the source restarted. Re-read the lists,
+// then keep reading this stream.
+type ResyncEvent struct {
+	// Reason Why, for display and logs.
+	Reason ResyncEventReason `json:"reason"`
+}
+
+// ResyncEventReason Why, for display and logs.
+type ResyncEventReason string
 
 // RuntimeList List envelope of Runtimes.
 type RuntimeList struct {
@@ -744,6 +886,10 @@ type RuntimeSummary struct {
 	// only for what the backend can really route; hide or disable UI for the
 	// false ones.
 	Capabilities Capabilities `json:"capabilities"`
+
+	// Diagnostics Notes that concern this item alone (at most 16); empty when there is
+	// nothing to say.
+	Diagnostics ItemDiagnostics `json:"diagnostics"`
 
 	// HostIds Ids of the Runtime's hosts.
 	HostIds []Identifier `json:"host_ids"`
@@ -801,6 +947,18 @@ type StopWorkerAccepted struct {
 	// Runtimes that run Workers.
 	State WorkerState `json:"state"`
 
+	// Status Finer, Runtime-specific status. Known values: `active:segment`,
+	// `active:pending_segment`, `metadata_only` (local Workers);
+	// `starting`, `active:running`, `stopping`, `stopped:requested`,
+	// `stopped:cancelled`, `stopped:exited`, `stopped:failed`,
+	// `stopped:runtime_shutdown`, `stopped:runtime_restart` (Worker
+	// Runtimes). Not an enum: new values may appear; fall back to `state` for
+	// unknown ones.
+	//
+	//
+	// Example: active:segment
+	Status *WorkerStatus `json:"status,omitempty"`
+
 	// WorkerId Opaque registry id of a Runtime, host or Worker (which one is given by
 	// the property name: `runtime_id`, `host_id`, `worker_id`): 1 to 120
 	// characters of `A-Z a-z 0-9 _ : -`. Compare ids only for equality; never
@@ -815,6 +973,82 @@ type StopWorkerRequest struct {
 	Mode StopMode `json:"mode"`
 }
 
+// TranscriptAppendedEvent Data of a `transcript_appended` event.
+type TranscriptAppendedEvent struct {
+	// At When the entry was recorded.
+	At time.Time `json:"at"`
+
+	// Content The text of the entry.
+	Content string `json:"content"`
+
+	// Role Who wrote a transcript entry.
+	Role TranscriptRole `json:"role"`
+
+	// RuntimeId Opaque registry id of a Runtime, host or Worker (which one is given by
+	// the property name: `runtime_id`, `host_id`, `worker_id`): 1 to 120
+	// characters of `A-Z a-z 0-9 _ : -`. Compare ids only for equality; never
+	// parse them. A `worker_id` is only meaningful together with its
+	// `runtime_id`.
+	RuntimeId Identifier `json:"runtime_id"`
+
+	// Sequence Position in the Worker's transcript.
+	Sequence int64 `json:"sequence"`
+
+	// WorkerId Opaque registry id of a Runtime, host or Worker (which one is given by
+	// the property name: `runtime_id`, `host_id`, `worker_id`): 1 to 120
+	// characters of `A-Z a-z 0-9 _ : -`. Compare ids only for equality; never
+	// parse them. A `worker_id` is only meaningful together with its
+	// `runtime_id`.
+	WorkerId Identifier `json:"worker_id"`
+}
+
+// TranscriptItem One entry of a Worker's transcript.
+type TranscriptItem struct {
+	// At When the entry was recorded (RFC 3339, UTC).
+	At time.Time `json:"at"`
+
+	// Content The text, as the Worker or the caller wrote it.
+	Content string `json:"content"`
+
+	// Role Who wrote a transcript entry.
+	Role TranscriptRole `json:"role"`
+
+	// Sequence Position in the Worker's transcript, from 1.
+	Sequence int64 `json:"sequence"`
+}
+
+// TranscriptPage One page of a Worker's transcript.
+type TranscriptPage struct {
+	// FirstSequence The oldest retained entry (0 when the transcript is empty).
+	FirstSequence int64 `json:"first_sequence"`
+
+	// Items Entries after `after`, oldest first.
+	Items []TranscriptItem `json:"items"`
+
+	// LastSequence The newest entry (0 when the transcript is empty).
+	LastSequence int64 `json:"last_sequence"`
+
+	// NextAfter Present when more entries exist; pass it as `after`.
+	NextAfter *int64 `json:"next_after,omitempty"`
+
+	// RuntimeId Opaque registry id of a Runtime, host or Worker (which one is given by
+	// the property name: `runtime_id`, `host_id`, `worker_id`): 1 to 120
+	// characters of `A-Z a-z 0-9 _ : -`. Compare ids only for equality; never
+	// parse them. A `worker_id` is only meaningful together with its
+	// `runtime_id`.
+	RuntimeId Identifier `json:"runtime_id"`
+
+	// WorkerId Opaque registry id of a Runtime, host or Worker (which one is given by
+	// the property name: `runtime_id`, `host_id`, `worker_id`): 1 to 120
+	// characters of `A-Z a-z 0-9 _ : -`. Compare ids only for equality; never
+	// parse them. A `worker_id` is only meaningful together with its
+	// `runtime_id`.
+	WorkerId Identifier `json:"worker_id"`
+}
+
+// TranscriptRole Who wrote a transcript entry.
+type TranscriptRole string
+
 // WorkerCapabilities What this backend can route for one Worker.
 type WorkerCapabilities struct {
 	// CanAcceptInput The Worker accepts input (`sendWorkerInput`).
@@ -825,6 +1059,12 @@ type WorkerCapabilities struct {
 
 	// CanReadBoundedTranscript A bounded transcript of the Worker can be read.
 	CanReadBoundedTranscript bool `json:"can_read_bounded_transcript"`
+
+	// CanSpawnFollowup A follow-up Worker can be spawned from this one (no Runtime routes this yet).
+	CanSpawnFollowup bool `json:"can_spawn_followup"`
+
+	// CanStop Same as `can_stop_worker` (kept for existing clients).
+	CanStop bool `json:"can_stop"`
 
 	// CanStopWorker The Worker can be stopped (`stopWorker`).
 	CanStopWorker bool `json:"can_stop_worker"`
@@ -858,6 +1098,9 @@ type WorkerInputAccepted struct {
 	// parse them. A `worker_id` is only meaningful together with its
 	// `runtime_id`.
 	RuntimeId Identifier `json:"runtime_id"`
+
+	// Sequence The transcript `sequence` the input was recorded under.
+	Sequence *int64 `json:"sequence,omitempty"`
 
 	// WorkerId Opaque registry id of a Runtime, host or Worker (which one is given by
 	// the property name: `runtime_id`, `host_id`, `worker_id`): 1 to 120
@@ -923,14 +1166,35 @@ type WorkerList struct {
 	WorkspaceId string `json:"workspace_id"`
 }
 
+// WorkerRemovedEvent Data of a `worker_removed` event.
+type WorkerRemovedEvent struct {
+	// RuntimeId Opaque registry id of a Runtime, host or Worker (which one is given by
+	// the property name: `runtime_id`, `host_id`, `worker_id`): 1 to 120
+	// characters of `A-Z a-z 0-9 _ : -`. Compare ids only for equality; never
+	// parse them. A `worker_id` is only meaningful together with its
+	// `runtime_id`.
+	RuntimeId Identifier `json:"runtime_id"`
+
+	// WorkerId Opaque registry id of a Runtime, host or Worker (which one is given by
+	// the property name: `runtime_id`, `host_id`, `worker_id`): 1 to 120
+	// characters of `A-Z a-z 0-9 _ : -`. Compare ids only for equality; never
+	// parse them. A `worker_id` is only meaningful together with its
+	// `runtime_id`.
+	WorkerId Identifier `json:"worker_id"`
+}
+
 // WorkerState Coarse lifecycle state of a Worker. `metadata_only`: known from its
 // records but not running. `starting` / `stopping` / `stopped` come from
 // Runtimes that run Workers.
 type WorkerState string
 
 // WorkerStatus Finer, Runtime-specific status. Known values: `active:segment`,
-// `active:pending_segment`, `metadata_only`. Not an enum: new values may
-// appear; fall back to `state` for unknown ones.
+// `active:pending_segment`, `metadata_only` (local Workers);
+// `starting`, `active:running`, `stopping`, `stopped:requested`,
+// `stopped:cancelled`, `stopped:exited`, `stopped:failed`,
+// `stopped:runtime_shutdown`, `stopped:runtime_restart` (Worker
+// Runtimes). Not an enum: new values may appear; fall back to `state` for
+// unknown ones.
 //
 // Example: active:segment
 type WorkerStatus = string
@@ -941,6 +1205,10 @@ type WorkerStatus = string
 type WorkerSummary struct {
 	// Capabilities What this backend can route for one Worker.
 	Capabilities WorkerCapabilities `json:"capabilities"`
+
+	// Diagnostics Notes that concern this item alone (at most 16); empty when there is
+	// nothing to say.
+	Diagnostics ItemDiagnostics `json:"diagnostics"`
 
 	// HostId Opaque registry id of a Runtime, host or Worker (which one is given by
 	// the property name: `runtime_id`, `host_id`, `worker_id`): 1 to 120
@@ -954,6 +1222,10 @@ type WorkerSummary struct {
 
 	// Label Display name; never authority.
 	Label string `json:"label"`
+
+	// LastSeenAt Time of the Worker's last event (RFC 3339, UTC); `null` where the
+	// Runtime does not know it (local Workers).
+	LastSeenAt *time.Time `json:"last_seen_at"`
 
 	// Profile Profile the Worker runs with, for display; `null` when none.
 	Profile *string `json:"profile"`
@@ -974,8 +1246,12 @@ type WorkerSummary struct {
 	State WorkerState `json:"state"`
 
 	// Status Finer, Runtime-specific status. Known values: `active:segment`,
-	// `active:pending_segment`, `metadata_only`. Not an enum: new values may
-	// appear; fall back to `state` for unknown ones.
+	// `active:pending_segment`, `metadata_only` (local Workers);
+	// `starting`, `active:running`, `stopping`, `stopped:requested`,
+	// `stopped:cancelled`, `stopped:exited`, `stopped:failed`,
+	// `stopped:runtime_shutdown`, `stopped:runtime_restart` (Worker
+	// Runtimes). Not an enum: new values may appear; fall back to `state` for
+	// unknown ones.
 	//
 	//
 	// Example: active:segment
@@ -1010,17 +1286,32 @@ type WorkerWorkspaceVisibility string
 // Cursor defines model for Cursor.
 type Cursor = string
 
+// EventCursor defines model for EventCursor.
+type EventCursor = string
+
 // HostId Example: local-my-workspace-0123456789abcdef
 type HostId = string
 
+// IdempotencyKey defines model for IdempotencyKey.
+type IdempotencyKey = string
+
 // IfNoneMatch defines model for IfNoneMatch.
 type IfNoneMatch = string
+
+// LastEventId defines model for LastEventId.
+type LastEventId = string
 
 // Limit Example: 50
 type Limit = int
 
 // RuntimeId Example: local-worker-runtime
 type RuntimeId = string
+
+// TranscriptAfter defines model for TranscriptAfter.
+type TranscriptAfter = int64
+
+// TranscriptLimit defines model for TranscriptLimit.
+type TranscriptLimit = int
 
 // WorkerId Example: local-worker-reviewer-0123456789abcdef
 type WorkerId = string
@@ -1034,6 +1325,16 @@ type WorkerId = string
 // legacy members kept for older clients. No member ever reveals internal
 // details such as local file locations or credentials.
 type BadRequest = Problem
+
+// Conflict RFC 9457 problem document: the only error body of this API, always
+// served as `application/problem+json`. Clients should branch on `code`
+// (or the equivalent `type`), show `detail`, and may use `runtime_id`,
+// `host_id`, `worker_id` and `field` to point at what was wrong; the ids
+// are present only when they are valid and concern the problem (an id that
+// failed validation is never echoed back). `error` and `message` are
+// legacy members kept for older clients. No member ever reveals internal
+// details such as local file locations or credentials.
+type Conflict = Problem
 
 // Forbidden RFC 9457 problem document: the only error body of this API, always
 // served as `application/problem+json`. Clients should branch on `code`
@@ -1054,6 +1355,16 @@ type Forbidden = Problem
 // legacy members kept for older clients. No member ever reveals internal
 // details such as local file locations or credentials.
 type InternalError = Problem
+
+// Misdirected RFC 9457 problem document: the only error body of this API, always
+// served as `application/problem+json`. Clients should branch on `code`
+// (or the equivalent `type`), show `detail`, and may use `runtime_id`,
+// `host_id`, `worker_id` and `field` to point at what was wrong; the ids
+// are present only when they are valid and concern the problem (an id that
+// failed validation is never echoed back). `error` and `message` are
+// legacy members kept for older clients. No member ever reveals internal
+// details such as local file locations or credentials.
+type Misdirected = Problem
 
 // NotFound RFC 9457 problem document: the only error body of this API, always
 // served as `application/problem+json`. Clients should branch on `code`
@@ -1095,6 +1406,32 @@ type PayloadTooLarge = Problem
 // details such as local file locations or credentials.
 type ServiceUnavailable = Problem
 
+// Unauthenticated RFC 9457 problem document: the only error body of this API, always
+// served as `application/problem+json`. Clients should branch on `code`
+// (or the equivalent `type`), show `detail`, and may use `runtime_id`,
+// `host_id`, `worker_id` and `field` to point at what was wrong; the ids
+// are present only when they are valid and concern the problem (an id that
+// failed validation is never echoed back). `error` and `message` are
+// legacy members kept for older clients. No member ever reveals internal
+// details such as local file locations or credentials.
+type Unauthenticated = Problem
+
+// UnprocessableEntity RFC 9457 problem document: the only error body of this API, always
+// served as `application/problem+json`. Clients should branch on `code`
+// (or the equivalent `type`), show `detail`, and may use `runtime_id`,
+// `host_id`, `worker_id` and `field` to point at what was wrong; the ids
+// are present only when they are valid and concern the problem (an id that
+// failed validation is never echoed back). `error` and `message` are
+// legacy members kept for older clients. No member ever reveals internal
+// details such as local file locations or credentials.
+type UnprocessableEntity = Problem
+
+// GetConsoleParams defines parameters for GetConsole.
+type GetConsoleParams struct {
+	// Token The user's own access token to this backend, exchanged once for a cookie.
+	Token *string `form:"token,omitempty" json:"token,omitempty"`
+}
+
 // ListHostsParams defines parameters for ListHosts.
 type ListHostsParams struct {
 	// IfNoneMatch Entity tags from earlier answers (RFC 9110 section 13.1.2), or `*`. When
@@ -1131,8 +1468,30 @@ type GetRuntimeParams struct {
 	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
 }
 
+// StreamRuntimeEventsParams defines parameters for StreamRuntimeEvents.
+type StreamRuntimeEventsParams struct {
+	// Cursor Resume after this event `id`. Without it (and without `Last-Event-ID`)
+	// the stream delivers every event that happens after its headers were
+	// sent. An unknown or too old cursor starts the stream with `resync`.
+	Cursor *EventCursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// LastEventID The `id` of the last event received; browsers send it when an
+	// `EventSource` reconnects. Same meaning as `cursor`; the header wins
+	// when both are given.
+	LastEventID *LastEventId `json:"Last-Event-ID,omitempty"`
+}
+
 // ListRuntimeHostsParams defines parameters for ListRuntimeHosts.
 type ListRuntimeHostsParams struct {
+	// IfNoneMatch Entity tags from earlier answers (RFC 9110 section 13.1.2), or `*`. When
+	// one of them matches the current representation the answer is
+	// `304 Not Modified` without a body. Weak tags (`W/"..."`) compare by
+	// their opaque part.
+	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
+}
+
+// ListRuntimeProfilesParams defines parameters for ListRuntimeProfiles.
+type ListRuntimeProfilesParams struct {
 	// IfNoneMatch Entity tags from earlier answers (RFC 9110 section 13.1.2), or `*`. When
 	// one of them matches the current representation the answer is
 	// `304 Not Modified` without a body. Weak tags (`W/"..."`) compare by
@@ -1159,8 +1518,44 @@ type ListRuntimeWorkersParams struct {
 	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
 }
 
+// CreateWorkerParams defines parameters for CreateWorker.
+type CreateWorkerParams struct {
+	// IdempotencyKey Makes a create safe to retry: the same key with the same body within 24
+	// hours answers the first result again. 1 to 120 characters of
+	// `A-Z a-z 0-9 _ : -`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // GetWorkerParams defines parameters for GetWorker.
 type GetWorkerParams struct {
+	// IfNoneMatch Entity tags from earlier answers (RFC 9110 section 13.1.2), or `*`. When
+	// one of them matches the current representation the answer is
+	// `304 Not Modified` without a body. Weak tags (`W/"..."`) compare by
+	// their opaque part.
+	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
+}
+
+// StreamWorkerEventsParams defines parameters for StreamWorkerEvents.
+type StreamWorkerEventsParams struct {
+	// Cursor Resume after this event `id`. Without it (and without `Last-Event-ID`)
+	// the stream delivers every event that happens after its headers were
+	// sent. An unknown or too old cursor starts the stream with `resync`.
+	Cursor *EventCursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// LastEventID The `id` of the last event received; browsers send it when an
+	// `EventSource` reconnects. Same meaning as `cursor`; the header wins
+	// when both are given.
+	LastEventID *LastEventId `json:"Last-Event-ID,omitempty"`
+}
+
+// GetWorkerTranscriptParams defines parameters for GetWorkerTranscript.
+type GetWorkerTranscriptParams struct {
+	// After Only entries whose `sequence` is greater than this; default 0.
+	After *TranscriptAfter `form:"after,omitempty" json:"after,omitempty"`
+
+	// Limit Most entries in the page, 1 to 200; default 100.
+	Limit *TranscriptLimit `form:"limit,omitempty" json:"limit,omitempty"`
+
 	// IfNoneMatch Entity tags from earlier answers (RFC 9110 section 13.1.2), or `*`. When
 	// one of them matches the current representation the answer is
 	// `304 Not Modified` without a body. Weak tags (`W/"..."`) compare by
@@ -1188,6 +1583,9 @@ type StopWorkerJSONRequestBody = StopWorkerRequest
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
+	// GetConsole The browser console
+	// (GET /)
+	GetConsole(ctx echo.Context, params GetConsoleParams) error
 	// ListHosts List hosts of all Runtimes
 	// (GET /api/hosts)
 	ListHosts(ctx echo.Context, params ListHostsParams) error
@@ -1203,27 +1601,42 @@ type ServerInterface interface {
 	// GetRuntime Get one Runtime
 	// (GET /api/runtimes/{runtime_id})
 	GetRuntime(ctx echo.Context, runtimeId RuntimeId, params GetRuntimeParams) error
+	// StreamRuntimeEvents Stream the events of one Runtime
+	// (GET /api/runtimes/{runtime_id}/events)
+	StreamRuntimeEvents(ctx echo.Context, runtimeId RuntimeId, params StreamRuntimeEventsParams) error
 	// ListRuntimeHosts List the hosts of one Runtime
 	// (GET /api/runtimes/{runtime_id}/hosts)
 	ListRuntimeHosts(ctx echo.Context, runtimeId RuntimeId, params ListRuntimeHostsParams) error
+	// ListRuntimeProfiles List the profiles a create may name
+	// (GET /api/runtimes/{runtime_id}/profiles)
+	ListRuntimeProfiles(ctx echo.Context, runtimeId RuntimeId, params ListRuntimeProfilesParams) error
 	// ListRuntimeWorkers List the Workers of one Runtime
 	// (GET /api/runtimes/{runtime_id}/workers)
 	ListRuntimeWorkers(ctx echo.Context, runtimeId RuntimeId, params ListRuntimeWorkersParams) error
 	// CreateWorker Create a Worker
 	// (POST /api/runtimes/{runtime_id}/workers)
-	CreateWorker(ctx echo.Context, runtimeId RuntimeId) error
+	CreateWorker(ctx echo.Context, runtimeId RuntimeId, params CreateWorkerParams) error
 	// GetWorker Get one Worker
 	// (GET /api/runtimes/{runtime_id}/workers/{worker_id})
 	GetWorker(ctx echo.Context, runtimeId RuntimeId, workerId WorkerId, params GetWorkerParams) error
+	// StreamWorkerEvents Stream the events of one Worker
+	// (GET /api/runtimes/{runtime_id}/workers/{worker_id}/events)
+	StreamWorkerEvents(ctx echo.Context, runtimeId RuntimeId, workerId WorkerId, params StreamWorkerEventsParams) error
 	// SendWorkerInput Send input to a Worker
 	// (POST /api/runtimes/{runtime_id}/workers/{worker_id}/input)
 	SendWorkerInput(ctx echo.Context, runtimeId RuntimeId, workerId WorkerId) error
 	// StopWorker Stop a Worker
 	// (POST /api/runtimes/{runtime_id}/workers/{worker_id}/stop)
 	StopWorker(ctx echo.Context, runtimeId RuntimeId, workerId WorkerId) error
+	// GetWorkerTranscript Read a page of a Worker's transcript
+	// (GET /api/runtimes/{runtime_id}/workers/{worker_id}/transcript)
+	GetWorkerTranscript(ctx echo.Context, runtimeId RuntimeId, workerId WorkerId, params GetWorkerTranscriptParams) error
 	// ListWorkers List Workers of all Runtimes
 	// (GET /api/workers)
 	ListWorkers(ctx echo.Context, params ListWorkersParams) error
+	// GetConsoleAsset A static file of the console
+	// (GET /assets/{asset})
+	GetConsoleAsset(ctx echo.Context, asset string) error
 	// GetHealth Liveness check
 	// (GET /healthz)
 	GetHealth(ctx echo.Context) error
@@ -1235,6 +1648,24 @@ type ServerInterface interface {
 // ServerInterfaceWrapper converts echo contexts to parameters.
 type ServerInterfaceWrapper struct {
 	Handler ServerInterface
+}
+
+// GetConsole converts echo context to params.
+func (w *ServerInterfaceWrapper) GetConsole(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetConsoleParams
+	// ------------- Optional query parameter "token" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "token", ctx.QueryParams(), &params.Token, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter token: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetConsole(ctx, params)
+	return err
 }
 
 // ListHosts converts echo context to params.
@@ -1376,6 +1807,48 @@ func (w *ServerInterfaceWrapper) GetRuntime(ctx echo.Context) error {
 	return err
 }
 
+// StreamRuntimeEvents converts echo context to params.
+func (w *ServerInterfaceWrapper) StreamRuntimeEvents(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "runtime_id" -------------
+	var runtimeId RuntimeId
+
+	err = runtime.BindStyledParameterWithOptions("simple", "runtime_id", ctx.Param("runtime_id"), &runtimeId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter runtime_id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params StreamRuntimeEventsParams
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Last-Event-ID" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Last-Event-ID")]; found {
+		var LastEventID LastEventId
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Last-Event-ID, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Last-Event-ID", valueList[0], &LastEventID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Last-Event-ID: %s", err))
+		}
+
+		params.LastEventID = &LastEventID
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.StreamRuntimeEvents(ctx, runtimeId, params)
+	return err
+}
+
 // ListRuntimeHosts converts echo context to params.
 func (w *ServerInterfaceWrapper) ListRuntimeHosts(ctx echo.Context) error {
 	var err error
@@ -1409,6 +1882,42 @@ func (w *ServerInterfaceWrapper) ListRuntimeHosts(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.ListRuntimeHosts(ctx, runtimeId, params)
+	return err
+}
+
+// ListRuntimeProfiles converts echo context to params.
+func (w *ServerInterfaceWrapper) ListRuntimeProfiles(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "runtime_id" -------------
+	var runtimeId RuntimeId
+
+	err = runtime.BindStyledParameterWithOptions("simple", "runtime_id", ctx.Param("runtime_id"), &runtimeId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter runtime_id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListRuntimeProfilesParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-None-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-None-Match")]; found {
+		var IfNoneMatch IfNoneMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-None-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-None-Match", valueList[0], &IfNoneMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-None-Match: %s", err))
+		}
+
+		params.IfNoneMatch = &IfNoneMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListRuntimeProfiles(ctx, runtimeId, params)
 	return err
 }
 
@@ -1472,8 +1981,28 @@ func (w *ServerInterfaceWrapper) CreateWorker(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter runtime_id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateWorkerParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateWorker(ctx, runtimeId)
+	err = w.Handler.CreateWorker(ctx, runtimeId, params)
 	return err
 }
 
@@ -1518,6 +2047,56 @@ func (w *ServerInterfaceWrapper) GetWorker(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetWorker(ctx, runtimeId, workerId, params)
+	return err
+}
+
+// StreamWorkerEvents converts echo context to params.
+func (w *ServerInterfaceWrapper) StreamWorkerEvents(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "runtime_id" -------------
+	var runtimeId RuntimeId
+
+	err = runtime.BindStyledParameterWithOptions("simple", "runtime_id", ctx.Param("runtime_id"), &runtimeId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter runtime_id: %s", err))
+	}
+
+	// ------------- Path parameter "worker_id" -------------
+	var workerId WorkerId
+
+	err = runtime.BindStyledParameterWithOptions("simple", "worker_id", ctx.Param("worker_id"), &workerId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter worker_id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params StreamWorkerEventsParams
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Last-Event-ID" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Last-Event-ID")]; found {
+		var LastEventID LastEventId
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Last-Event-ID, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Last-Event-ID", valueList[0], &LastEventID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Last-Event-ID: %s", err))
+		}
+
+		params.LastEventID = &LastEventID
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.StreamWorkerEvents(ctx, runtimeId, workerId, params)
 	return err
 }
 
@@ -1569,6 +2148,63 @@ func (w *ServerInterfaceWrapper) StopWorker(ctx echo.Context) error {
 	return err
 }
 
+// GetWorkerTranscript converts echo context to params.
+func (w *ServerInterfaceWrapper) GetWorkerTranscript(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "runtime_id" -------------
+	var runtimeId RuntimeId
+
+	err = runtime.BindStyledParameterWithOptions("simple", "runtime_id", ctx.Param("runtime_id"), &runtimeId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter runtime_id: %s", err))
+	}
+
+	// ------------- Path parameter "worker_id" -------------
+	var workerId WorkerId
+
+	err = runtime.BindStyledParameterWithOptions("simple", "worker_id", ctx.Param("worker_id"), &workerId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter worker_id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetWorkerTranscriptParams
+	// ------------- Optional query parameter "after" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "after", ctx.QueryParams(), &params.After, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter after: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-None-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-None-Match")]; found {
+		var IfNoneMatch IfNoneMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-None-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-None-Match", valueList[0], &IfNoneMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-None-Match: %s", err))
+		}
+
+		params.IfNoneMatch = &IfNoneMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetWorkerTranscript(ctx, runtimeId, workerId, params)
+	return err
+}
+
 // ListWorkers converts echo context to params.
 func (w *ServerInterfaceWrapper) ListWorkers(ctx echo.Context) error {
 	var err error
@@ -1595,6 +2231,22 @@ func (w *ServerInterfaceWrapper) ListWorkers(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.ListWorkers(ctx, params)
+	return err
+}
+
+// GetConsoleAsset converts echo context to params.
+func (w *ServerInterfaceWrapper) GetConsoleAsset(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "asset" -------------
+	var asset string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "asset", ctx.Param("asset"), &asset, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter asset: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetConsoleAsset(ctx, asset)
 	return err
 }
 
@@ -1677,14 +2329,24 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/api/runtimes/:runtime_id/workers/:worker_id", wrapper.GetWorker, options.OperationMiddlewares["getWorker"]...)
 	router.POST(options.BaseURL+"/api/runtimes/:runtime_id/workers/:worker_id/input", wrapper.SendWorkerInput, options.OperationMiddlewares["sendWorkerInput"]...)
 	router.POST(options.BaseURL+"/api/runtimes/:runtime_id/workers/:worker_id/stop", wrapper.StopWorker, options.OperationMiddlewares["stopWorker"]...)
+	router.GET(options.BaseURL+"/api/runtimes/:runtime_id/profiles", wrapper.ListRuntimeProfiles, options.OperationMiddlewares["listRuntimeProfiles"]...)
+	router.GET(options.BaseURL+"/api/runtimes/:runtime_id/workers/:worker_id/transcript", wrapper.GetWorkerTranscript, options.OperationMiddlewares["getWorkerTranscript"]...)
+	router.GET(options.BaseURL+"/api/runtimes/:runtime_id/events", wrapper.StreamRuntimeEvents, options.OperationMiddlewares["streamRuntimeEvents"]...)
+	router.GET(options.BaseURL+"/api/runtimes/:runtime_id/workers/:worker_id/events", wrapper.StreamWorkerEvents, options.OperationMiddlewares["streamWorkerEvents"]...)
+	router.GET(options.BaseURL+"/", wrapper.GetConsole, options.OperationMiddlewares["getConsole"]...)
+	router.GET(options.BaseURL+"/assets/:asset", wrapper.GetConsoleAsset, options.OperationMiddlewares["getConsoleAsset"]...)
 
 }
 
 type BadRequestApplicationProblemPlusJSONResponse Problem
 
+type ConflictApplicationProblemPlusJSONResponse Problem
+
 type ForbiddenApplicationProblemPlusJSONResponse Problem
 
 type InternalErrorApplicationProblemPlusJSONResponse Problem
+
+type MisdirectedApplicationProblemPlusJSONResponse Problem
 
 type NotFoundApplicationProblemPlusJSONResponse Problem
 
@@ -1701,6 +2363,118 @@ type NotModifiedResponse struct {
 type PayloadTooLargeApplicationProblemPlusJSONResponse Problem
 
 type ServiceUnavailableApplicationProblemPlusJSONResponse Problem
+
+type UnauthenticatedApplicationProblemPlusJSONResponse Problem
+
+type UnprocessableEntityApplicationProblemPlusJSONResponse Problem
+
+type GetConsoleRequestObject struct {
+	Params GetConsoleParams
+}
+
+type GetConsoleResponseObject interface {
+	VisitGetConsoleResponse(w http.ResponseWriter) error
+}
+
+type GetConsole200TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response GetConsole200TexthtmlResponse) VisitGetConsoleResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type GetConsole303ResponseHeaders struct {
+	Location  string
+	SetCookie string
+}
+
+type GetConsole303Response struct {
+	Headers GetConsole303ResponseHeaders
+}
+
+func (response GetConsole303Response) VisitGetConsoleResponse(w http.ResponseWriter) error {
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	w.Header().Set("Set-Cookie", fmt.Sprint(response.Headers.SetCookie))
+	w.WriteHeader(303)
+	return nil
+}
+
+type GetConsole400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetConsole400ApplicationProblemPlusJSONResponse) VisitGetConsoleResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetConsole401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response GetConsole401ApplicationProblemPlusJSONResponse) VisitGetConsoleResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetConsole421ApplicationProblemPlusJSONResponse struct {
+	MisdirectedApplicationProblemPlusJSONResponse
+}
+
+func (response GetConsole421ApplicationProblemPlusJSONResponse) VisitGetConsoleResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(421)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetConsole500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response GetConsole500ApplicationProblemPlusJSONResponse) VisitGetConsoleResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
 
 type ListHostsRequestObject struct {
 	Params ListHostsParams
@@ -1755,6 +2529,38 @@ func (response ListHosts400ApplicationProblemPlusJSONResponse) VisitListHostsRes
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListHosts401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response ListHosts401ApplicationProblemPlusJSONResponse) VisitListHostsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListHosts421ApplicationProblemPlusJSONResponse struct {
+	MisdirectedApplicationProblemPlusJSONResponse
+}
+
+func (response ListHosts421ApplicationProblemPlusJSONResponse) VisitListHostsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(421)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1833,6 +2639,22 @@ func (response ListHostWorkers400ApplicationProblemPlusJSONResponse) VisitListHo
 	return err
 }
 
+type ListHostWorkers401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response ListHostWorkers401ApplicationProblemPlusJSONResponse) VisitListHostWorkersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListHostWorkers404ApplicationProblemPlusJSONResponse struct {
 	NotFoundApplicationProblemPlusJSONResponse
 }
@@ -1845,6 +2667,22 @@ func (response ListHostWorkers404ApplicationProblemPlusJSONResponse) VisitListHo
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListHostWorkers421ApplicationProblemPlusJSONResponse struct {
+	MisdirectedApplicationProblemPlusJSONResponse
+}
+
+func (response ListHostWorkers421ApplicationProblemPlusJSONResponse) VisitListHostWorkersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(421)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1918,6 +2756,38 @@ func (response GetOpenAPISpec400ApplicationProblemPlusJSONResponse) VisitGetOpen
 	return err
 }
 
+type GetOpenAPISpec401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response GetOpenAPISpec401ApplicationProblemPlusJSONResponse) VisitGetOpenAPISpecResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetOpenAPISpec421ApplicationProblemPlusJSONResponse struct {
+	MisdirectedApplicationProblemPlusJSONResponse
+}
+
+func (response GetOpenAPISpec421ApplicationProblemPlusJSONResponse) VisitGetOpenAPISpecResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(421)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetOpenAPISpec500ApplicationProblemPlusJSONResponse struct {
 	InternalErrorApplicationProblemPlusJSONResponse
 }
@@ -1987,6 +2857,38 @@ func (response ListRuntimes400ApplicationProblemPlusJSONResponse) VisitListRunti
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListRuntimes401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response ListRuntimes401ApplicationProblemPlusJSONResponse) VisitListRuntimesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListRuntimes421ApplicationProblemPlusJSONResponse struct {
+	MisdirectedApplicationProblemPlusJSONResponse
+}
+
+func (response ListRuntimes421ApplicationProblemPlusJSONResponse) VisitListRuntimesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(421)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -2065,6 +2967,22 @@ func (response GetRuntime400ApplicationProblemPlusJSONResponse) VisitGetRuntimeR
 	return err
 }
 
+type GetRuntime401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response GetRuntime401ApplicationProblemPlusJSONResponse) VisitGetRuntimeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetRuntime404ApplicationProblemPlusJSONResponse struct {
 	NotFoundApplicationProblemPlusJSONResponse
 }
@@ -2077,6 +2995,22 @@ func (response GetRuntime404ApplicationProblemPlusJSONResponse) VisitGetRuntimeR
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetRuntime421ApplicationProblemPlusJSONResponse struct {
+	MisdirectedApplicationProblemPlusJSONResponse
+}
+
+func (response GetRuntime421ApplicationProblemPlusJSONResponse) VisitGetRuntimeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(421)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -2102,6 +3036,170 @@ type GetRuntime503ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response GetRuntime503ApplicationProblemPlusJSONResponse) VisitGetRuntimeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamRuntimeEventsRequestObject struct {
+	RuntimeId RuntimeId `json:"runtime_id"`
+	Params    StreamRuntimeEventsParams
+}
+
+type StreamRuntimeEventsResponseObject interface {
+	VisitStreamRuntimeEventsResponse(w http.ResponseWriter) error
+}
+
+type StreamRuntimeEvents200TexteventStreamResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response StreamRuntimeEvents200TexteventStreamResponse) VisitStreamRuntimeEventsResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/event-stream")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		// If w doesn't support flushing, fall back to io.Copy.
+		_, err := io.Copy(w, response.Body)
+		return err
+	}
+	// text/event-stream messages are typically small; use a
+	// modest buffer and flush after each chunk so clients see
+	// events immediately instead of waiting on OS buffering.
+	buf := make([]byte, 4096)
+	for {
+		n, err := response.Body.Read(buf)
+		if n > 0 {
+			if _, writeErr := w.Write(buf[:n]); writeErr != nil {
+				return writeErr
+			}
+			flusher.Flush()
+		}
+		if err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+type StreamRuntimeEvents400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response StreamRuntimeEvents400ApplicationProblemPlusJSONResponse) VisitStreamRuntimeEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamRuntimeEvents401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response StreamRuntimeEvents401ApplicationProblemPlusJSONResponse) VisitStreamRuntimeEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamRuntimeEvents404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response StreamRuntimeEvents404ApplicationProblemPlusJSONResponse) VisitStreamRuntimeEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamRuntimeEvents421ApplicationProblemPlusJSONResponse struct {
+	MisdirectedApplicationProblemPlusJSONResponse
+}
+
+func (response StreamRuntimeEvents421ApplicationProblemPlusJSONResponse) VisitStreamRuntimeEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(421)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamRuntimeEvents500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response StreamRuntimeEvents500ApplicationProblemPlusJSONResponse) VisitStreamRuntimeEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamRuntimeEvents501ApplicationProblemPlusJSONResponse struct {
+	NotImplementedApplicationProblemPlusJSONResponse
+}
+
+func (response StreamRuntimeEvents501ApplicationProblemPlusJSONResponse) VisitStreamRuntimeEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(501)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamRuntimeEvents503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response StreamRuntimeEvents503ApplicationProblemPlusJSONResponse) VisitStreamRuntimeEventsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -2171,6 +3269,22 @@ func (response ListRuntimeHosts400ApplicationProblemPlusJSONResponse) VisitListR
 	return err
 }
 
+type ListRuntimeHosts401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response ListRuntimeHosts401ApplicationProblemPlusJSONResponse) VisitListRuntimeHostsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListRuntimeHosts404ApplicationProblemPlusJSONResponse struct {
 	NotFoundApplicationProblemPlusJSONResponse
 }
@@ -2183,6 +3297,22 @@ func (response ListRuntimeHosts404ApplicationProblemPlusJSONResponse) VisitListR
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListRuntimeHosts421ApplicationProblemPlusJSONResponse struct {
+	MisdirectedApplicationProblemPlusJSONResponse
+}
+
+func (response ListRuntimeHosts421ApplicationProblemPlusJSONResponse) VisitListRuntimeHostsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(421)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -2208,6 +3338,160 @@ type ListRuntimeHosts503ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response ListRuntimeHosts503ApplicationProblemPlusJSONResponse) VisitListRuntimeHostsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListRuntimeProfilesRequestObject struct {
+	RuntimeId RuntimeId `json:"runtime_id"`
+	Params    ListRuntimeProfilesParams
+}
+
+type ListRuntimeProfilesResponseObject interface {
+	VisitListRuntimeProfilesResponse(w http.ResponseWriter) error
+}
+
+type ListRuntimeProfiles200ResponseHeaders struct {
+	CacheControl string
+	ETag         string
+}
+
+type ListRuntimeProfiles200JSONResponse struct {
+	Body    ProfileList
+	Headers ListRuntimeProfiles200ResponseHeaders
+}
+
+func (response ListRuntimeProfiles200JSONResponse) VisitListRuntimeProfilesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("ETag", fmt.Sprint(response.Headers.ETag))
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListRuntimeProfiles304Response = NotModifiedResponse
+
+func (response ListRuntimeProfiles304Response) VisitListRuntimeProfilesResponse(w http.ResponseWriter) error {
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("ETag", fmt.Sprint(response.Headers.ETag))
+	w.WriteHeader(304)
+	return nil
+}
+
+type ListRuntimeProfiles400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListRuntimeProfiles400ApplicationProblemPlusJSONResponse) VisitListRuntimeProfilesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListRuntimeProfiles401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response ListRuntimeProfiles401ApplicationProblemPlusJSONResponse) VisitListRuntimeProfilesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListRuntimeProfiles404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ListRuntimeProfiles404ApplicationProblemPlusJSONResponse) VisitListRuntimeProfilesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListRuntimeProfiles421ApplicationProblemPlusJSONResponse struct {
+	MisdirectedApplicationProblemPlusJSONResponse
+}
+
+func (response ListRuntimeProfiles421ApplicationProblemPlusJSONResponse) VisitListRuntimeProfilesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(421)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListRuntimeProfiles500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ListRuntimeProfiles500ApplicationProblemPlusJSONResponse) VisitListRuntimeProfilesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListRuntimeProfiles501ApplicationProblemPlusJSONResponse struct {
+	NotImplementedApplicationProblemPlusJSONResponse
+}
+
+func (response ListRuntimeProfiles501ApplicationProblemPlusJSONResponse) VisitListRuntimeProfilesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(501)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListRuntimeProfiles503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListRuntimeProfiles503ApplicationProblemPlusJSONResponse) VisitListRuntimeProfilesResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -2277,6 +3561,22 @@ func (response ListRuntimeWorkers400ApplicationProblemPlusJSONResponse) VisitLis
 	return err
 }
 
+type ListRuntimeWorkers401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response ListRuntimeWorkers401ApplicationProblemPlusJSONResponse) VisitListRuntimeWorkersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListRuntimeWorkers404ApplicationProblemPlusJSONResponse struct {
 	NotFoundApplicationProblemPlusJSONResponse
 }
@@ -2289,6 +3589,22 @@ func (response ListRuntimeWorkers404ApplicationProblemPlusJSONResponse) VisitLis
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListRuntimeWorkers421ApplicationProblemPlusJSONResponse struct {
+	MisdirectedApplicationProblemPlusJSONResponse
+}
+
+func (response ListRuntimeWorkers421ApplicationProblemPlusJSONResponse) VisitListRuntimeWorkersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(421)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -2327,6 +3643,7 @@ func (response ListRuntimeWorkers503ApplicationProblemPlusJSONResponse) VisitLis
 
 type CreateWorkerRequestObject struct {
 	RuntimeId RuntimeId `json:"runtime_id"`
+	Params    CreateWorkerParams
 	Body      *CreateWorkerJSONRequestBody
 }
 
@@ -2364,6 +3681,22 @@ func (response CreateWorker400ApplicationProblemPlusJSONResponse) VisitCreateWor
 	return err
 }
 
+type CreateWorker401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response CreateWorker401ApplicationProblemPlusJSONResponse) VisitCreateWorkerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateWorker403ApplicationProblemPlusJSONResponse struct {
 	ForbiddenApplicationProblemPlusJSONResponse
 }
@@ -2396,6 +3729,22 @@ func (response CreateWorker404ApplicationProblemPlusJSONResponse) VisitCreateWor
 	return err
 }
 
+type CreateWorker409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response CreateWorker409ApplicationProblemPlusJSONResponse) VisitCreateWorkerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateWorker413ApplicationProblemPlusJSONResponse struct {
 	PayloadTooLargeApplicationProblemPlusJSONResponse
 }
@@ -2408,6 +3757,38 @@ func (response CreateWorker413ApplicationProblemPlusJSONResponse) VisitCreateWor
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateWorker421ApplicationProblemPlusJSONResponse struct {
+	MisdirectedApplicationProblemPlusJSONResponse
+}
+
+func (response CreateWorker421ApplicationProblemPlusJSONResponse) VisitCreateWorkerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(421)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateWorker422ApplicationProblemPlusJSONResponse struct {
+	UnprocessableEntityApplicationProblemPlusJSONResponse
+}
+
+func (response CreateWorker422ApplicationProblemPlusJSONResponse) VisitCreateWorkerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -2519,6 +3900,22 @@ func (response GetWorker400ApplicationProblemPlusJSONResponse) VisitGetWorkerRes
 	return err
 }
 
+type GetWorker401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response GetWorker401ApplicationProblemPlusJSONResponse) VisitGetWorkerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetWorker403ApplicationProblemPlusJSONResponse struct {
 	ForbiddenApplicationProblemPlusJSONResponse
 }
@@ -2551,6 +3948,22 @@ func (response GetWorker404ApplicationProblemPlusJSONResponse) VisitGetWorkerRes
 	return err
 }
 
+type GetWorker421ApplicationProblemPlusJSONResponse struct {
+	MisdirectedApplicationProblemPlusJSONResponse
+}
+
+func (response GetWorker421ApplicationProblemPlusJSONResponse) VisitGetWorkerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(421)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetWorker500ApplicationProblemPlusJSONResponse struct {
 	InternalErrorApplicationProblemPlusJSONResponse
 }
@@ -2572,6 +3985,187 @@ type GetWorker503ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response GetWorker503ApplicationProblemPlusJSONResponse) VisitGetWorkerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamWorkerEventsRequestObject struct {
+	RuntimeId RuntimeId `json:"runtime_id"`
+	WorkerId  WorkerId  `json:"worker_id"`
+	Params    StreamWorkerEventsParams
+}
+
+type StreamWorkerEventsResponseObject interface {
+	VisitStreamWorkerEventsResponse(w http.ResponseWriter) error
+}
+
+type StreamWorkerEvents200TexteventStreamResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response StreamWorkerEvents200TexteventStreamResponse) VisitStreamWorkerEventsResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/event-stream")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		// If w doesn't support flushing, fall back to io.Copy.
+		_, err := io.Copy(w, response.Body)
+		return err
+	}
+	// text/event-stream messages are typically small; use a
+	// modest buffer and flush after each chunk so clients see
+	// events immediately instead of waiting on OS buffering.
+	buf := make([]byte, 4096)
+	for {
+		n, err := response.Body.Read(buf)
+		if n > 0 {
+			if _, writeErr := w.Write(buf[:n]); writeErr != nil {
+				return writeErr
+			}
+			flusher.Flush()
+		}
+		if err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+type StreamWorkerEvents400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response StreamWorkerEvents400ApplicationProblemPlusJSONResponse) VisitStreamWorkerEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamWorkerEvents401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response StreamWorkerEvents401ApplicationProblemPlusJSONResponse) VisitStreamWorkerEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamWorkerEvents403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response StreamWorkerEvents403ApplicationProblemPlusJSONResponse) VisitStreamWorkerEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamWorkerEvents404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response StreamWorkerEvents404ApplicationProblemPlusJSONResponse) VisitStreamWorkerEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamWorkerEvents421ApplicationProblemPlusJSONResponse struct {
+	MisdirectedApplicationProblemPlusJSONResponse
+}
+
+func (response StreamWorkerEvents421ApplicationProblemPlusJSONResponse) VisitStreamWorkerEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(421)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamWorkerEvents500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response StreamWorkerEvents500ApplicationProblemPlusJSONResponse) VisitStreamWorkerEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamWorkerEvents501ApplicationProblemPlusJSONResponse struct {
+	NotImplementedApplicationProblemPlusJSONResponse
+}
+
+func (response StreamWorkerEvents501ApplicationProblemPlusJSONResponse) VisitStreamWorkerEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(501)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamWorkerEvents503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response StreamWorkerEvents503ApplicationProblemPlusJSONResponse) VisitStreamWorkerEventsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -2623,6 +4217,22 @@ func (response SendWorkerInput400ApplicationProblemPlusJSONResponse) VisitSendWo
 	return err
 }
 
+type SendWorkerInput401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response SendWorkerInput401ApplicationProblemPlusJSONResponse) VisitSendWorkerInputResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type SendWorkerInput403ApplicationProblemPlusJSONResponse struct {
 	ForbiddenApplicationProblemPlusJSONResponse
 }
@@ -2655,6 +4265,22 @@ func (response SendWorkerInput404ApplicationProblemPlusJSONResponse) VisitSendWo
 	return err
 }
 
+type SendWorkerInput409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response SendWorkerInput409ApplicationProblemPlusJSONResponse) VisitSendWorkerInputResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type SendWorkerInput413ApplicationProblemPlusJSONResponse struct {
 	PayloadTooLargeApplicationProblemPlusJSONResponse
 }
@@ -2667,6 +4293,22 @@ func (response SendWorkerInput413ApplicationProblemPlusJSONResponse) VisitSendWo
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SendWorkerInput421ApplicationProblemPlusJSONResponse struct {
+	MisdirectedApplicationProblemPlusJSONResponse
+}
+
+func (response SendWorkerInput421ApplicationProblemPlusJSONResponse) VisitSendWorkerInputResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(421)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -2759,6 +4401,22 @@ func (response StopWorker400ApplicationProblemPlusJSONResponse) VisitStopWorkerR
 	return err
 }
 
+type StopWorker401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response StopWorker401ApplicationProblemPlusJSONResponse) VisitStopWorkerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type StopWorker403ApplicationProblemPlusJSONResponse struct {
 	ForbiddenApplicationProblemPlusJSONResponse
 }
@@ -2807,6 +4465,22 @@ func (response StopWorker413ApplicationProblemPlusJSONResponse) VisitStopWorkerR
 	return err
 }
 
+type StopWorker421ApplicationProblemPlusJSONResponse struct {
+	MisdirectedApplicationProblemPlusJSONResponse
+}
+
+func (response StopWorker421ApplicationProblemPlusJSONResponse) VisitStopWorkerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(421)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type StopWorker500ApplicationProblemPlusJSONResponse struct {
 	InternalErrorApplicationProblemPlusJSONResponse
 }
@@ -2844,6 +4518,177 @@ type StopWorker503ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response StopWorker503ApplicationProblemPlusJSONResponse) VisitStopWorkerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetWorkerTranscriptRequestObject struct {
+	RuntimeId RuntimeId `json:"runtime_id"`
+	WorkerId  WorkerId  `json:"worker_id"`
+	Params    GetWorkerTranscriptParams
+}
+
+type GetWorkerTranscriptResponseObject interface {
+	VisitGetWorkerTranscriptResponse(w http.ResponseWriter) error
+}
+
+type GetWorkerTranscript200ResponseHeaders struct {
+	CacheControl string
+	ETag         string
+}
+
+type GetWorkerTranscript200JSONResponse struct {
+	Body    TranscriptPage
+	Headers GetWorkerTranscript200ResponseHeaders
+}
+
+func (response GetWorkerTranscript200JSONResponse) VisitGetWorkerTranscriptResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("ETag", fmt.Sprint(response.Headers.ETag))
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetWorkerTranscript304Response = NotModifiedResponse
+
+func (response GetWorkerTranscript304Response) VisitGetWorkerTranscriptResponse(w http.ResponseWriter) error {
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("ETag", fmt.Sprint(response.Headers.ETag))
+	w.WriteHeader(304)
+	return nil
+}
+
+type GetWorkerTranscript400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetWorkerTranscript400ApplicationProblemPlusJSONResponse) VisitGetWorkerTranscriptResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetWorkerTranscript401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response GetWorkerTranscript401ApplicationProblemPlusJSONResponse) VisitGetWorkerTranscriptResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetWorkerTranscript403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetWorkerTranscript403ApplicationProblemPlusJSONResponse) VisitGetWorkerTranscriptResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetWorkerTranscript404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetWorkerTranscript404ApplicationProblemPlusJSONResponse) VisitGetWorkerTranscriptResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetWorkerTranscript421ApplicationProblemPlusJSONResponse struct {
+	MisdirectedApplicationProblemPlusJSONResponse
+}
+
+func (response GetWorkerTranscript421ApplicationProblemPlusJSONResponse) VisitGetWorkerTranscriptResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(421)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetWorkerTranscript500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response GetWorkerTranscript500ApplicationProblemPlusJSONResponse) VisitGetWorkerTranscriptResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetWorkerTranscript501ApplicationProblemPlusJSONResponse struct {
+	NotImplementedApplicationProblemPlusJSONResponse
+}
+
+func (response GetWorkerTranscript501ApplicationProblemPlusJSONResponse) VisitGetWorkerTranscriptResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(501)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetWorkerTranscript503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response GetWorkerTranscript503ApplicationProblemPlusJSONResponse) VisitGetWorkerTranscriptResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -2912,11 +4757,175 @@ func (response ListWorkers400ApplicationProblemPlusJSONResponse) VisitListWorker
 	return err
 }
 
+type ListWorkers401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response ListWorkers401ApplicationProblemPlusJSONResponse) VisitListWorkersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWorkers421ApplicationProblemPlusJSONResponse struct {
+	MisdirectedApplicationProblemPlusJSONResponse
+}
+
+func (response ListWorkers421ApplicationProblemPlusJSONResponse) VisitListWorkersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(421)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListWorkers500ApplicationProblemPlusJSONResponse struct {
 	InternalErrorApplicationProblemPlusJSONResponse
 }
 
 func (response ListWorkers500ApplicationProblemPlusJSONResponse) VisitListWorkersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetConsoleAssetRequestObject struct {
+	Asset string `json:"asset"`
+}
+
+type GetConsoleAssetResponseObject interface {
+	VisitGetConsoleAssetResponse(w http.ResponseWriter) error
+}
+
+type GetConsoleAsset200ImagepngResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response GetConsoleAsset200ImagepngResponse) VisitGetConsoleAssetResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "image/png")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type GetConsoleAsset200TextcssResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response GetConsoleAsset200TextcssResponse) VisitGetConsoleAssetResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/css")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type GetConsoleAsset200TextjavascriptResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response GetConsoleAsset200TextjavascriptResponse) VisitGetConsoleAssetResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/javascript")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type GetConsoleAsset400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetConsoleAsset400ApplicationProblemPlusJSONResponse) VisitGetConsoleAssetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetConsoleAsset404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetConsoleAsset404ApplicationProblemPlusJSONResponse) VisitGetConsoleAssetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetConsoleAsset421ApplicationProblemPlusJSONResponse struct {
+	MisdirectedApplicationProblemPlusJSONResponse
+}
+
+func (response GetConsoleAsset421ApplicationProblemPlusJSONResponse) VisitGetConsoleAssetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(421)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetConsoleAsset500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response GetConsoleAsset500ApplicationProblemPlusJSONResponse) VisitGetConsoleAssetResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -2961,6 +4970,22 @@ func (response GetHealth400ApplicationProblemPlusJSONResponse) VisitGetHealthRes
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetHealth421ApplicationProblemPlusJSONResponse struct {
+	MisdirectedApplicationProblemPlusJSONResponse
+}
+
+func (response GetHealth421ApplicationProblemPlusJSONResponse) VisitGetHealthResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(421)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3015,6 +5040,38 @@ func (response GetMetrics400ApplicationProblemPlusJSONResponse) VisitGetMetricsR
 	return err
 }
 
+type GetMetrics401ApplicationProblemPlusJSONResponse struct {
+	UnauthenticatedApplicationProblemPlusJSONResponse
+}
+
+func (response GetMetrics401ApplicationProblemPlusJSONResponse) VisitGetMetricsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMetrics421ApplicationProblemPlusJSONResponse struct {
+	MisdirectedApplicationProblemPlusJSONResponse
+}
+
+func (response GetMetrics421ApplicationProblemPlusJSONResponse) VisitGetMetricsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(421)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetMetrics500ApplicationProblemPlusJSONResponse struct {
 	InternalErrorApplicationProblemPlusJSONResponse
 }
@@ -3033,6 +5090,9 @@ func (response GetMetrics500ApplicationProblemPlusJSONResponse) VisitGetMetricsR
 
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
+	// GetConsole The browser console
+	// (GET /)
+	GetConsole(ctx context.Context, request GetConsoleRequestObject) (GetConsoleResponseObject, error)
 	// ListHosts List hosts of all Runtimes
 	// (GET /api/hosts)
 	ListHosts(ctx context.Context, request ListHostsRequestObject) (ListHostsResponseObject, error)
@@ -3048,9 +5108,15 @@ type StrictServerInterface interface {
 	// GetRuntime Get one Runtime
 	// (GET /api/runtimes/{runtime_id})
 	GetRuntime(ctx context.Context, request GetRuntimeRequestObject) (GetRuntimeResponseObject, error)
+	// StreamRuntimeEvents Stream the events of one Runtime
+	// (GET /api/runtimes/{runtime_id}/events)
+	StreamRuntimeEvents(ctx context.Context, request StreamRuntimeEventsRequestObject) (StreamRuntimeEventsResponseObject, error)
 	// ListRuntimeHosts List the hosts of one Runtime
 	// (GET /api/runtimes/{runtime_id}/hosts)
 	ListRuntimeHosts(ctx context.Context, request ListRuntimeHostsRequestObject) (ListRuntimeHostsResponseObject, error)
+	// ListRuntimeProfiles List the profiles a create may name
+	// (GET /api/runtimes/{runtime_id}/profiles)
+	ListRuntimeProfiles(ctx context.Context, request ListRuntimeProfilesRequestObject) (ListRuntimeProfilesResponseObject, error)
 	// ListRuntimeWorkers List the Workers of one Runtime
 	// (GET /api/runtimes/{runtime_id}/workers)
 	ListRuntimeWorkers(ctx context.Context, request ListRuntimeWorkersRequestObject) (ListRuntimeWorkersResponseObject, error)
@@ -3060,15 +5126,24 @@ type StrictServerInterface interface {
 	// GetWorker Get one Worker
 	// (GET /api/runtimes/{runtime_id}/workers/{worker_id})
 	GetWorker(ctx context.Context, request GetWorkerRequestObject) (GetWorkerResponseObject, error)
+	// StreamWorkerEvents Stream the events of one Worker
+	// (GET /api/runtimes/{runtime_id}/workers/{worker_id}/events)
+	StreamWorkerEvents(ctx context.Context, request StreamWorkerEventsRequestObject) (StreamWorkerEventsResponseObject, error)
 	// SendWorkerInput Send input to a Worker
 	// (POST /api/runtimes/{runtime_id}/workers/{worker_id}/input)
 	SendWorkerInput(ctx context.Context, request SendWorkerInputRequestObject) (SendWorkerInputResponseObject, error)
 	// StopWorker Stop a Worker
 	// (POST /api/runtimes/{runtime_id}/workers/{worker_id}/stop)
 	StopWorker(ctx context.Context, request StopWorkerRequestObject) (StopWorkerResponseObject, error)
+	// GetWorkerTranscript Read a page of a Worker's transcript
+	// (GET /api/runtimes/{runtime_id}/workers/{worker_id}/transcript)
+	GetWorkerTranscript(ctx context.Context, request GetWorkerTranscriptRequestObject) (GetWorkerTranscriptResponseObject, error)
 	// ListWorkers List Workers of all Runtimes
 	// (GET /api/workers)
 	ListWorkers(ctx context.Context, request ListWorkersRequestObject) (ListWorkersResponseObject, error)
+	// GetConsoleAsset A static file of the console
+	// (GET /assets/{asset})
+	GetConsoleAsset(ctx context.Context, request GetConsoleAssetRequestObject) (GetConsoleAssetResponseObject, error)
 	// GetHealth Liveness check
 	// (GET /healthz)
 	GetHealth(ctx context.Context, request GetHealthRequestObject) (GetHealthResponseObject, error)
@@ -3087,6 +5162,31 @@ func NewStrictHandler(ssi StrictServerInterface, middlewares []StrictMiddlewareF
 type strictHandler struct {
 	ssi         StrictServerInterface
 	middlewares []StrictMiddlewareFunc
+}
+
+// GetConsole operation middleware
+func (sh *strictHandler) GetConsole(ctx echo.Context, params GetConsoleParams) error {
+	var request GetConsoleRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetConsole(ctx.Request().Context(), request.(GetConsoleRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetConsole")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetConsoleResponseObject); ok {
+		return validResponse.VisitGetConsoleResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
 }
 
 // ListHosts operation middleware
@@ -3214,6 +5314,32 @@ func (sh *strictHandler) GetRuntime(ctx echo.Context, runtimeId RuntimeId, param
 	return nil
 }
 
+// StreamRuntimeEvents operation middleware
+func (sh *strictHandler) StreamRuntimeEvents(ctx echo.Context, runtimeId RuntimeId, params StreamRuntimeEventsParams) error {
+	var request StreamRuntimeEventsRequestObject
+
+	request.RuntimeId = runtimeId
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.StreamRuntimeEvents(ctx.Request().Context(), request.(StreamRuntimeEventsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "StreamRuntimeEvents")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(StreamRuntimeEventsResponseObject); ok {
+		return validResponse.VisitStreamRuntimeEventsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // ListRuntimeHosts operation middleware
 func (sh *strictHandler) ListRuntimeHosts(ctx echo.Context, runtimeId RuntimeId, params ListRuntimeHostsParams) error {
 	var request ListRuntimeHostsRequestObject
@@ -3234,6 +5360,32 @@ func (sh *strictHandler) ListRuntimeHosts(ctx echo.Context, runtimeId RuntimeId,
 		return err
 	} else if validResponse, ok := response.(ListRuntimeHostsResponseObject); ok {
 		return validResponse.VisitListRuntimeHostsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListRuntimeProfiles operation middleware
+func (sh *strictHandler) ListRuntimeProfiles(ctx echo.Context, runtimeId RuntimeId, params ListRuntimeProfilesParams) error {
+	var request ListRuntimeProfilesRequestObject
+
+	request.RuntimeId = runtimeId
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListRuntimeProfiles(ctx.Request().Context(), request.(ListRuntimeProfilesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListRuntimeProfiles")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListRuntimeProfilesResponseObject); ok {
+		return validResponse.VisitListRuntimeProfilesResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -3267,10 +5419,11 @@ func (sh *strictHandler) ListRuntimeWorkers(ctx echo.Context, runtimeId RuntimeI
 }
 
 // CreateWorker operation middleware
-func (sh *strictHandler) CreateWorker(ctx echo.Context, runtimeId RuntimeId) error {
+func (sh *strictHandler) CreateWorker(ctx echo.Context, runtimeId RuntimeId, params CreateWorkerParams) error {
 	var request CreateWorkerRequestObject
 
 	request.RuntimeId = runtimeId
+	request.Params = params
 
 	var body CreateWorkerJSONRequestBody
 	var err error
@@ -3335,6 +5488,33 @@ func (sh *strictHandler) GetWorker(ctx echo.Context, runtimeId RuntimeId, worker
 		return err
 	} else if validResponse, ok := response.(GetWorkerResponseObject); ok {
 		return validResponse.VisitGetWorkerResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// StreamWorkerEvents operation middleware
+func (sh *strictHandler) StreamWorkerEvents(ctx echo.Context, runtimeId RuntimeId, workerId WorkerId, params StreamWorkerEventsParams) error {
+	var request StreamWorkerEventsRequestObject
+
+	request.RuntimeId = runtimeId
+	request.WorkerId = workerId
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.StreamWorkerEvents(ctx.Request().Context(), request.(StreamWorkerEventsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "StreamWorkerEvents")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(StreamWorkerEventsResponseObject); ok {
+		return validResponse.VisitStreamWorkerEventsResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -3439,6 +5619,33 @@ func (sh *strictHandler) StopWorker(ctx echo.Context, runtimeId RuntimeId, worke
 	return nil
 }
 
+// GetWorkerTranscript operation middleware
+func (sh *strictHandler) GetWorkerTranscript(ctx echo.Context, runtimeId RuntimeId, workerId WorkerId, params GetWorkerTranscriptParams) error {
+	var request GetWorkerTranscriptRequestObject
+
+	request.RuntimeId = runtimeId
+	request.WorkerId = workerId
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetWorkerTranscript(ctx.Request().Context(), request.(GetWorkerTranscriptRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetWorkerTranscript")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetWorkerTranscriptResponseObject); ok {
+		return validResponse.VisitGetWorkerTranscriptResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // ListWorkers operation middleware
 func (sh *strictHandler) ListWorkers(ctx echo.Context, params ListWorkersParams) error {
 	var request ListWorkersRequestObject
@@ -3458,6 +5665,31 @@ func (sh *strictHandler) ListWorkers(ctx echo.Context, params ListWorkersParams)
 		return err
 	} else if validResponse, ok := response.(ListWorkersResponseObject); ok {
 		return validResponse.VisitListWorkersResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetConsoleAsset operation middleware
+func (sh *strictHandler) GetConsoleAsset(ctx echo.Context, asset string) error {
+	var request GetConsoleAssetRequestObject
+
+	request.Asset = asset
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetConsoleAsset(ctx.Request().Context(), request.(GetConsoleAssetRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetConsoleAsset")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetConsoleAssetResponseObject); ok {
+		return validResponse.VisitGetConsoleAssetResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -3508,250 +5740,4 @@ func (sh *strictHandler) GetMetrics(ctx echo.Context) error {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
 	return nil
-}
-
-// Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
-// Stored as a slice of fixed-width chunks rather than one concatenated
-// const string: with thousands of chunks the chained `+` fold is several
-// times slower for the Go compiler than parsing a slice literal.
-var swaggerSpec = []string{
-	"7H39c9s2tui/gtHuTO1eWrYTu7uVf3Jzu63fTZNMkk5mbtlnQiQkYU0BLADa0Sb+39+cA4AERVCSP9Lk",
-	"dfJDZhwKnwcH5/scfBjlcllJwYTRo8mH0YLRgin88xnNF+yZFEbJEv5fMJ0rXhkuxWgyOi9v6EqTTMiD",
-	"HBpmE0JJXnImDFnSFdFGKkbMghEq9A1TZFobsqy1IYpd05IX1LBUcEP2brhZkOxidvBCCnbwCzX5Itsn",
-	"UzaDAWrNxZxwQ+iccjFOxSgZKfZHzRUrRhOjapaMdL5gSwpLZKJejia/jfyiRr8nI7Oq2Ggy0kZxMR/d",
-	"3iajH9/SeX9Db4ySYk6YMNysiKFzIme4fsUqxTQThkJL2OYftTSsIAuqF74Re09zkwrFdCWFZmQqi9WY",
-	"vGGigMVPaX5FqF7fJTEygMbWzb2ny6qEvaSjp7Mn9Pv8uDia/oOd0NPTdDRKRhU1hinYy/9NR78dHXxP",
-	"D2a/fzhOvju5TUd/H/VBcQt9FF0y44+8VlqqPmxeVvSPmpFcCsNFjXAgObad4O4zwd6bS/sl8yCpFLvm",
-	"stakonM2Ji+X3OCBz6TC32dcaeN+PCdLWs6kWrKCSEXY+wpg4OYgXKciOzk6IlwgsC4BSEybzIKMwxL/",
-	"qJlajZKRoEvYo+05CuG3pO+fMzE3i9Hk9PhJMlpy4f9/3AHeb+cH/0sP/nN08P3lAcDv9PjJbQx8yehn",
-	"qc1FMQgvxeZcG7UivACgULKQ2iSACIqZWglWEC5IBqO8qZdLqlZjaHHJC9jZMaDH8ZMjki+oojmcEYyS",
-	"nR/8L6EH/yFHB9+TSzIhBxnZc6tPRRaufoLLP35ydPv3bP+MULEyC7hOrNSMcE06MOUFoP6MMxWCtaJm",
-	"0ULVrW5HNC1lTsuD5ergRqorXdGcHRwdP3l6cvrdP/75PZ3mBZuNkvBYjp8c7XYswcai53Ixg1uGl6x/",
-	"OD82N1yTmZJLwqgqOVOOUGmy9/pfz8j3x8dHRLMccf346fh4/GQ/AdzMvs3G5N2CiVRIwRyyL8kSJmMa",
-	"MTuvlQI62KUcITFEjH56dEJeSEN+kQXAvcgIkEJZG0Id/XjH6JVd6F727jAdjcfjdJTtE6DZVDEyXaXC",
-	"LBhXRFqMq6gywelZat6eX4f8DF2Ok6Pvv4sB9TlfctMH5y/0PV/WSyLq5ZQpgAc3bKkBs5EK0DlLCOLy",
-	"k6MjsgffNFPXTCGbyGlFgC6U8oapfUslgLYuGRUWmLbxNxqajsnL2sAUioo5uw9dKHETUXw9PUJkhM2M",
-	"Jk+OLCra/x038ODCsDlTCJDXtTB8ye5CAFyXPg1wP3gyoOx/v1xK0C7wTsQAKAFTB673J7r973CSuxyL",
-	"7dE/FfvdH4pdvDuTCwNwk6JcIa5yMZ/VJTFyzsyCKbzJljUGR+k5o6ZLuBhm8WWebbPPex0tu+bshqk/",
-	"h9TfwgqtyIUCzA+0eG1pAPwP5BUm8E9aVSXPkQ4fVkpOS7b8r39rQIpgJ9CjsLd8HVqjZFQwQ3nZwX0r",
-	"0CLpJ8OLZkqBUAWLI351yWjGWVms36Ql05rO2T0m0YaaWgP1PkpGhhs8mQu7D9LZh4NhrcTEQWLSMmg3",
-	"7SQCgdvw9P+u2Gw0Gf3tsFUfDu2v+vCVHdUeT/cCvkV5GkEAqOlmmRAq4C7OKC81cfIwcMy9LIK3+0kq",
-	"pEIxnKkVaSRYYM7ANglCFoavxZWQNyIhS65RjwBZ0g6YinZszzX24UbcJqN/STXlRcHEg3DI3SIhzeU1",
-	"13xashCHABC2BSxUSENcI883vQzRHM04wKR2hSHK3G/MAP8GqXSLXE9b5LLEMZxnV+SKgqalOjtTlMfC",
-	"SLcT9p5ro1FRbdZst8ZLkBilIpUseb4iC14wDYodyo9mAYJITsuSKbKX9XfXYNaFAApHyx/tOT6IQtmR",
-	"Qpw6F8R/JogpROZ45EWIO34N5I2VwuxaQjzaPI7HhdMuoQnb705k3CYe4yDPBakFe1+xHORHJ2La5cNV",
-	"tzNl+2MCJ450QrFrRku8KcAwU+FbudN6Ic2/ZC2KBx2Uo0GXFivWSYCDBFlQWIa/vU54AALZOTpQFuyK",
-	"1q/9buPc7aqftMf7q90EaTax0/H2tv6ZrvgLe76NfmckMQtqCDAeIZ00yBQrvHiOYFwX3oBj+B25z9l+",
-	"AgP4XopVUhnX0yvypO0Fnzz3gjavu4em63zhSVHbyUKooSAvpLkADFsyYdjDMFNWTGHby1rouoK1s2II",
-	"QQvJLEtxLUmuGDUAVbtAvY6n4SqHsHWnQe+CtKdHxy3SvvT7I9397YS7ceA8FsN5PQQAvKzN3GQvi64D",
-	"seHCoEpMkTlxpommK6Il8HpaXFORM7I3Q1saHjzJcioudUWjOOVNEH2V6W3PAkq04WXZGDyoWLOZrhk5",
-	"J6motbUEo024ILmsVmPyQlojB2oh62bng8DuHIOza3/YsVEHpt1NfbANHswruiolLd5K+ZyqOXvQbars",
-	"WJdGyssSR1u/SU7sRdbD3ueMFZocH5388/Qf35HpyrDOFXJ6AnHGqrdSkudu1LW7tNOwDVU/DgQ4t31i",
-	"pCR+yTtdjv5eH1s3wN1wbZcF1JIKckx+4T+Qvaw3e7Y/hgWAPMNz9qug15SXdFo+7EA93amD8QaIY04F",
-	"XGJn2xPyJjxJtyzya2ecOEGMDnQ3Ahicr6cy3R3sdMKxzT828ettdoKkMJdixue1YkVCaqEYLWB2EL6l",
-	"KFfoYgHZriB7WWSVIOC9ZkatgIuU1Dgzo65zuBlI8Jp9OHLTklBEkqLgsFhavlJAfO33GS01W9/MOxAi",
-	"GpserBA4POyLFCBiKFnPnfw1pfkVE8WY/EjzBZlKWTJQeTUxqmapQDMSEOsbGBJIpeuAgylGy3JFlKwN",
-	"O0PdA+YquEbA/HrhPSqpwGUSKZi2ZLUKtvBhRFXMHP7s1a8EfuGG5aZW3qLdmirZeD4mGV0W351kiNiN",
-	"4Qe/9a0yyQhYDc1zVplLLqo6YjW2co4mthXBVmQv00wUznwHX+BmN8M7qPnx58x4ybLvnCSg7peNZgdQ",
-	"nAJ1ocXwgCXXBmU03R/wZ/jsh4GGbNtAToIZ3vmOg8GaL6cg9LPi0igq7FixPbtWftNt4932H8oGW5eN",
-	"khpeQvvXOy9SDA9vZLXr6NC2wtHhr13GVowuL9m1d2PHRif253YO6DME+gXVl3NuNq8U5Jo5N8Mj6AUr",
-	"y81jqFoQbEZyuVxSUejh4Ro6fTnbgFgLes3wXmmn6rDAnDHjJSN6pQ1bxudBBnNZyeKSC11Z/1dkroU1",
-	"c2Nrj3BtB6BsldTW+ISer4AGAglxfvqQL4Ws5vcITVnS98OXqu+EyqXw5i4HmDOSibosM3KzYKKjgAH3",
-	"REGcoHsIVti4fo6SEfSy4oS1ga+7gpKR1DFfA0ruYu7APUBXSy7q92t0Fb/F6KrTAPSlg+Wlt1iAMFTq",
-	"7diKzUil5DUHSjFd9Y6mjxHNpAB9oxjbMg80Ay1Es4oqavCKkKZvfI4Ws3UuKxZDOJ4vAjzuHB/IA3pM",
-	"fEiKO/f2umQhzvV+jQeJtI6P39a5Q4TK91hShKT2yWCEUcbo2WZGECENIfFpSVn0JLfj1ABJ6J9Z94ri",
-	"pUiszNECWE7/zXIDJ/4sYBvnCAGrfd5B/jp3XKjRGqgbx+J1gyDjniQUitSbZdmLjv+jZV+b+nS8hm23",
-	"O862hoMdN1HooXNr2gbjwC12BxBfoPJ0MKWaFQ2YjfSA957TDvn6gJTRqlxXXIDWYqi+AozAlfFrVE7Q",
-	"5IfHJCsmSFWXZXuQoiAa4ced6UBxfaXHATC9H9pZDuGX7hm3i9h+VnabbgxgkTFybkFGXAuiWclyI9VZ",
-	"hxZVPL/ShJKCzWhdGstr6FQzYdlK6wH9Z88B2iP3na0OLsgBjRWgElQlXRHocEYEu2aK0NospOJmNR4N",
-	"uFjHlwQ9if8c8qeHaOigGsO2/+Z0LqQ2PL/zPZ4qeaOZOtB0xkAJZIQaQ/MFKwDZKArJE3KzWKGjEJjp",
-	"DdVEX3GQEjEq52axSkVfF+OaFGyuaMGKMXmBAMmlMJQL7WQXPEv4ExajiVSpyBXDe0jLqBpl7QP98EHU",
-	"xpY0X3DBDhq9FVo3vL4hpD4CoaO6jlPxAhViArxqQgS7we4aVVhaVYwCtsHV865N9/t0RTRsDo4ZV7zm",
-	"nMc5W3rddbyFSOFcyy5q8O8xGaSxXPR0pHpJRbtx9r4qqUCwJqiheuwEZXftLmA8Xl/acVuKqWM3wPUx",
-	"uhBuH6IM1yGb52ImgTpSJWA4b4/ZzuvhdIO52w3HcP5nRkuzuCO+P+fXTIB0bk0fffbkrTlDMbfyKhBi",
-	"nafLOTdCEMir7dt1U0X3JrV5zu/MMqALYeKalbJCYwIKTf1NFg25iOz0hQSBnE5lbc0hQADIHjVkCbf6",
-	"+DvUBTHObBuBD6iSVSIubK/jNsaNKkWRTzcD9o1WuImE+BVkqChkO68iCPHsLgPjzNbXUcYj7WAd61F2",
-	"VF+xAq/X3nqwnEURIQ2ZA8Ltuzu3Y3xbMgpievtreWUdAnaOpVTMrQd96Gekohr949SK4xgWbCSZMzzO",
-	"5SAv2hhwm4y0rFXOtgEbMPCNbdlRLfhwRJgNBOuqyqFm5HWMrfyxM1vShBtaJGk2kHSwf+jyvRkgA175",
-	"pq29cc30HFGvPRvcQdMOkfVud/+HkI9bAW4FgJXC3qBOEGSfJORrtthNh9yx294mTWjyneR5K57GjH0E",
-	"furwbW90Ry/uuM9jw9/jXPVgE1st6ZRFTEX/vU2k6w10X92mZTpbCZltuY76QXB4qKsgjP3+mmmS7mHH",
-	"rkCwvLvH11psU40//QbtB4CHXFt66IOnicNBC+NJx+eftH78hGRt/Of+hPi4zVRsDdwck2cuXpsXLmQU",
-	"HbN/1LTkZuWONRUVVVbbWY7JeTjd9khTbnQqsm7U8KcIuPSnYlbnHglj9EmC/sOFC4ev6mnJc9h8a6Px",
-	"S20E4UrJf1vTQjaBpqkAgLVfQQgumNfsfbfEXQlFb/D4dBNia6RyGTWeGm6YMkoGAzYS2SI1sLiizlnh",
-	"FJR2c+7k1ifsmKEG2kRX4h1qdyPGmMVwcvoP4tx8pJB5vWTC2JwdRCgbH4XeVgQc1+T81UVCKO4kFc7V",
-	"Bmx8yHsK6I1pX5rohazLgkwVFXjZSAbSdJaKPRfxAtTimpYgOGSwy2w/gU43JLN+1SxB1R/UnVp3w2+S",
-	"VMTvIvbIMOYTZYxKcmFAUENfGuiJN0qKuVXTA8Sy8gtCwcvSKwI/2ZBZGDWXImfK5TE4IO7ZUFWzoCYV",
-	"M8pLVoQRq1w7jGT5QrIC5Yf9MckQ0G6tTqHIYLZUlGxOc7jaINhpcsUqmyIlywK0VQtaDJewTYhFeBe7",
-	"5o11qbAQ1DaMiA6qt2RH7XYHB+8zaHrb+sR3VwgbZHOBhcKGovYQn/k4yTUVIwSZDej7+e3bV0QxqqUg",
-	"1UJRjapHZrlN5hl5E0C3xsDDwLreIlygdkwar6hZtAHIyZaIZNNByFTs2UV1+Y1VLBKSWUvLGNgnXBPE",
-	"Uce/jCTTki7Zuq7fDSVvaX+oZLT7upfENKj9R84E0xwMe2/VAHfDP5HM0j8bxAjbAK0kDc75hIEOCmC4",
-	"Y6MdnX7/fagdBeAL9CMXZtEzBC2kMmTRxf1AFg6JCRzuWZsSglLBNaBQey+sXGMJaRdph4IyW7DaDwOW",
-	"ql9fv/B5ARgssb6uBLGtYspNPklFtjloJK2Pjp7m0Bj/Ytk6ft4xXHQm1ZIa7McPFJsxBMho2FD6IAM7",
-	"DupPNZBTHXVLvGWIrcVLx0TXkEDubCm0vBhmOQtYKKAsiIM2lkWxklHNUoEWwaJw9r89KoSsRW7Tlp79",
-	"fP7ipx+fv/xpvCz2J85gSO0lWMmaFJIIaVIEtxeowtvS5D27e5KKVHy03T/ahh8tOfqYio8HBwfNP2gW",
-	"y9ggH8nJ0RH5OJTm0e3o0zGaXt7WuUZdE//DoesZ0NqETGnhiSlmbXorhJ1rPZAX5zohHzfGA1PTzebq",
-	"DoV6YThOPywYBmjigru9XUhm0z/0KQR5CZFQYTtOJOkAx3rqxrp/ioMdPxZqRT6S02aCwagusjcc1ZUQ",
-	"H8217+aJx7viTMdrM0WCZ6kJgmftgACRGbL88GwQgBhQ5ZotmVnIAuFHy1LeMNf+1E1q21rwJfjF9mhX",
-	"YcfpByfCMMceSuvxjRJkORvY6C+BS1TALbs7M5TX8LGj30ST1tYuFVp/OqgffHGWi6Gw/a7XIB4eORRT",
-	"3pwCEs51UKO5pB8+26SHxHQihwWPYaB2Q/1/b6P2+7i/mbqbhfzVUv3VUr3dUu1xptnwHa4iagnYkUzZ",
-	"gotik3WYO8vTJQ1NT9ulvdBWFdh8N3W0m/kfaHmLxGu7u9N6rRtiYHcVd3z2kWUn06td1IDx1VlZG6k1",
-	"Aiy3kU1nuNXhEHD5x/U5rFGex3M7fEpnQwRUF4VeC/T7Rrce0J2IcFfFXae4cZeFP5ee1+KykkXMWwHf",
-	"/0QvRTv78zBitJVBHs8ksBPh7RKtna9g955sDNHy/o71i9mgTkBit7pCAnoUN0XDLIB3jpjOlBRGt/d1",
-	"4rEBC8cYJ+1nZA/I14HNq2it4TAQckfMoQjOS+8nJGPLKSsKVlx2LdgZKKGp4OKgUhJjj93c0EexpTTs",
-	"cmFMBe3aMB2gIhJpi1OH97s2+8iq4df4ErBcRTNRlMx0aGgPlBnF6LRsEpBwLFPQ5jKiBdfHWsDGrPrS",
-	"6ZIKPA40NTWqJKhcIOGEY62Y6W7Xzo/7sOPGN2Fk9UvUtJDNFc3ZrC6zCSmtBOOv2owLrhckLxkFNkSy",
-	"mVQ5bFUbWaEAZIh0dli/HD+atcXkbHA1DwzjxCXcOYhzuYOlugHVA42MbMeYT2z6qSM+ly5ECSeLkovm",
-	"SO4X9fm6DfTEownDPB9yBmsbxM6x9dvZHpqZ1ZGKMdUCdXj0rQg2uKXtuUtByQjbUD92/lIwQ5C6Q/ay",
-	"OTPbs2HukTIU5Ao56eUumVMbU3v6e3nk7J52gm/0HXJ8IjH+/fj9xw7WH8b2Jl+e+oybu+J7w1n0hgvr",
-	"dJHLBRdmUI5DiYAs0I/aaDS8s8ColLcW3dxjFXHZNRBUQTbopBRphp5Zn0nJSEcUcPx2P0nFulhijb5O",
-	"HHCfYqKFFYPXOreCRC+4fkCZdlJeB7obzhqw577cUjhiszOfpMFEcb0utKo2w+KZw0zxi/mwFIpPxBmb",
-	"rW6B/ZAkLYmuGL3C4oVUtNv3OFNrRA6b0BWVhoJJ7sd7XwoHdmRUwxc5yGvvk0N0ujpC3mwiuJ3fnZ4+",
-	"/W5r+sEulpJ1oA5cDL/aTefSpOnfmc8z4oov3VDh6q8IdtPkwUpgBTMZAeJddgjL8xahIJElCn6qrzBx",
-	"IYfxSpC795aUY6gJNwurrWXQKtsf91z12/NCqlpVUg+FJWGZUa25NlRgBgTaXPvzN23utwgly4Htwy+Y",
-	"eUqvWGxi+L0359Z0mBhibUOnDRpzIONYEE1CiAAjmjPBFC1bWCbAjlKROfBnoNniIZI9ECjhT2xCsgY/",
-	"sA3uF0aEUQqsNAWfXFsHja4e6KcE0mtzpxDcwxTnwX6QPScWV3TO9oF2vGtL8DzQKeIMUi5dxw/8WV0l",
-	"bg3395T0cvz+io4Sf1IbXCV7TaFTTZdwOSwc9wMfCoFZfZ3vqYu6s8hBfQFwG4j21c+ywc8SWhj6RTwk",
-	"xg6XfMbyVV66lPawuO0Yfdy0oIZegnifTYiNqsAShhg/rFguVaEbU5WqheBiPsYwOmW4mGfkkKDSVnX+",
-	"w4oMBHO0Oy5T4f2Q1iGvatHQkrixq7Mua9jA2fBPO5f/c8Ai1sImZtb7FxdMJV7CPdAVy/mM5y7cZUz+",
-	"B+FwTcuaaeACuK6JZnPQdjDw1H2qGJLvy+andZiOSS+Bzw5LlnSVCp/CN6Nlad8EMNLGKLIML7yPdGkr",
-	"uATFVjrLitvuJxuN912a9XguFo9g50WhmCUR01U3VOa/UhGE7J6RDM3jmWeOCclcWi2GyKYi62qb41Cx",
-	"wrjZvmMtFst6BxdPxOZ03xhJ3lPld5Avu30e4GrZpoQPZji/conNgWSkaqFRcus4MruFNIQULDLvQNGM",
-	"bfLja5AdOyaoTzH1n2gJ3s2x1CFg99WSA86223zvmuYxptWUAA+17TbJxzu48BxbtPJQClxe7ap6d2MH",
-	"39f6Uu9Gt36WNw0LJIqVWOjFVcWJlkOOxxwM5+J66MSLjfR+jbKvNgBveJ5HL2oSTNqGC0ROAPphMnVv",
-	"aZ4nzGjOxZycv7oIb64VmX7whc8uDGZ6WO3822+9jPDtty6VAsSEb791gsK33zZm+mZHGHXHbV6/Rjec",
-	"/X8ryovCmvh1KtyBN+FomuzZkhWJtYckaITe95jgjV82gvDGvjyxxMDXv/2NNOEj8P+DLmOzVSACV+vZ",
-	"GuPrpKo0SVu2G6GpIC377Ga1lLB7S9/bSWzbCTE3TXyprQ7AaL6AwWzxJ4/wHeE8HH4MG/GsxCKIJnvD",
-	"XDkhWYcF7yMPdnlrpGVAZ6SU8gqLHskls2V36wrEAW40weGbMrypjzRMR7ici0LjqHItty/IAUt81DAr",
-	"7INQ2sD0g88hjMk5RhzL2mheuPN1chOo/XYprEBA4UgDbyX456ioWDXIwjXJpdB1abCwIKKKuxIExCSL",
-	"L6Dhwc1wnNr5iwBXXeYavjehyULe2DoWDKYJJ1HMVsKQKhW2giqWLRbMYKUlaqUuppMwtScJ8n+0LReo",
-	"sFwJZzpBZz/66BdUFK5BLsU1U9rGzrrvY/JSlCt/IrzQSSNzOaRJYE1IVDFhKqxHmyuptdOZZC0KqlYe",
-	"TG+M4rkRTGv48Gs8vtsO6UXiTuQsxnhbbFHs3zYy1h5h/DkY/+wC9IalQUdUxGyBEQzATcVednL8lMTK",
-	"i5IfMSvDck88+FJq9GDFWNGEICtCow5uF9RP3KkdBgNFm5fCag3wF6wxxUzsRfU6YzcpCLRGVEms3mgv",
-	"ZqM4ovScxEMdk+4rXX5tzzDuYt6u7qcf3zrFzWEmba8irhwIM/KG5iYjmaGAEpjXlP34ls7R4BW+kAYH",
-	"t28T4DolfgGZ3RNy7sE0gybUeSpQReKi92yajcEgtcgXVMxZ0b6qRPqPKqWi+6rShFBSUL2YSqpcTlYl",
-	"y1LDwWtndJ/VpadTbYZgKlqa5iYe2+r5FlMDZgP4Fdkl3t4G8rZrC3gb041UiQzmbpImIxPU0qGUTLLn",
-	"UDVzmSiAwz80OSVAi11GEWpN4YsOHbbdkKHXHgPOX12MkhEQCisDHI2Px0doEq+YoBUfTUZPx0fjp1Y/",
-	"XaAQdUgrftgU1pyziB0MbwgevGXvNmfCOrdsRlQ/KwM4Zsi4U9HNPcgB8nxau9J+rdxASXtlCPAQRosx",
-	"eUuvsGEq1umQBVJzvBeFW/DPrhpc+Ibeb3G5u21yGL5Ndvv72vs1T46ONhQt9sWKdyvD29RvGajDawEi",
-	"Z4SWZScG/vMU4356dDLUuAHRYViq/DYZnVhwbe4TvAl0m4xOd+nSfacDKwZ7q4k1m0dhh8b6uUbnMmZD",
-	"jn6Hri36H35w6tPtYVDJcsuF8EbYbW+5tNY2Z12FuYKkabguWBUB20Xyk+xTUSekk9B0BjJqRzzuJ/hA",
-	"x9OjpySWI3Tfe/WuKSP4hd6uwO2y8VUZbY+DWpz5y1+vkx2nsdnW97yP0Ovp9l6RgvCRqxwcky9TE7vI",
-	"d0VE9zTo7e+eAjgGOfZoFr32r53MhVLzy4oJUB0878f36Rz/95VbrXcItFryf968fAHyyzJ2r35ixg33",
-	"pmL56IEXI26Asda2XriK3wbKBa0gs4frRyZNcxOGf4WWh/61CoZrBwuKV4w/F2Pwmp7fUoBFS2ZowAyU",
-	"Zxibqb8VfFoy3QhA7bs+zhmVYLEL1CdBtuuEIUvVODo8Ke5pWmdNqixfe6bU1pXvvME5QLUDLviFkuww",
-	"ZXDw/Yl1KfOrRLSbRLSLEOTx/vBDayK73YEW9uon+DsRmtomFvUR1ROff5WKVuwPjRNoGKpFcNy86AlA",
-	"PrNhgJ6+brIOvmx8b4IUNj7H8VUy+ZIkk5+YCbPXgkvV8I67iyTte8WtVBK9kndU1jdcyoF7hna6/kU7",
-	"Cwyfg7pGKoaVjc2s6a+iryNovl7bL1Wh6FyMz3iJdzIxJIRiBBbBEjG2dmJoddhwty0eYg2zre/MkldU",
-	"u4cRQyO0h5BdAVztfgp+Gz5G9q4YqwJ/los1O/N7cIbeVHQnsVKsjTaTgv25NAn6D9Wi2fJ+/SAhu69x",
-	"xL7gf5tsbfjMhgju0PILsbe89Ei0Rh6/0WEc61dC+cURyoDOxEmlp2IPo5TJqJI6lgGnr/QGAtd76MI/",
-	"teZKyLoafdbL63IQNF3p9h23Toi5r1Zqnbz4RsEN4Wi01VgyLxXB4+hNJg7VK5EvlBSy1uVqEiroOVWK",
-	"s/WUh290KlwJS9SJnPK0Z1YVz/EtOS5chGgb2rk/6E9xMGiebHNev+z06JjE6zWddYq0psJue4bmB0oU",
-	"03VpYjQufLBkZMNVmDY/yGL1aHQk9ibKbTc2xqia3fZI2ZNPsoQmC2zLY4mdtKzwmRSu21dzW4Qb35uI",
-	"7HC729fn70N2To53mGL9ZdYHkKvjnZYXPlf8aFTuWZd4RKnaTjLc4YcmdGc3e4kjO2FA0RYtLRUdkSiI",
-	"PxkUi3x+1VpNthSJBgYirfd2iZhB5wUiEpmuWmHRiZPrBensWE9JpNLdgIGmgfoX7ULaYp5p8//+4tLL",
-	"Jyc8X4I9ZwMheIB4s11Md0HmOyuNIcE5bMog/DkLHJLV3jBR2EgpV22BklrbIsvuhUVXkrUJ64xSQVv0",
-	"P04G3/p82Q3y15icD3jEw6dsdxCSYlTrTbd+xCeSgSJJyn+yCBTLg7+LBOSSmr8KOZ9fyMGQPYv0+Fbb",
-	"Y8o6h9rI6vNTnq1aoquhpCMUJyG+ilK5SoVUIOpgMSVXIx17DhKbs1DZawsJMx/h/o12ehz19IeKnIWa",
-	"XpuuN6zg4SLuoN5FKVdTyuUTEa1+UaM/mWZFCl3dhWSFRa6+Uq4vgnKFta02EqzHj9ZLyJKpOStsBWiM",
-	"9Ehj+tfeWoK6jejeH5Mfab6wT2F6G1DvDaCz3iMqvXQUnz1AuBmTNy5BXyqrDLrKpg1hUKyNy6U6CKLd",
-	"FFoyZMr+KwX4fQ2hvUfAyAD0huJHFvjS5n8Gr+C5Z1sfUpd5mI4mJB3Jq3R0m5GbhU9tdRXUfQYM8N6p",
-	"rVeCvzQmWI05a015d5fqE2YADZgd3Jugn9JTbGcYQEu3Qa5JXY0/3xG7N07zBcuv4qFwS2aUKyISPdI3",
-	"diOumSelrxRmYbBa2zJH7H0lNUYjEvtgCNlz6QmpOBofjU/2J57t4kO5tgqgYcuqxHxAV8cfn5xGvDnz",
-	"zVMBLUS+6nc7a3NigrQPaOZZvyhSIWuDZRHsmx6IfPw/+Jt1Rio2U6zNkLEZW5UEcbpg78fkOZ2yMhWu",
-	"hADS384qdBI8d4DPnyVhBJtfi330SvjHQqQoVxOfj9bYkitqFokzrmHKnLJvR8H3AUT/xZ3fVkyHczqs",
-	"SsrXcHw9QTWKzp51OjT4bBgd4N2y2fg6Vt82n2LIzHNGLB3z+atNsChwb1bOgHe4l81xSNBf1suTNOiG",
-	"xgfM7WKFT1BE90AnYlStUNPgisja3FAFTRf0mstapYK7B8e0bCv+uifHCDrbASG4ez1tReh8rtgcK4ts",
-	"Fltwe/SKDUsEbpeOxvf32VTryGWFb8/TYt1L2Di4mvra/lF4z0u2DtvLEwYdqfXZ2WfwmhTLAt+MHBao",
-	"OjvzMuPt77f/LwAA//8=",
-}
-
-// decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
-// after base64-decoding and flate-decompressing the embedded blob.
-func decodeSpec() ([]byte, error) {
-	encoded := strings.Join(swaggerSpec, "")
-	compressed, err := base64.StdEncoding.DecodeString(encoded)
-	if err != nil {
-		return nil, fmt.Errorf("error base64 decoding spec: %w", err)
-	}
-	zr := flate.NewReader(bytes.NewReader(compressed))
-	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(zr); err != nil {
-		return nil, fmt.Errorf("read flate: %w", err)
-	}
-	if err := zr.Close(); err != nil {
-		return nil, fmt.Errorf("close flate reader: %w", err)
-	}
-
-	return buf.Bytes(), nil
-}
-
-var rawSpec = decodeSpecCached()
-
-// a naive cache of the decoded OpenAPI spec
-func decodeSpecCached() func() ([]byte, error) {
-	data, err := decodeSpec()
-	return func() ([]byte, error) {
-		return data, err
-	}
-}
-
-// Constructs a synthetic filesystem for resolving external references when loading openapi specifications.
-func PathToRawSpec(pathToFile string) map[string]func() ([]byte, error) {
-	res := make(map[string]func() ([]byte, error))
-	if len(pathToFile) > 0 {
-		res[pathToFile] = rawSpec
-	}
-
-	return res
-}
-
-// GetSpec returns the OpenAPI specification corresponding to the generated
-// code in this file. External references in the spec are resolved through
-// PathToRawSpec; externally-referenced files must be embedded in their
-// corresponding Go packages (via the import-mapping feature). URL-based
-// external refs are not supported.
-func GetSpec() (swagger *openapi3.T, err error) {
-	resolvePath := PathToRawSpec("")
-
-	loader := openapi3.NewLoader()
-	loader.IsExternalRefsAllowed = true
-	loader.ReadFromURIFunc = func(loader *openapi3.Loader, url *url.URL) ([]byte, error) {
-		pathToFile := url.String()
-		pathToFile = path.Clean(pathToFile)
-		getSpec, ok := resolvePath[pathToFile]
-		if !ok {
-			err1 := fmt.Errorf("path not found: %s", pathToFile)
-			return nil, err1
-		}
-		return getSpec()
-	}
-	var specData []byte
-	specData, err = rawSpec()
-	if err != nil {
-		return
-	}
-	swagger, err = loader.LoadFromData(specData)
-	if err != nil {
-		return
-	}
-	return
-}
-
-// GetSpecJSON returns the raw JSON bytes of the embedded OpenAPI
-// specification: decompressed but not unmarshaled. External references
-// are not resolved here; the bytes are the spec exactly as embedded by
-// codegen. The result is cached at package init time, so repeated calls
-// are cheap.
-func GetSpecJSON() ([]byte, error) {
-	return rawSpec()
-}
-
-// GetSwagger returns the OpenAPI specification corresponding to the
-// generated code in this file.
-//
-// Deprecated: GetSwagger predates kin-openapi renaming openapi3.Swagger
-// to openapi3.T. Use [GetSpec] instead. This wrapper is retained for
-// backwards compatibility.
-func GetSwagger() (*openapi3.T, error) {
-	return GetSpec()
 }

@@ -168,3 +168,9 @@ func (r cachedResponse) VisitListRuntimeWorkersResponse(w http.ResponseWriter) e
 	return r.write(w)
 }
 func (r cachedResponse) VisitGetWorkerResponse(w http.ResponseWriter) error { return r.write(w) }
+func (r cachedResponse) VisitListRuntimeProfilesResponse(w http.ResponseWriter) error {
+	return r.write(w)
+}
+func (r cachedResponse) VisitGetWorkerTranscriptResponse(w http.ResponseWriter) error {
+	return r.write(w)
+}

@@ -1,6 +1,8 @@
 package handlers
 
 import (
+	"time"
+
 	"github.com/workspace-backend/runtime-registry/internal/gen"
 	"github.com/workspace-backend/runtime-registry/internal/registry"
 )
@@ -25,7 +27,7 @@ func capabilitiesOut(c registry.Capabilities) gen.Capabilities {
 		SupportsBackendInternalTools: c.SupportsBackendInternalTools,
 		LocalPodInspection:           gen.CapabilitiesLocalPodInspection(c.LocalPodInspection),
 		WorkspaceScope:               gen.CapabilitiesWorkspaceScope(c.WorkspaceScope),
-		MaxWorkers:                   c.MaxWorkers,
+		MaxWorkers:                   derefInt(c.MaxWorkers),
 		Os:                           c.OS,
 		Arch:                         c.Arch,
 	}
@@ -49,6 +51,7 @@ func runtimeOut(s registry.RuntimeSummary) gen.RuntimeSummary {
 			Note:              s.Source.Note,
 		},
 		Capabilities: capabilitiesOut(s.Capabilities),
+		Diagnostics:  diagnosticsOut(s.Diagnostics),
 	}
 }
 
@@ -59,7 +62,10 @@ func hostOut(h registry.Host) gen.HostSummary {
 		Kind:         h.Kind,
 		Label:        h.Label,
 		Status:       gen.HostStatus(h.Status),
+		ObservedAt:   h.ObservedAt.UTC(),
+		LastSeenAt:   timeOut(h.LastSeenAt),
 		Capabilities: capabilitiesOut(h.Capabilities),
+		Diagnostics:  diagnosticsOut(h.Diagnostics),
 	}
 }
 
@@ -84,10 +90,14 @@ func workerOut(w registry.Worker) gen.WorkerSummary {
 		Capabilities: gen.WorkerCapabilities{
 			CanGetWorker:             w.Capabilities.CanGetWorker,
 			CanStopWorker:            w.Capabilities.CanStopWorker,
+			CanStop:                  w.Capabilities.CanStop,
 			CanAcceptInput:           w.Capabilities.CanAcceptInput,
 			CanStreamEvents:          w.Capabilities.CanStreamEvents,
 			CanReadBoundedTranscript: w.Capabilities.CanReadBoundedTranscript,
+			CanSpawnFollowup:         w.Capabilities.CanSpawnFollowup,
 		},
+		LastSeenAt:  timeOut(w.LastSeenAt),
+		Diagnostics: diagnosticsOut(w.Diagnostics),
 	}
 }
 
@@ -145,6 +155,56 @@ func workerListOut(l registry.List[registry.Worker]) gen.WorkerList {
 		Diagnostics: diagnosticsOut(l.Diagnostics),
 		NextCursor:  cursorOut(l.NextCursor),
 	}
+}
+
+func profileListOut(l registry.List[registry.Profile]) gen.ProfileList {
+	return gen.ProfileList{
+		WorkspaceId: l.WorkspaceID,
+		Limit:       l.Limit,
+		Items: mapSlice(l.Items, func(p registry.Profile) gen.ProfileSummary {
+			out := gen.ProfileSummary{Name: p.Name, Label: p.Label}
+			if p.Description != "" {
+				out.Description = ptr(p.Description)
+			}
+			return out
+		}),
+		Source:      gen.ListSourceWorkerRuntimeRegistry,
+		Diagnostics: diagnosticsOut(l.Diagnostics),
+	}
+}
+
+func transcriptItemOut(e registry.TranscriptEntry) gen.TranscriptItem {
+	return gen.TranscriptItem{Sequence: e.Sequence, Role: gen.TranscriptRole(e.Role), Content: e.Content, At: e.At.UTC()}
+}
+
+func transcriptPageOut(p registry.TranscriptPage) gen.TranscriptPage {
+	out := gen.TranscriptPage{
+		RuntimeId:     string(p.Ref.RuntimeID),
+		WorkerId:      string(p.Ref.WorkerID),
+		Items:         mapSlice(p.Items, transcriptItemOut),
+		FirstSequence: p.FirstSequence,
+		LastSequence:  p.LastSequence,
+	}
+	if p.NextAfter > 0 {
+		out.NextAfter = ptr(p.NextAfter)
+	}
+	return out
+}
+
+// timeOut is the wire form of an optional time: UTC, or null.
+func timeOut(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+func derefInt(p *int) int {
+	if p == nil {
+		return 0
+	}
+	return *p
 }
 
 func deref(s *string) string {

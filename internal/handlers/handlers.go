@@ -24,6 +24,7 @@ type Handlers struct {
 	log     *slog.Logger
 	cache   *bodyCache
 	metrics *Metrics
+	streams *streamLimiter
 }
 
 var _ gen.StrictServerInterface = (*Handlers)(nil)
@@ -34,7 +35,9 @@ func New(reg *registry.Registry, specJSON []byte, log *slog.Logger) (*Handlers, 
 	if !json.Valid(specJSON) || !bytes.HasPrefix(bytes.TrimSpace(specJSON), []byte("{")) {
 		return nil, errors.New("handlers: the embedded spec is not a JSON object")
 	}
-	return &Handlers{reg: reg, spec: specResponse(specJSON), log: log, cache: newBodyCache(DefaultBodyCacheBytes), metrics: NewMetrics()}, nil
+	m := NewMetrics()
+	return &Handlers{reg: reg, spec: specResponse(specJSON), log: log, cache: newBodyCache(DefaultBodyCacheBytes), metrics: m,
+		streams: newStreamLimiter(DefaultMaxStreams, nil, m)}, nil
 }
 
 func (h *Handlers) problem(err error) problemResponse { return problemOf(err, h.log) }
@@ -167,7 +170,9 @@ func (h *Handlers) CreateWorker(ctx context.Context, req gen.CreateWorkerRequest
 	if req.Body == nil {
 		return h.problem(registry.InvalidRequest("", "A request body is required.")), nil
 	}
-	w, err := h.reg.CreateWorker(ctx, id, createRequestIn(*req.Body))
+	create := createRequestIn(*req.Body)
+	create.IdempotencyKey = deref(req.Params.IdempotencyKey)
+	w, err := h.reg.CreateWorker(ctx, id, create)
 	if err != nil {
 		return h.problem(err), nil
 	}
@@ -187,7 +192,11 @@ func (h *Handlers) SendWorkerInput(ctx context.Context, req gen.SendWorkerInputR
 	if err != nil {
 		return h.problem(err), nil
 	}
-	return gen.SendWorkerInput202JSONResponse{RuntimeId: string(ack.Ref.RuntimeID), WorkerId: string(ack.Ref.WorkerID), Accepted: ack.Accepted}, nil
+	out := gen.SendWorkerInput202JSONResponse{RuntimeId: string(ack.Ref.RuntimeID), WorkerId: string(ack.Ref.WorkerID), Accepted: ack.Accepted}
+	if ack.Sequence > 0 {
+		out.Sequence = ptr(ack.Sequence)
+	}
+	return out, nil
 }
 
 // StopWorker routes a stop to the Worker.
@@ -203,6 +212,43 @@ func (h *Handlers) StopWorker(ctx context.Context, req gen.StopWorkerRequestObje
 	if err != nil {
 		return h.problem(err), nil
 	}
-	return gen.StopWorker202JSONResponse{RuntimeId: string(ack.Ref.RuntimeID), WorkerId: string(ack.Ref.WorkerID),
-		Mode: gen.StopMode(ack.Mode), State: gen.WorkerState(ack.State)}, nil
+	out := gen.StopWorker202JSONResponse{RuntimeId: string(ack.Ref.RuntimeID), WorkerId: string(ack.Ref.WorkerID),
+		Mode: gen.StopMode(ack.Mode), State: gen.WorkerState(ack.State)}
+	if ack.Status != "" {
+		out.Status = ptr(ack.Status)
+	}
+	return out, nil
+}
+
+// ListRuntimeProfiles lists the profiles a create on the Runtime may name.
+func (h *Handlers) ListRuntimeProfiles(ctx context.Context, req gen.ListRuntimeProfilesRequestObject) (gen.ListRuntimeProfilesResponseObject, error) {
+	id, err := registry.ParseRuntimeID(req.RuntimeId)
+	if err != nil {
+		return h.problem(err), nil
+	}
+	list, err := h.reg.Profiles(ctx, id)
+	if err != nil {
+		return h.problem(err), nil
+	}
+	return h.respond("", req.Params.IfNoneMatch, func() any { return profileListOut(list) })
+}
+
+// GetWorkerTranscript returns one page of a Worker's transcript.
+func (h *Handlers) GetWorkerTranscript(ctx context.Context, req gen.GetWorkerTranscriptRequestObject) (gen.GetWorkerTranscriptResponseObject, error) {
+	ref, err := registry.ParseWorkerRef(req.RuntimeId, req.WorkerId)
+	if err != nil {
+		return h.problem(err), nil
+	}
+	q := registry.TranscriptQuery{}
+	if req.Params.After != nil {
+		q.After = *req.Params.After
+	}
+	if req.Params.Limit != nil {
+		q.Limit = *req.Params.Limit
+	}
+	page, err := h.reg.Transcript(ctx, ref, q)
+	if err != nil {
+		return h.problem(err), nil
+	}
+	return h.respond("", req.Params.IfNoneMatch, func() any { return transcriptPageOut(page) })
 }

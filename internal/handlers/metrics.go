@@ -27,6 +27,7 @@ type Metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	ops      *prometheus.CounterVec
+	streams  prometheus.Gauge
 }
 
 // NewMetrics makes the metrics and registers them with a new registry, along
@@ -47,8 +48,12 @@ func NewMetrics() *Metrics {
 			Name: "runtime_registry_operations_total",
 			Help: "Authority-bearing registry calls, by operation, runtime id and outcome code.",
 		}, []string{"operation", "runtime", "outcome"}),
+		streams: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "runtime_registry_event_streams_open",
+			Help: "Browser event streams open now.",
+		}),
 	}
-	m.Registry.MustRegister(m.requests, m.duration, m.ops,
+	m.Registry.MustRegister(m.requests, m.duration, m.ops, m.streams,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -71,6 +76,18 @@ func (m *Metrics) observe(route, method string, status int, d time.Duration) {
 	}
 	m.requests.WithLabelValues(route, methodLabel(method), strconv.Itoa(status)).Inc()
 	m.duration.WithLabelValues(route).Observe(d.Seconds())
+}
+
+func (m *Metrics) streamOpened() {
+	if m != nil {
+		m.streams.Inc()
+	}
+}
+
+func (m *Metrics) streamClosed() {
+	if m != nil {
+		m.streams.Dec()
+	}
 }
 
 // Auditor returns a registry.Auditor that counts every authority-bearing

@@ -39,6 +39,14 @@ var problemKinds = map[registry.Code]problemKind{
 	registry.CodeMethodNotAllowed:     {http.StatusMethodNotAllowed, "Method not allowed"},
 	registry.CodePayloadTooLarge:      {http.StatusRequestEntityTooLarge, "Payload too large"},
 	registry.CodeInternal:             {http.StatusInternalServerError, "Internal server error"},
+	registry.CodeUnauthenticated:      {http.StatusUnauthorized, "Unauthenticated"},
+	registry.CodeCrossOriginRejected:  {http.StatusForbidden, "Cross-origin request rejected"},
+	registry.CodeMisdirectedRequest:   {http.StatusMisdirectedRequest, "Misdirected request"},
+	registry.CodeWorkerNotRunning:     {http.StatusConflict, "Worker not running"},
+	registry.CodeWorkerBusy:           {http.StatusConflict, "Worker busy"},
+	registry.CodeRuntimeAtCapacity:    {http.StatusConflict, "Runtime at capacity"},
+	registry.CodeIdempotencyKeyReused: {http.StatusUnprocessableEntity, "Idempotency key reused"},
+	registry.CodeTooManyStreams:       {http.StatusServiceUnavailable, "Too many streams"},
 }
 
 // StatusOf returns the HTTP status that answers code (500 for an unknown code).
@@ -169,6 +177,20 @@ func (p problemResponse) VisitSendWorkerInputResponse(w http.ResponseWriter) err
 	return p.write(w)
 }
 func (p problemResponse) VisitStopWorkerResponse(w http.ResponseWriter) error { return p.write(w) }
+func (p problemResponse) VisitListRuntimeProfilesResponse(w http.ResponseWriter) error {
+	return p.write(w)
+}
+func (p problemResponse) VisitGetWorkerTranscriptResponse(w http.ResponseWriter) error {
+	return p.write(w)
+}
+func (p problemResponse) VisitStreamRuntimeEventsResponse(w http.ResponseWriter) error {
+	return p.write(w)
+}
+func (p problemResponse) VisitStreamWorkerEventsResponse(w http.ResponseWriter) error {
+	return p.write(w)
+}
+func (p problemResponse) VisitGetConsoleResponse(w http.ResponseWriter) error      { return p.write(w) }
+func (p problemResponse) VisitGetConsoleAssetResponse(w http.ResponseWriter) error { return p.write(w) }
 
 // transportError turns what echo itself reports (no route, wrong method, body
 // too large, a binder failure) into a registry error with the matching code.

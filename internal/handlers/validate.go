@@ -118,6 +118,9 @@ func (v *requestValidator) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 				// The generated binder then decodes exactly what was validated.
 				KeepValidatedValue:  true,
 				SkipSettingDefaults: true,
+				// The access token is checked before routing (auth.go);
+				// the contract declares it for clients, not for this check.
+				AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
 			},
 		}
 		if err := openapi3filter.ValidateRequest(req.Context(), input); err != nil {

@@ -24,6 +24,16 @@ const (
 	CodeMethodNotAllowed     Code = "method_not_allowed"
 	CodePayloadTooLarge      Code = "payload_too_large"
 	CodeInternal             Code = "internal"
+
+	// Added in release 1 of the contract.
+	CodeUnauthenticated      Code = "unauthenticated"
+	CodeCrossOriginRejected  Code = "cross_origin_rejected"
+	CodeMisdirectedRequest   Code = "misdirected_request"
+	CodeWorkerNotRunning     Code = "worker_not_running"
+	CodeWorkerBusy           Code = "worker_busy"
+	CodeRuntimeAtCapacity    Code = "runtime_at_capacity"
+	CodeIdempotencyKeyReused Code = "idempotency_key_reused"
+	CodeTooManyStreams       Code = "too_many_streams"
 )
 
 // Error is the registry's one error type. Its Detail is safe to show a browser:
@@ -75,6 +85,11 @@ var (
 	ErrRuntimeUnavailable   = &Error{Code: CodeRuntimeUnavailable}
 	ErrOperationUnsupported = &Error{Code: CodeOperationUnsupported}
 	ErrInternal             = &Error{Code: CodeInternal}
+	ErrWorkerNotRunning     = &Error{Code: CodeWorkerNotRunning}
+	ErrWorkerBusy           = &Error{Code: CodeWorkerBusy}
+	ErrRuntimeAtCapacity    = &Error{Code: CodeRuntimeAtCapacity}
+	ErrIdempotencyKeyReused = &Error{Code: CodeIdempotencyKeyReused}
+	ErrTooManyStreams       = &Error{Code: CodeTooManyStreams}
 )
 
 // ErrorCode returns the code of err: the Code of the first *Error in its chain,
@@ -129,4 +144,31 @@ func RuntimeUnavailable(id RuntimeID, reason string, cause error) *Error {
 // OperationUnsupported reports that the Runtime does not support operation.
 func OperationUnsupported(id RuntimeID, operation Operation) *Error {
 	return &Error{Code: CodeOperationUnsupported, RuntimeID: id, Detail: fmt.Sprintf("The runtime does not support the %s operation.", operation)}
+}
+
+// WorkerNotRunning reports input to a Worker that is not active.
+func WorkerNotRunning(ref WorkerRef) *Error {
+	return &Error{Code: CodeWorkerNotRunning, RuntimeID: ref.RuntimeID, WorkerID: ref.WorkerID, Detail: "The worker is not running, so it cannot take input."}
+}
+
+// WorkerBusy reports input to a Worker whose input queue is full.
+func WorkerBusy(ref WorkerRef) *Error {
+	return &Error{Code: CodeWorkerBusy, RuntimeID: ref.RuntimeID, WorkerID: ref.WorkerID, Detail: "The worker's input queue is full; try again later."}
+}
+
+// RuntimeAtCapacity reports a create on a Runtime that already runs as many
+// live Workers as it may.
+func RuntimeAtCapacity(id RuntimeID) *Error {
+	return &Error{Code: CodeRuntimeAtCapacity, RuntimeID: id, Detail: "The runtime already runs as many workers as it may."}
+}
+
+// IdempotencyKeyReused reports an Idempotency-Key sent again with another
+// request.
+func IdempotencyKeyReused(id RuntimeID) *Error {
+	return &Error{Code: CodeIdempotencyKeyReused, RuntimeID: id, Field: "Idempotency-Key", Detail: "This Idempotency-Key was already used with a different request."}
+}
+
+// TooManyStreams reports that the event stream limit is reached.
+func TooManyStreams() *Error {
+	return &Error{Code: CodeTooManyStreams, Detail: "Too many event streams are open; try again later."}
 }

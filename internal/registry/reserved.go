@@ -6,10 +6,10 @@ import (
 	"runtime"
 )
 
-// ReservedSource holds a runtime_id for a Runtime that is not implemented or
-// not connected yet (an embedded or remote Runtime). It is listed with source
-// status reserved and answers runtime_unavailable for everything else: it
-// never fakes a Worker or a result.
+// ReservedSource holds a runtime_id for a Runtime that is not connected (a
+// configured Runtime that failed to start, say). It is listed with source
+// status reserved, implements no operation, and answers runtime_unavailable
+// for every read: it never fakes a Worker or a result.
 type ReservedSource struct {
 	id    RuntimeID
 	kind  SourceKind
@@ -46,6 +46,8 @@ func (s *ReservedSource) Summary(context.Context) (RuntimeSummary, error) {
 			OS:                 runtime.GOOS,
 			Arch:               runtime.GOARCH,
 		},
+		Diagnostics: []Diagnostic{{Code: "runtime_unavailable", Severity: SeverityWarning,
+			Message: "The runtime is reserved and not connected yet."}},
 	}, nil
 }
 
@@ -66,19 +68,4 @@ func (s *ReservedSource) Workers(context.Context, WorkerQuery) (WorkerPage, erro
 // Worker answers runtime_unavailable.
 func (s *ReservedSource) Worker(context.Context, WorkerID) (Worker, error) {
 	return Worker{}, s.unavailable()
-}
-
-// CreateWorker answers runtime_unavailable.
-func (s *ReservedSource) CreateWorker(context.Context, CreateWorkerRequest) (Worker, error) {
-	return Worker{}, s.unavailable()
-}
-
-// SendInput answers runtime_unavailable.
-func (s *ReservedSource) SendInput(context.Context, WorkerID, WorkerInput) (InputAck, error) {
-	return InputAck{}, s.unavailable()
-}
-
-// StopWorker answers runtime_unavailable.
-func (s *ReservedSource) StopWorker(context.Context, WorkerID, StopMode) (StopAck, error) {
-	return StopAck{}, s.unavailable()
 }

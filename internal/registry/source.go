@@ -16,6 +16,9 @@ const (
 	OpCreateWorker       Operation = "create_worker"
 	OpSendInput          Operation = "send_input"
 	OpStopWorker         Operation = "stop_worker"
+	OpListProfiles       Operation = "list_profiles"
+	OpReadTranscript     Operation = "read_transcript"
+	OpStreamEvents       Operation = "stream_events"
 )
 
 // WorkerQuery asks a Source for one page of its Workers. Sources return Workers
@@ -47,8 +50,13 @@ type WorkerPage struct {
 	Version string
 }
 
-// Source is the handle boundary between the registry and one Runtime: the local
-// compatibility view today, embedded and remote Runtimes later. A Source owns
+// Source is the handle boundary between the registry and one Runtime: its
+// read core. Every operation beyond reading is an optional interface of its
+// own (WorkerCreator, InputSender, WorkerStopper, TranscriptReader,
+// ProfileLister, EventStreamer, and Starter/Closer for lifecycle): a Source
+// implements the ones its Runtime can really do, the registry answers
+// operation_unsupported for the others and derives the capability flags from
+// what is implemented (a Source may report less, never more). A Source owns
 // its Workers; the registry keeps no copy of them and calls the Source every
 // time. Every method must be safe for concurrent use, and every error it
 // returns should be an *Error (anything else is reported as internal).
@@ -71,39 +79,56 @@ type Source interface {
 	// no such Worker, worker_not_visible when the Source's own workspace scoping
 	// hides it, and runtime_unavailable when it cannot answer.
 	Worker(ctx context.Context, id WorkerID) (Worker, error)
+}
 
-	// CreateWorker asks the Runtime to create a Worker. It returns
-	// operation_unsupported when the Runtime cannot create Workers.
+// Starter is a Source with work to do before it answers (a first scan, a
+// first probe). The server starts every Starter before it listens.
+type Starter interface {
+	Start(ctx context.Context) error
+}
+
+// Closer is a Source that holds resources (watches, processes, connections)
+// to release at shutdown.
+type Closer interface {
+	Close(ctx context.Context) error
+}
+
+// WorkerCreator is a Source whose Runtime creates Workers. CreateWorker
+// returns invalid_request (an unknown profile, say), runtime_at_capacity,
+// idempotency_key_reused or runtime_unavailable.
+type WorkerCreator interface {
 	CreateWorker(ctx context.Context, req CreateWorkerRequest) (Worker, error)
+}
 
-	// SendInput delivers one input to a Worker. It returns
-	// operation_unsupported when the Runtime cannot accept input.
+// InputSender is a Source whose Workers accept input. SendInput returns
+// unknown_worker, worker_not_running, worker_busy, invalid_request or
+// runtime_unavailable.
+type InputSender interface {
 	SendInput(ctx context.Context, id WorkerID, in WorkerInput) (InputAck, error)
+}
 
-	// StopWorker asks a Worker to stop. It returns operation_unsupported when
-	// the Runtime cannot stop Workers.
+// WorkerStopper is a Source whose Workers can be stopped. A stop is
+// idempotent: stopping a stopped Worker answers its current state. It returns
+// unknown_worker or runtime_unavailable.
+type WorkerStopper interface {
 	StopWorker(ctx context.Context, id WorkerID, mode StopMode) (StopAck, error)
 }
 
-// ReadOnlyOperations implements the three Source operations by answering
-// operation_unsupported. A read-only Source embeds it so that it never fakes a
-// result.
-type ReadOnlyOperations struct {
-	// Runtime is the id reported in the errors.
-	Runtime RuntimeID
+// TranscriptReader is a Source that keeps a bounded transcript per Worker. It
+// returns unknown_worker, invalid_request or runtime_unavailable.
+type TranscriptReader interface {
+	Transcript(ctx context.Context, id WorkerID, q TranscriptQuery) (TranscriptPage, error)
 }
 
-// CreateWorker answers operation_unsupported.
-func (o ReadOnlyOperations) CreateWorker(context.Context, CreateWorkerRequest) (Worker, error) {
-	return Worker{}, OperationUnsupported(o.Runtime, OpCreateWorker)
+// ProfileLister is a Source whose creates may name a profile. It returns
+// runtime_unavailable.
+type ProfileLister interface {
+	Profiles(ctx context.Context) ([]Profile, error)
 }
 
-// SendInput answers operation_unsupported.
-func (o ReadOnlyOperations) SendInput(context.Context, WorkerID, WorkerInput) (InputAck, error) {
-	return InputAck{}, OperationUnsupported(o.Runtime, OpSendInput)
-}
-
-// StopWorker answers operation_unsupported.
-func (o ReadOnlyOperations) StopWorker(context.Context, WorkerID, StopMode) (StopAck, error) {
-	return StopAck{}, OperationUnsupported(o.Runtime, OpStopWorker)
+// EventStreamer is a Source that streams its Workers' changes. Events returns
+// unknown_worker (q.WorkerID names none) or runtime_unavailable; see
+// EventStream for what the stream promises.
+type EventStreamer interface {
+	Events(ctx context.Context, q EventQuery) (EventStream, error)
 }

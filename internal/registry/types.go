@@ -1,5 +1,7 @@
 package registry
 
+import "time"
+
 // SourceKind says what kind of Runtime a Source fronts.
 type SourceKind string
 
@@ -84,6 +86,9 @@ type RuntimeSummary struct {
 	HostIDs      []HostID
 	Source       SourceInfo
 	Capabilities Capabilities
+	// Diagnostics concern this Runtime alone (why it is unavailable, say);
+	// empty, never nil, when there is nothing to say.
+	Diagnostics []Diagnostic
 }
 
 // Host is the browser-safe projection of one host of a Runtime.
@@ -94,6 +99,16 @@ type Host struct {
 	Label        string
 	Status       Availability
 	Capabilities Capabilities
+	// ObservedAt is when the Source last observed the host (the local index's
+	// last refresh, a remote Runtime's last successful probe). It comes from
+	// the Source's state, never from the clock at request time, so that an
+	// unchanged list keeps its ETag.
+	ObservedAt time.Time
+	// LastSeenAt is when the host last showed activity, nil when the Source
+	// does not know.
+	LastSeenAt *time.Time
+	// Diagnostics concern this host alone; empty, never nil, when none.
+	Diagnostics []Diagnostic
 }
 
 // WorkerState is the coarse lifecycle state of a Worker.
@@ -131,11 +146,16 @@ type WorkerImplementation struct {
 
 // WorkerCapabilities says what the backend can route for one Worker.
 type WorkerCapabilities struct {
-	CanGetWorker             bool
-	CanStopWorker            bool
+	CanGetWorker  bool
+	CanStopWorker bool
+	// CanStop says the same as CanStopWorker; existing clients read it.
+	CanStop                  bool
 	CanAcceptInput           bool
 	CanStreamEvents          bool
 	CanReadBoundedTranscript bool
+	// CanSpawnFollowup is true only where a follow-up spawn can really be
+	// routed (nowhere yet).
+	CanSpawnFollowup bool
 }
 
 // Worker is the browser-safe projection of one Worker. Label, Role, Profile
@@ -152,6 +172,12 @@ type Worker struct {
 	Workspace      WorkerWorkspace
 	Implementation WorkerImplementation
 	Capabilities   WorkerCapabilities
+	// LastSeenAt is the time of the Worker's last event, nil where the
+	// Source does not know it (local pods).
+	LastSeenAt *time.Time
+	// Diagnostics concern this Worker alone (at most MaxDiagnostics); empty,
+	// never nil, when none.
+	Diagnostics []Diagnostic
 }
 
 // Ref returns the Worker's authority key.
@@ -204,6 +230,10 @@ type CreateWorkerRequest struct {
 	Profile string
 	// WorkerName is an optional requested display name; never authority.
 	WorkerName string
+	// IdempotencyKey, when set, makes a retried create answer the first
+	// result: the owning Runtime enforces it (idempotency_key_reused for the
+	// same key with another request).
+	IdempotencyKey string
 }
 
 // InputKind says who speaks in a Worker input.
@@ -234,6 +264,9 @@ const (
 type InputAck struct {
 	Ref      WorkerRef
 	Accepted bool
+	// Sequence is the transcript sequence the input was recorded under; 0
+	// when the Runtime keeps no transcript.
+	Sequence int64
 }
 
 // StopAck acknowledges a stop accepted by a Runtime.
@@ -241,4 +274,56 @@ type StopAck struct {
 	Ref   WorkerRef
 	Mode  StopMode
 	State WorkerState
+	// Status is the Worker's detailed status after the stop was accepted.
+	Status string
+}
+
+// Profile is one profile a create may name: the operator's profiles file
+// names the command; the browser only ever sees the name and display text.
+type Profile struct {
+	Name        string
+	Label       string
+	Description string
+}
+
+// TranscriptQuery asks for one page of a Worker's transcript.
+type TranscriptQuery struct {
+	// After is exclusive: entries with a larger sequence are returned.
+	After int64
+	// Limit is 1 to MaxTranscriptLimit.
+	Limit int
+}
+
+// Transcript roles.
+const (
+	RoleUser      = "user"
+	RoleSystem    = "system"
+	RoleAssistant = "assistant"
+)
+
+// Transcript page bounds.
+const (
+	DefaultTranscriptLimit = 100
+	MaxTranscriptLimit     = 200
+)
+
+// TranscriptEntry is one line of a Worker's conversation. Content is the
+// Worker's data, passed through as is.
+type TranscriptEntry struct {
+	Sequence int64
+	Role     string
+	Content  string
+	At       time.Time
+}
+
+// TranscriptPage is one page of a Worker's transcript.
+type TranscriptPage struct {
+	Ref   WorkerRef
+	Items []TranscriptEntry
+	// NextAfter resumes after this page; 0 when nothing more exists.
+	NextAfter int64
+	// FirstSequence is the oldest retained entry (older ones were trimmed);
+	// LastSequence the newest. Both are 0 for an empty transcript.
+	FirstSequence int64
+	LastSequence  int64
 }

@@ -258,6 +258,14 @@ export interface paths {
          *     id and its summary (typically in state `starting`). A Runtime that
          *     cannot create Workers answers `501 operation_unsupported`; the registry
          *     never fakes a result.
+         *
+         *     `profile` names one of the Runtime's profiles (`GET
+         *     .../profiles`); absent means the Runtime's default. An unknown profile
+         *     is `400 invalid_request` naming `profile`. A Runtime that already runs
+         *     as many Workers as it may is `409 runtime_at_capacity`. Send an
+         *     `Idempotency-Key` to make a retry safe: the same key with the same body
+         *     within 24 hours answers the first result again and creates nothing; the
+         *     same key with another body is `422 idempotency_key_reused`.
          */
         post: operations["createWorker"];
         delete?: never;
@@ -329,8 +337,12 @@ export interface paths {
         /**
          * Send input to a Worker
          * @description Sends one input (a user or system message) to the Worker `worker_id` of
-         *     the Runtime `runtime_id`. The input is accepted asynchronously. A
-         *     Runtime that cannot accept input answers `501 operation_unsupported`.
+         *     the Runtime `runtime_id`. The input is accepted asynchronously: it is
+         *     recorded in the Worker's transcript (its `sequence` is in the answer)
+         *     before the answer is sent. A Worker that is not `active` is
+         *     `409 worker_not_running`; one whose input queue is full is
+         *     `409 worker_busy`. A Runtime that cannot accept input answers
+         *     `501 operation_unsupported`.
          */
         post: operations["sendWorkerInput"];
         delete?: never;
@@ -366,10 +378,196 @@ export interface paths {
          * Stop a Worker
          * @description Asks the Runtime `runtime_id` to stop its Worker `worker_id`, gracefully
          *     or by force. The stop is accepted asynchronously; the answer reports the
-         *     Worker's state at acceptance (typically `stopping`). A Runtime that
-         *     cannot stop Workers answers `501 operation_unsupported`.
+         *     Worker's state at acceptance (typically `stopping`). Stopping is
+         *     idempotent: a stopped Worker answers its current state and nothing
+         *     changes. A Runtime that cannot stop Workers answers
+         *     `501 operation_unsupported`.
          */
         post: operations["stopWorker"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/runtimes/{runtime_id}/profiles": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Opaque registry id of a Runtime, as returned in `RuntimeSummary.runtime_id`.
+                 *     1 to 120 characters of `A-Z a-z 0-9 _ : -` (pattern
+                 *     `^[A-Za-z0-9_:-]{1,120}$`); anything else is `400 invalid_identifier`.
+                 */
+                runtime_id: components["parameters"]["RuntimeId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * List the profiles a create may name
+         * @description Lists the profiles of the Runtime `runtime_id`: the names a create may
+         *     pass as `profile`, with display text. The operator's profiles file
+         *     decides what each runs; the browser only ever chooses a name. A Runtime
+         *     that creates no Workers answers `501 operation_unsupported`.
+         */
+        get: operations["listRuntimeProfiles"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/runtimes/{runtime_id}/workers/{worker_id}/transcript": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Opaque registry id of a Runtime, as returned in `RuntimeSummary.runtime_id`.
+                 *     1 to 120 characters of `A-Z a-z 0-9 _ : -` (pattern
+                 *     `^[A-Za-z0-9_:-]{1,120}$`); anything else is `400 invalid_identifier`.
+                 */
+                runtime_id: components["parameters"]["RuntimeId"];
+                /**
+                 * @description Opaque registry id of a Worker, as returned in `WorkerSummary.worker_id`.
+                 *     It is only meaningful together with the `runtime_id` of the same path.
+                 *     1 to 120 characters of `A-Z a-z 0-9 _ : -` (pattern
+                 *     `^[A-Za-z0-9_:-]{1,120}$`); anything else is `400 invalid_identifier`.
+                 */
+                worker_id: components["parameters"]["WorkerId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Read a page of a Worker's transcript
+         * @description Returns the entries of the Worker's transcript whose `sequence` is
+         *     greater than `after`, oldest first, at most `limit` of them (and at most
+         *     1 MiB of content). Pass `next_after` as `after` for the next page.
+         *     `first_sequence` says how far back the retained transcript reaches
+         *     (older entries were trimmed). The content is the Worker's conversation,
+         *     passed through as data.
+         */
+        get: operations["getWorkerTranscript"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/runtimes/{runtime_id}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Opaque registry id of a Runtime, as returned in `RuntimeSummary.runtime_id`.
+                 *     1 to 120 characters of `A-Z a-z 0-9 _ : -` (pattern
+                 *     `^[A-Za-z0-9_:-]{1,120}$`); anything else is `400 invalid_identifier`.
+                 */
+                runtime_id: components["parameters"]["RuntimeId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Stream the events of one Runtime
+         * @description A `text/event-stream` of every change of the Runtime's visible Workers
+         *     (see "Live events" above). The stream lives until the client leaves or
+         *     the server shuts down. Too many open streams is
+         *     `503 too_many_streams`; a Runtime that cannot stream answers
+         *     `501 operation_unsupported` (its `can_stream_events` is false).
+         */
+        get: operations["streamRuntimeEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/runtimes/{runtime_id}/workers/{worker_id}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Opaque registry id of a Runtime, as returned in `RuntimeSummary.runtime_id`.
+                 *     1 to 120 characters of `A-Z a-z 0-9 _ : -` (pattern
+                 *     `^[A-Za-z0-9_:-]{1,120}$`); anything else is `400 invalid_identifier`.
+                 */
+                runtime_id: components["parameters"]["RuntimeId"];
+                /**
+                 * @description Opaque registry id of a Worker, as returned in `WorkerSummary.worker_id`.
+                 *     It is only meaningful together with the `runtime_id` of the same path.
+                 *     1 to 120 characters of `A-Z a-z 0-9 _ : -` (pattern
+                 *     `^[A-Za-z0-9_:-]{1,120}$`); anything else is `400 invalid_identifier`.
+                 */
+                worker_id: components["parameters"]["WorkerId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Stream the events of one Worker
+         * @description Like the Runtime's stream, keeping only the events of the Worker
+         *     `worker_id` (its upserts, removal and transcript entries).
+         */
+        get: operations["streamWorkerEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The browser console
+         * @description The console's HTML page (`Cache-Control: no-cache`, a strict
+         *     Content-Security-Policy). Opened once as `/?token=<token>` on a server
+         *     that has an access token, it sets an `HttpOnly; SameSite=Strict` cookie
+         *     holding the token and redirects to `/`; a wrong token is
+         *     `401 unauthenticated`.
+         */
+        get: operations["getConsole"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/assets/{asset}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The name of one of the console's built files. */
+                asset: string;
+            };
+            cookie?: never;
+        };
+        /**
+         * A static file of the console
+         * @description One of the console's built files. Names that carry a content hash are
+         *     served `Cache-Control: public, max-age=31536000, immutable`. An unknown
+         *     name is `404 not_found`.
+         */
+        get: operations["getConsoleAsset"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -535,8 +733,11 @@ export interface components {
              * @enum {string}
              */
             workspace_scope: "current_workspace";
-            /** @description Maximum number of concurrent Workers; `null` when the Runtime states no limit. */
-            max_workers: number | null;
+            /**
+             * @description Maximum number of Workers: live Workers for a Worker Runtime, the
+             *     list limit for the local compatibility runtime.
+             */
+            max_workers: number;
             /**
              * @description Operating system of the Runtime, e.g. `linux`.
              * @example linux
@@ -571,6 +772,7 @@ export interface components {
             host_ids: components["schemas"]["Identifier"][];
             source: components["schemas"]["RuntimeSource"];
             capabilities: components["schemas"]["Capabilities"];
+            diagnostics: components["schemas"]["ItemDiagnostics"];
         };
         /**
          * @description Whether a host can answer now.
@@ -589,7 +791,19 @@ export interface components {
             /** @description Display name; never authority. */
             label: string;
             status: components["schemas"]["HostStatus"];
+            /**
+             * Format: date-time
+             * @description When the Runtime last observed this host (RFC 3339, UTC): the local
+             *     index's last refresh, a remote Runtime's last successful probe.
+             */
+            observed_at: string;
+            /**
+             * Format: date-time
+             * @description When the host last showed activity; `null` when unknown.
+             */
+            last_seen_at: string | null;
             capabilities: components["schemas"]["Capabilities"];
+            diagnostics: components["schemas"]["ItemDiagnostics"];
         };
         /**
          * @description Coarse lifecycle state of a Worker. `metadata_only`: known from its
@@ -600,8 +814,12 @@ export interface components {
         WorkerState: "active" | "metadata_only" | "starting" | "stopping" | "stopped";
         /**
          * @description Finer, Runtime-specific status. Known values: `active:segment`,
-         *     `active:pending_segment`, `metadata_only`. Not an enum: new values may
-         *     appear; fall back to `state` for unknown ones.
+         *     `active:pending_segment`, `metadata_only` (local Workers);
+         *     `starting`, `active:running`, `stopping`, `stopped:requested`,
+         *     `stopped:cancelled`, `stopped:exited`, `stopped:failed`,
+         *     `stopped:runtime_shutdown`, `stopped:runtime_restart` (Worker
+         *     Runtimes). Not an enum: new values may appear; fall back to `state` for
+         *     unknown ones.
          * @example active:segment
          */
         WorkerStatus: string;
@@ -641,6 +859,10 @@ export interface components {
             can_stream_events: boolean;
             /** @description A bounded transcript of the Worker can be read. */
             can_read_bounded_transcript: boolean;
+            /** @description Same as `can_stop_worker` (kept for existing clients). */
+            can_stop: boolean;
+            /** @description A follow-up Worker can be spawned from this one (no Runtime routes this yet). */
+            can_spawn_followup: boolean;
         };
         /**
          * @description Browser-safe summary of one Worker. Address it by `runtime_id` +
@@ -662,6 +884,13 @@ export interface components {
             workspace: components["schemas"]["WorkerWorkspace"];
             implementation: components["schemas"]["WorkerImplementation"];
             capabilities: components["schemas"]["WorkerCapabilities"];
+            /**
+             * Format: date-time
+             * @description Time of the Worker's last event (RFC 3339, UTC); `null` where the
+             *     Runtime does not know it (local Workers).
+             */
+            last_seen_at: string | null;
+            diagnostics: components["schemas"]["ItemDiagnostics"];
         };
         /**
          * @description What the Worker is for: `assistant` (a general assistant, see
@@ -729,6 +958,11 @@ export interface components {
             worker_id: components["schemas"]["Identifier"];
             /** @description Whether the Runtime accepted the input. */
             accepted: boolean;
+            /**
+             * Format: int64
+             * @description The transcript `sequence` the input was recorded under.
+             */
+            sequence?: number;
         };
         /** @description A stop request accepted by the Runtime. */
         StopWorkerAccepted: {
@@ -736,6 +970,116 @@ export interface components {
             worker_id: components["schemas"]["Identifier"];
             mode: components["schemas"]["StopMode"];
             state: components["schemas"]["WorkerState"];
+            status?: components["schemas"]["WorkerStatus"];
+        };
+        /**
+         * @description Notes that concern this item alone (at most 16); empty when there is
+         *     nothing to say.
+         */
+        ItemDiagnostics: components["schemas"]["Diagnostic"][];
+        /** @description A profile a create may name; what it runs is the operator's business. */
+        ProfileSummary: {
+            /** @description The name to pass as `profile`. */
+            name: string;
+            /** @description Display name. */
+            label: string;
+            /** @description What the profile is for, for display. */
+            description?: string;
+        };
+        /** @description List envelope of profiles. */
+        ProfileList: {
+            /** @description Opaque id of the workspace this backend serves. */
+            workspace_id: string;
+            /** @description The server's cap. */
+            limit: number;
+            /** @description The profiles, the default first. */
+            items: components["schemas"]["ProfileSummary"][];
+            source: components["schemas"]["ListSource"];
+            /** @description Notes about the list (at most 16). */
+            diagnostics: components["schemas"]["Diagnostic"][];
+        };
+        /**
+         * @description Who wrote a transcript entry.
+         * @enum {string}
+         */
+        TranscriptRole: "user" | "system" | "assistant";
+        /** @description One entry of a Worker's transcript. */
+        TranscriptItem: {
+            /**
+             * Format: int64
+             * @description Position in the Worker's transcript, from 1.
+             */
+            sequence: number;
+            role: components["schemas"]["TranscriptRole"];
+            /** @description The text, as the Worker or the caller wrote it. */
+            content: string;
+            /**
+             * Format: date-time
+             * @description When the entry was recorded (RFC 3339, UTC).
+             */
+            at: string;
+        };
+        /** @description One page of a Worker's transcript. */
+        TranscriptPage: {
+            runtime_id: components["schemas"]["Identifier"];
+            worker_id: components["schemas"]["Identifier"];
+            /** @description Entries after `after`, oldest first. */
+            items: components["schemas"]["TranscriptItem"][];
+            /**
+             * Format: int64
+             * @description Present when more entries exist; pass it as `after`.
+             */
+            next_after?: number;
+            /**
+             * Format: int64
+             * @description The oldest retained entry (0 when the transcript is empty).
+             */
+            first_sequence: number;
+            /**
+             * Format: int64
+             * @description The newest entry (0 when the transcript is empty).
+             */
+            last_sequence: number;
+        };
+        /**
+         * @description Server-Sent Events text: `id:`, `event:` and `data:` lines per event,
+         *     comment lines as heartbeats. See "Live events".
+         */
+        EventStreamText: string;
+        /** @description Data of a `worker_removed` event. */
+        WorkerRemovedEvent: {
+            runtime_id: components["schemas"]["Identifier"];
+            worker_id: components["schemas"]["Identifier"];
+        };
+        /** @description Data of a `transcript_appended` event. */
+        TranscriptAppendedEvent: {
+            runtime_id: components["schemas"]["Identifier"];
+            worker_id: components["schemas"]["Identifier"];
+            /**
+             * Format: int64
+             * @description Position in the Worker's transcript.
+             */
+            sequence: number;
+            role: components["schemas"]["TranscriptRole"];
+            /** @description The text of the entry. */
+            content: string;
+            /**
+             * Format: date-time
+             * @description When the entry was recorded.
+             */
+            at: string;
+        };
+        /**
+         * @description Data of a `resync` event: the cursor is unknown or too old, the
+         *     subscriber fell behind, or the source restarted. Re-read the lists,
+         *     then keep reading this stream.
+         */
+        ResyncEvent: {
+            /**
+             * @description Why, for display and logs.
+             * @enum {string}
+             */
+            reason: "cursor_unknown" | "cursor_expired" | "source_restarted" | "subscriber_lagged";
         };
         /**
          * @description Stable machine-readable error code; branch on this. A later release
@@ -756,9 +1100,17 @@ export interface components {
          *     | `method_not_allowed` | 405 | the route exists, the method does not |
          *     | `payload_too_large` | 413 | the request body is over 1 MiB |
          *     | `internal` | 500 | an unexpected server error |
+         *     | `unauthenticated` | 401 | the server's access token is required and missing or wrong (since 0.2.0) |
+         *     | `cross_origin_rejected` | 403 | a cross-site browser write (since 0.2.0) |
+         *     | `misdirected_request` | 421 | the `Host` header is not allowed (since 0.2.0) |
+         *     | `worker_not_running` | 409 | input to a Worker that is not active (since 0.2.0) |
+         *     | `worker_busy` | 409 | the Worker's input queue is full (since 0.2.0) |
+         *     | `runtime_at_capacity` | 409 | the Runtime already runs as many Workers as it may (since 0.2.0) |
+         *     | `idempotency_key_reused` | 422 | the same `Idempotency-Key` with another body (since 0.2.0) |
+         *     | `too_many_streams` | 503 | the event stream limit is reached (since 0.2.0) |
          * @enum {string}
          */
-        ProblemCode: "invalid_identifier" | "invalid_request" | "unknown_runtime" | "unknown_host" | "unknown_worker" | "worker_not_visible" | "runtime_unavailable" | "operation_unsupported" | "not_found" | "method_not_allowed" | "payload_too_large" | "internal";
+        ProblemCode: "invalid_identifier" | "invalid_request" | "unknown_runtime" | "unknown_host" | "unknown_worker" | "worker_not_visible" | "runtime_unavailable" | "operation_unsupported" | "not_found" | "method_not_allowed" | "payload_too_large" | "internal" | "unauthenticated" | "cross_origin_rejected" | "misdirected_request" | "worker_not_running" | "worker_busy" | "runtime_at_capacity" | "idempotency_key_reused" | "too_many_streams";
         /**
          * @description RFC 9457 problem document: the only error body of this API, always
          *     served as `application/problem+json`. Clients should branch on `code`
@@ -848,7 +1200,8 @@ export interface components {
         };
         /**
          * @description The Worker exists but workspace visibility or policy hides it from this
-         *     caller (`worker_not_visible`).
+         *     caller (`worker_not_visible`), or a browser sent a cross-site write
+         *     (`cross_origin_rejected`).
          */
         Forbidden: {
             headers: {
@@ -892,6 +1245,103 @@ export interface components {
                  *       "worker_id": "local-worker-reviewer-0123456789abcdef",
                  *       "error": "Not Found",
                  *       "message": "The runtime has no worker with this id."
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description The server requires its access token and the request did not carry it,
+         *     or carried a wrong one (`unauthenticated`).
+         */
+        Unauthenticated: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:problem:workspace-runtime:unauthenticated",
+                 *       "title": "Unauthenticated",
+                 *       "status": 401,
+                 *       "detail": "This server requires its access token.",
+                 *       "code": "unauthenticated",
+                 *       "error": "Unauthorized",
+                 *       "message": "This server requires its access token."
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description The request conflicts with the Runtime's or Worker's state: input to a
+         *     Worker that is not running (`worker_not_running`) or whose input queue
+         *     is full (`worker_busy`), or a create on a Runtime at its limit
+         *     (`runtime_at_capacity`).
+         */
+        Conflict: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:problem:workspace-runtime:worker_not_running",
+                 *       "title": "Worker not running",
+                 *       "status": 409,
+                 *       "detail": "The worker is not running, so it cannot take input.",
+                 *       "code": "worker_not_running",
+                 *       "runtime_id": "embedded-worker-runtime",
+                 *       "worker_id": "0194a5f0-7b1c-7d2e-9f00-1234567890ab",
+                 *       "error": "Conflict",
+                 *       "message": "The worker is not running, so it cannot take input."
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description The request's `Host` is not one this server answers to
+         *     (`misdirected_request`).
+         */
+        Misdirected: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:problem:workspace-runtime:misdirected_request",
+                 *       "title": "Misdirected request",
+                 *       "status": 421,
+                 *       "detail": "This server does not answer to that host name.",
+                 *       "code": "misdirected_request",
+                 *       "error": "Misdirected Request",
+                 *       "message": "This server does not answer to that host name."
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description The `Idempotency-Key` was already used with another request
+         *     (`idempotency_key_reused`).
+         */
+        UnprocessableEntity: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:problem:workspace-runtime:idempotency_key_reused",
+                 *       "title": "Idempotency key reused",
+                 *       "status": 422,
+                 *       "detail": "This Idempotency-Key was already used with a different request.",
+                 *       "code": "idempotency_key_reused",
+                 *       "field": "Idempotency-Key",
+                 *       "error": "Unprocessable Entity",
+                 *       "message": "This Idempotency-Key was already used with a different request."
                  *     }
                  */
                 "application/problem+json": components["schemas"]["Problem"];
@@ -965,8 +1415,9 @@ export interface components {
             };
         };
         /**
-         * @description The Runtime cannot answer now: not configured, unreadable or only
-         *     reserved (`runtime_unavailable`). Retrying later may succeed.
+         * @description The Runtime cannot answer now: not configured, unreadable, unreachable,
+         *     late or only reserved (`runtime_unavailable`); or too many event
+         *     streams are open (`too_many_streams`). Retrying later may succeed.
          */
         ServiceUnavailable: {
             headers: {
@@ -1028,6 +1479,28 @@ export interface components {
          *     `400 invalid_request`.
          */
         Cursor: string;
+        /**
+         * @description Makes a create safe to retry: the same key with the same body within 24
+         *     hours answers the first result again. 1 to 120 characters of
+         *     `A-Z a-z 0-9 _ : -`.
+         */
+        IdempotencyKey: string;
+        /**
+         * @description The `id` of the last event received; browsers send it when an
+         *     `EventSource` reconnects. Same meaning as `cursor`; the header wins
+         *     when both are given.
+         */
+        LastEventId: string;
+        /**
+         * @description Resume after this event `id`. Without it (and without `Last-Event-ID`)
+         *     the stream delivers every event that happens after its headers were
+         *     sent. An unknown or too old cursor starts the stream with `resync`.
+         */
+        EventCursor: string;
+        /** @description Only entries whose `sequence` is greater than this; default 0. */
+        TranscriptAfter: number;
+        /** @description Most entries in the page, 1 to 200; default 100. */
+        TranscriptLimit: number;
     };
     requestBodies: never;
     headers: {
@@ -1065,6 +1538,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            421: components["responses"]["Misdirected"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -1089,6 +1563,8 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            421: components["responses"]["Misdirected"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -1111,6 +1587,8 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            421: components["responses"]["Misdirected"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -1144,6 +1622,8 @@ export interface operations {
             };
             304: components["responses"]["NotModified"];
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            421: components["responses"]["Misdirected"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -1177,6 +1657,8 @@ export interface operations {
             };
             304: components["responses"]["NotModified"];
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            421: components["responses"]["Misdirected"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -1210,6 +1692,8 @@ export interface operations {
             };
             304: components["responses"]["NotModified"];
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            421: components["responses"]["Misdirected"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -1250,7 +1734,9 @@ export interface operations {
             };
             304: components["responses"]["NotModified"];
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
             404: components["responses"]["NotFound"];
+            421: components["responses"]["Misdirected"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -1292,7 +1778,9 @@ export interface operations {
             };
             304: components["responses"]["NotModified"];
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
             404: components["responses"]["NotFound"];
+            421: components["responses"]["Misdirected"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -1334,7 +1822,9 @@ export interface operations {
             };
             304: components["responses"]["NotModified"];
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
             404: components["responses"]["NotFound"];
+            421: components["responses"]["Misdirected"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -1389,7 +1879,9 @@ export interface operations {
             };
             304: components["responses"]["NotModified"];
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
             404: components["responses"]["NotFound"];
+            421: components["responses"]["Misdirected"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -1397,7 +1889,14 @@ export interface operations {
     createWorker: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes a create safe to retry: the same key with the same body within 24
+                 *     hours answers the first result again. 1 to 120 characters of
+                 *     `A-Z a-z 0-9 _ : -`.
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path: {
                 /**
                  * @description Opaque registry id of a Runtime, as returned in `RuntimeSummary.runtime_id`.
@@ -1424,9 +1923,13 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
+            421: components["responses"]["Misdirected"];
+            422: components["responses"]["UnprocessableEntity"];
             500: components["responses"]["InternalError"];
             501: components["responses"]["NotImplemented"];
             503: components["responses"]["ServiceUnavailable"];
@@ -1476,8 +1979,10 @@ export interface operations {
             };
             304: components["responses"]["NotModified"];
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            421: components["responses"]["Misdirected"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -1519,9 +2024,12 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
+            421: components["responses"]["Misdirected"];
             500: components["responses"]["InternalError"];
             501: components["responses"]["NotImplemented"];
             503: components["responses"]["ServiceUnavailable"];
@@ -1564,12 +2072,288 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             413: components["responses"]["PayloadTooLarge"];
+            421: components["responses"]["Misdirected"];
             500: components["responses"]["InternalError"];
             501: components["responses"]["NotImplemented"];
             503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listRuntimeProfiles: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Entity tags from earlier answers (RFC 9110 section 13.1.2), or `*`. When
+                 *     one of them matches the current representation the answer is
+                 *     `304 Not Modified` without a body. Weak tags (`W/"..."`) compare by
+                 *     their opaque part.
+                 */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+            };
+            path: {
+                /**
+                 * @description Opaque registry id of a Runtime, as returned in `RuntimeSummary.runtime_id`.
+                 *     1 to 120 characters of `A-Z a-z 0-9 _ : -` (pattern
+                 *     `^[A-Za-z0-9_:-]{1,120}$`); anything else is `400 invalid_identifier`.
+                 */
+                runtime_id: components["parameters"]["RuntimeId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The Runtime's profiles. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProfileList"];
+                };
+            };
+            304: components["responses"]["NotModified"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            404: components["responses"]["NotFound"];
+            421: components["responses"]["Misdirected"];
+            500: components["responses"]["InternalError"];
+            501: components["responses"]["NotImplemented"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getWorkerTranscript: {
+        parameters: {
+            query?: {
+                /** @description Only entries whose `sequence` is greater than this; default 0. */
+                after?: components["parameters"]["TranscriptAfter"];
+                /** @description Most entries in the page, 1 to 200; default 100. */
+                limit?: components["parameters"]["TranscriptLimit"];
+            };
+            header?: {
+                /**
+                 * @description Entity tags from earlier answers (RFC 9110 section 13.1.2), or `*`. When
+                 *     one of them matches the current representation the answer is
+                 *     `304 Not Modified` without a body. Weak tags (`W/"..."`) compare by
+                 *     their opaque part.
+                 */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+            };
+            path: {
+                /**
+                 * @description Opaque registry id of a Runtime, as returned in `RuntimeSummary.runtime_id`.
+                 *     1 to 120 characters of `A-Z a-z 0-9 _ : -` (pattern
+                 *     `^[A-Za-z0-9_:-]{1,120}$`); anything else is `400 invalid_identifier`.
+                 */
+                runtime_id: components["parameters"]["RuntimeId"];
+                /**
+                 * @description Opaque registry id of a Worker, as returned in `WorkerSummary.worker_id`.
+                 *     It is only meaningful together with the `runtime_id` of the same path.
+                 *     1 to 120 characters of `A-Z a-z 0-9 _ : -` (pattern
+                 *     `^[A-Za-z0-9_:-]{1,120}$`); anything else is `400 invalid_identifier`.
+                 */
+                worker_id: components["parameters"]["WorkerId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of the transcript. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TranscriptPage"];
+                };
+            };
+            304: components["responses"]["NotModified"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            421: components["responses"]["Misdirected"];
+            500: components["responses"]["InternalError"];
+            501: components["responses"]["NotImplemented"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    streamRuntimeEvents: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Resume after this event `id`. Without it (and without `Last-Event-ID`)
+                 *     the stream delivers every event that happens after its headers were
+                 *     sent. An unknown or too old cursor starts the stream with `resync`.
+                 */
+                cursor?: components["parameters"]["EventCursor"];
+            };
+            header?: {
+                /**
+                 * @description The `id` of the last event received; browsers send it when an
+                 *     `EventSource` reconnects. Same meaning as `cursor`; the header wins
+                 *     when both are given.
+                 */
+                "Last-Event-ID"?: components["parameters"]["LastEventId"];
+            };
+            path: {
+                /**
+                 * @description Opaque registry id of a Runtime, as returned in `RuntimeSummary.runtime_id`.
+                 *     1 to 120 characters of `A-Z a-z 0-9 _ : -` (pattern
+                 *     `^[A-Za-z0-9_:-]{1,120}$`); anything else is `400 invalid_identifier`.
+                 */
+                runtime_id: components["parameters"]["RuntimeId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The event stream. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": components["schemas"]["EventStreamText"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            404: components["responses"]["NotFound"];
+            421: components["responses"]["Misdirected"];
+            500: components["responses"]["InternalError"];
+            501: components["responses"]["NotImplemented"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    streamWorkerEvents: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Resume after this event `id`. Without it (and without `Last-Event-ID`)
+                 *     the stream delivers every event that happens after its headers were
+                 *     sent. An unknown or too old cursor starts the stream with `resync`.
+                 */
+                cursor?: components["parameters"]["EventCursor"];
+            };
+            header?: {
+                /**
+                 * @description The `id` of the last event received; browsers send it when an
+                 *     `EventSource` reconnects. Same meaning as `cursor`; the header wins
+                 *     when both are given.
+                 */
+                "Last-Event-ID"?: components["parameters"]["LastEventId"];
+            };
+            path: {
+                /**
+                 * @description Opaque registry id of a Runtime, as returned in `RuntimeSummary.runtime_id`.
+                 *     1 to 120 characters of `A-Z a-z 0-9 _ : -` (pattern
+                 *     `^[A-Za-z0-9_:-]{1,120}$`); anything else is `400 invalid_identifier`.
+                 */
+                runtime_id: components["parameters"]["RuntimeId"];
+                /**
+                 * @description Opaque registry id of a Worker, as returned in `WorkerSummary.worker_id`.
+                 *     It is only meaningful together with the `runtime_id` of the same path.
+                 *     1 to 120 characters of `A-Z a-z 0-9 _ : -` (pattern
+                 *     `^[A-Za-z0-9_:-]{1,120}$`); anything else is `400 invalid_identifier`.
+                 */
+                worker_id: components["parameters"]["WorkerId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The event stream. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": components["schemas"]["EventStreamText"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            421: components["responses"]["Misdirected"];
+            500: components["responses"]["InternalError"];
+            501: components["responses"]["NotImplemented"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getConsole: {
+        parameters: {
+            query?: {
+                /** @description The user's own access token to this backend, exchanged once for a cookie. */
+                token?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The console page. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            /** @description The token was accepted; the cookie is set and the page reloads without it. */
+            303: {
+                headers: {
+                    /** @description Always `/`. */
+                    Location: "/";
+                    /** @description The access cookie (`HttpOnly; SameSite=Strict; Path=/`). */
+                    "Set-Cookie": string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            421: components["responses"]["Misdirected"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    getConsoleAsset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The name of one of the console's built files. */
+                asset: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/javascript": string;
+                    "text/css": string;
+                    "image/png": string;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            404: components["responses"]["NotFound"];
+            421: components["responses"]["Misdirected"];
+            500: components["responses"]["InternalError"];
         };
     };
 }
