@@ -313,6 +313,7 @@ func TestAccessToken(t *testing.T) {
 			}
 		})
 	}
+	s.shutdown(t)
 	if strings.Contains(s.logs.String(), token) {
 		t.Error("the log holds the token")
 	}

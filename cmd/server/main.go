@@ -249,7 +249,9 @@ func (t timeouts) withDefaults() timeouts {
 // requests finish. ready, if not nil, receives the bound address once the
 // listener is open.
 func run(ctx context.Context, cfg config, logOut io.Writer, ready chan<- net.Addr) error {
-	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	log, logs := newLogger(logOut, cfg.LogLevel)
+	// Deferred first, so it runs last: after the last log line.
+	defer func() { _ = logs.Close() }()
 
 	local := compat.New(compat.Config{
 		WorkspaceID:   cfg.WorkspaceID,
@@ -259,6 +261,7 @@ func run(ctx context.Context, cfg config, logOut io.Writer, ready chan<- net.Add
 	})
 	metrics := handlers.NewMetrics()
 	registerIndexMetrics(metrics.Registry, local)
+	registerLogMetrics(metrics.Registry, logs)
 	reg, err := registry.New(registry.Options{
 		WorkspaceID: cfg.WorkspaceID,
 		MaxRecords:  cfg.MaxRecords,

@@ -193,6 +193,22 @@ func start(t *testing.T, f func(ctx context.Context, logs io.Writer, ready chan<
 
 func (s *started) url(path string) string { return "http://" + s.addr + path }
 
+// shutdown stops the server and waits until it has stopped, so that every
+// log line is written (the server's logs are asynchronous until it stops).
+func (s *started) shutdown(t *testing.T) {
+	t.Helper()
+	s.stop()
+	select {
+	case err := <-s.done:
+		if err != nil {
+			t.Errorf("server stopped with %v", err)
+		}
+		s.done <- nil // for the cleanup's wait
+	case <-time.After(watchdog):
+		t.Fatal("server did not stop")
+	}
+}
+
 // reply is one answer, read in full.
 type reply struct {
 	status int
@@ -652,6 +668,7 @@ func TestLogsRevealNothing(t *testing.T) {
 			t.Errorf("%s %s: %d", r.method, r.path, got.status)
 		}
 	}
+	s.shutdown(t)
 	logs := s.logs.String()
 	if !strings.Contains(logs, `"msg":"request"`) || !strings.Contains(logs, `"msg":"audit"`) || !strings.Contains(logs, `"level":"DEBUG"`) {
 		t.Fatalf("the logs lack request, audit or debug lines, so this test proves nothing:\n%s", logs)
