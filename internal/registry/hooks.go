@@ -46,16 +46,58 @@ type Auditor interface {
 	Audit(ctx context.Context, rec AuditRecord)
 }
 
-// SlogAuditor writes one structured log line per audit record.
+// SlogAuditor writes one structured log line per audit record, at the level
+// of its audit policy (AuditLevel), which follows the Kubernetes audit policy
+// levels: what changes something is recorded by default, what only reads is
+// recorded on request, and a failure of the server itself always is.
+//
+//   - Writes (create_worker, send_input, stop_worker) are logged at info, the
+//     default level: they start, feed or stop processes, so who did what to
+//     which worker must be on record. The record names the operation, the ids
+//     and the outcome only, never the content of an input or any other body
+//     field (like Kubernetes' Metadata level, never Request).
+//   - Reads (get_runtime, list_runtime_hosts, list_runtime_workers,
+//     list_host_workers, get_worker, list_profiles, read_transcript,
+//     stream_events) are logged at debug: they are most of the traffic, change
+//     nothing, and each is already counted in the request log line and the
+//     runtime_registry_operations_total metric. Kubernetes' own example
+//     policies likewise leave high-volume reads out (level None) or keep
+//     their metadata only. Run with --log-level debug to audit reads too.
+//   - Any call whose outcome is internal is logged at warn whatever it was,
+//     so that a bug on a read path is still seen at the default level.
+//
+// An operation this policy does not name is logged at info.
 type SlogAuditor struct {
 	Logger *slog.Logger
 }
 
-// Audit logs rec at info level (warning for internal outcomes).
+// AuditLevel is the log level SlogAuditor writes rec at: warn for an
+// internal outcome, debug for a read, info for anything else (the writes).
+func AuditLevel(rec AuditRecord) slog.Level {
+	switch {
+	case rec.Outcome == string(CodeInternal):
+		return slog.LevelWarn
+	case isRead(rec.Operation):
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
+}
+
+func isRead(op Operation) bool {
+	switch op {
+	case OpGetRuntime, OpListRuntimeHosts, OpListRuntimeWorkers, OpListHostWorkers, OpGetWorker,
+		OpListProfiles, OpReadTranscript, OpStreamEvents:
+		return true
+	}
+	return false
+}
+
+// Audit logs rec at AuditLevel(rec). A record below the logger's level costs
+// one check and no allocation.
 func (a SlogAuditor) Audit(ctx context.Context, rec AuditRecord) {
-	level := slog.LevelInfo
-	if rec.Outcome == string(CodeInternal) {
-		level = slog.LevelWarn
+	level := AuditLevel(rec)
+	if !a.Logger.Enabled(ctx, level) {
+		return
 	}
 	attrs := []slog.Attr{
 		slog.String("operation", string(rec.Operation)),

@@ -364,7 +364,7 @@ func TestAuditRecordsEveryAuthorityBearingCall(t *testing.T) {
 
 func TestSlogAuditorWritesOneStructuredLine(t *testing.T) {
 	var buf bytes.Buffer
-	a := registry.SlogAuditor{Logger: slog.New(slog.NewJSONHandler(&buf, nil))}
+	a := registry.SlogAuditor{Logger: slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	a.Audit(t.Context(), registry.AuditRecord{Operation: registry.OpGetWorker, RuntimeID: "r1", WorkerID: "w1", Outcome: "ok"})
 	got := buf.String()
 	if strings.Count(got, "\n") != 1 {
@@ -374,6 +374,49 @@ func TestSlogAuditorWritesOneStructuredLine(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("audit line %q lacks %s", got, want)
 		}
+	}
+}
+
+// TestAuditPolicy: reads are audited at debug, writes at info, an internal
+// outcome at warn whatever the operation; at the default (info) level only
+// the writes and the internal outcomes are written.
+func TestAuditPolicy(t *testing.T) {
+	tests := []struct {
+		op      registry.Operation
+		outcome string
+		want    slog.Level
+	}{
+		{registry.OpGetRuntime, "ok", slog.LevelDebug},
+		{registry.OpListRuntimeHosts, "ok", slog.LevelDebug},
+		{registry.OpListRuntimeWorkers, "ok", slog.LevelDebug},
+		{registry.OpListHostWorkers, "unknown_host", slog.LevelDebug},
+		{registry.OpGetWorker, "unknown_worker", slog.LevelDebug},
+		{registry.OpListProfiles, "ok", slog.LevelDebug},
+		{registry.OpReadTranscript, "ok", slog.LevelDebug},
+		{registry.OpStreamEvents, "ok", slog.LevelDebug},
+		{registry.OpCreateWorker, "ok", slog.LevelInfo},
+		{registry.OpSendInput, "worker_busy", slog.LevelInfo},
+		{registry.OpStopWorker, "ok", slog.LevelInfo},
+		{registry.Operation("future_operation"), "ok", slog.LevelInfo},
+		{registry.OpGetWorker, "internal", slog.LevelWarn},
+		{registry.OpSendInput, "internal", slog.LevelWarn},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.op)+"/"+tt.outcome, func(t *testing.T) {
+			rec := registry.AuditRecord{Operation: tt.op, RuntimeID: "r1", WorkerID: "w1", Outcome: tt.outcome}
+			if got := registry.AuditLevel(rec); got != tt.want {
+				t.Errorf("AuditLevel = %v, want %v", got, tt.want)
+			}
+			var buf bytes.Buffer
+			a := registry.SlogAuditor{Logger: slog.New(slog.NewJSONHandler(&buf, nil))} // default level: info
+			a.Audit(t.Context(), rec)
+			if written := buf.Len() > 0; written != (tt.want >= slog.LevelInfo) {
+				t.Errorf("at the default level, written = %v: %q", written, buf.String())
+			}
+			if buf.Len() > 0 && !strings.Contains(buf.String(), `"level":"`+tt.want.String()+`"`) {
+				t.Errorf("line %q is not at %v", buf.String(), tt.want)
+			}
+		})
 	}
 }
 
