@@ -49,6 +49,12 @@ type ServerOptions struct {
 // routes. It fails if the embedded contract cannot be loaded, which is a
 // build defect, or if an allowed host or the access token is malformed.
 func NewServer(reg *registry.Registry, opts ServerOptions) (http.Handler, error) {
+	return newServer(reg, opts, nil)
+}
+
+// newServer is NewServer; tune, when not nil, adjusts the request validator
+// (tests turn its fast path off, or count what it admits).
+func newServer(reg *registry.Registry, opts ServerOptions, tune func(*requestValidator)) (http.Handler, error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
@@ -92,6 +98,10 @@ func NewServer(reg *registry.Registry, opts ServerOptions) (http.Handler, error)
 		h.streams = newStreamLimiter(DefaultMaxStreams, nil, h.metrics)
 	}
 	routes := map[string]bool{}
+	validator := newRequestValidator(doc, router, maxBody)
+	if tune != nil {
+		tune(validator)
+	}
 
 	e := echo.New()
 	e.HideBanner = true
@@ -100,7 +110,7 @@ func NewServer(reg *registry.Registry, opts ServerOptions) (http.Handler, error)
 	e.Use(
 		requestLog(log, h.metrics, routes),
 		recoverPanics(log),
-		newRequestValidator(doc, router, maxBody).middleware,
+		validator.middleware,
 	)
 	gen.RegisterHandlers(e, gen.NewStrictHandler(h, nil))
 	for _, r := range e.Routes() {

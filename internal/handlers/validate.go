@@ -36,6 +36,101 @@ type requestValidator struct {
 	// templates are the contract's paths split into segments, ":name" for a
 	// parameter: the empty-id rule matches against them.
 	templates [][]string
+	// fast holds, for each operation whose request can only be wrong in
+	// ways the middleware checks before kin-openapi (its path ids), what
+	// else a request may carry and still skip kin-openapi; see fastPathOf.
+	fast map[*openapi3.Operation]*fastPath
+	// onFast, when set (tests only), is called for each request the fast
+	// path admitted.
+	onFast func()
+}
+
+// fastPath is what a request of one operation may carry and still be
+// answered without kin-openapi: no query string, and of the operation's
+// optional header parameters (If-None-Match), at most one value each, not
+// empty and no longer than the schema's maxLength. Anything else goes
+// through the full validator, which stays the source of truth.
+type fastPath struct {
+	headers []fastHeader
+}
+
+// fastHeader is one optional string header parameter of an operation.
+type fastHeader struct {
+	key       string // canonical header key
+	maxLength int    // bytes; 0 means no limit
+}
+
+// idSchema reports whether s is the contract's id schema, which
+// registry.ValidID checks exactly: a string of 1 to 120 characters of
+// A-Z a-z 0-9 _ : -.
+func idSchema(s *openapi3.Schema) bool {
+	return s != nil && s.Type.Is(openapi3.TypeString) && s.Pattern == "^[A-Za-z0-9_:-]{1,120}$" &&
+		s.MinLength <= 1 && (s.MaxLength == nil || *s.MaxLength >= registry.MaxIDLength) &&
+		s.Format == "" && len(s.Enum) == 0 && s.Not == nil && len(s.AllOf)+len(s.AnyOf)+len(s.OneOf) == 0
+}
+
+// fastPathOf compiles the fast path of op (method on item of doc), or nil
+// when its requests always need the full validator: only a GET with no
+// request body and no security requirement whose parameters are path ids,
+// optional query parameters (a request with a query string takes the full
+// validator) and optional plain string headers bounded by maxLength only.
+func fastPathOf(doc *openapi3.T, item *openapi3.PathItem, method string, op *openapi3.Operation) *fastPath {
+	if method != http.MethodGet || op.RequestBody != nil {
+		return nil
+	}
+	if op.Security != nil && len(*op.Security) > 0 || op.Security == nil && len(doc.Security) > 0 {
+		return nil
+	}
+	fp := &fastPath{}
+	for _, ref := range append(slices.Clone(item.Parameters), op.Parameters...) {
+		p := ref.Value
+		if p == nil || p.Content != nil || p.Schema == nil || p.Schema.Value == nil {
+			return nil
+		}
+		s := p.Schema.Value
+		switch p.In {
+		case openapi3.ParameterInPath:
+			if !idSchema(s) {
+				return nil
+			}
+		case openapi3.ParameterInQuery:
+			if p.Required {
+				return nil
+			}
+		case openapi3.ParameterInHeader:
+			if p.Required || p.AllowEmptyValue || !s.Type.Is(openapi3.TypeString) || s.Pattern != "" || s.Format != "" ||
+				s.MinLength > 0 || len(s.Enum) > 0 || s.Not != nil || len(s.AllOf)+len(s.AnyOf)+len(s.OneOf) > 0 {
+				return nil
+			}
+			h := fastHeader{key: http.CanonicalHeaderKey(p.Name)}
+			if s.MaxLength != nil {
+				h.maxLength = int(*s.MaxLength)
+			}
+			fp.headers = append(fp.headers, h)
+		default:
+			return nil
+		}
+	}
+	return fp
+}
+
+// admits reports whether req, whose path ids are already valid, may skip
+// the full validator. A header counts in bytes, which is never fewer than
+// the characters maxLength counts.
+func (fp *fastPath) admits(req *http.Request) bool {
+	if req.URL.RawQuery != "" {
+		return false
+	}
+	for _, h := range fp.headers {
+		vs, ok := req.Header[h.key]
+		if !ok {
+			continue
+		}
+		if len(vs) != 1 || vs[0] == "" || h.maxLength > 0 && len(vs[0]) > h.maxLength {
+			return false
+		}
+	}
+	return true
 }
 
 // echoPath turns a contract path template into echo's: {id} becomes :id.
@@ -57,9 +152,12 @@ func echoPath(p string) string {
 
 func newRequestValidator(doc *openapi3.T, router routers.Router, maxBodyBytes int64) *requestValidator {
 	v := &requestValidator{router: router, maxBodyBytes: maxBodyBytes, queryParams: map[*openapi3.Operation][]string{},
-		routes: map[string]*routers.Route{}}
+		routes: map[string]*routers.Route{}, fast: map[*openapi3.Operation]*fastPath{}}
 	for path, item := range doc.Paths.Map() {
 		for method, op := range item.Operations() {
+			if fp := fastPathOf(doc, item, method, op); fp != nil {
+				v.fast[op] = fp
+			}
 			v.routes[method+" "+echoPath(path)] = &routers.Route{Spec: doc, Path: path, PathItem: item, Method: method, Operation: op}
 			v.templates = append(v.templates, strings.Split(echoPath(path)[1:], "/"))
 			var names []string
@@ -100,6 +198,14 @@ func (v *requestValidator) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 			if id, ok := pathParams[name]; ok && !registry.ValidID(id) {
 				return registry.InvalidIdentifier(name)
 			}
+		}
+		// A request the fast path admits has nothing left that kin-openapi
+		// would check (TestFastPathAnswersAsTheFullValidator proves it).
+		if fp := v.fast[route.Operation]; fp != nil && fp.admits(req) {
+			if v.onFast != nil {
+				v.onFast()
+			}
+			return next(c)
 		}
 		if err := v.checkQuery(route.Operation, req); err != nil {
 			return err
