@@ -10,7 +10,7 @@ TS_CLIENT     := clients/typescript
 # npm ci writes this file last: it stamps an installed clients/typescript/node_modules.
 NODE_DEPS     := $(TS_CLIENT)/node_modules/.package-lock.json
 
-.PHONY: all generate build run test test-go test-big lint tidy-check binaries-check vet fmt-check contract contract-fuzz node-deps fuzz fuzz-brief fuzz-run soak bench bench-go
+.PHONY: all generate build run test test-go test-big lint tidy-check binaries-check vet fmt-check contract contract-fuzz node-deps fuzz fuzz-brief fuzz-run soak bench bench-profile bench-go
 
 all: build
 
@@ -117,6 +117,13 @@ soak:
 ## (about 3 minutes; stores are generated once under $$TMPDIR). See BENCHMARKS.md.
 bench: build
 	$(GO) run ./cmd/loadbench -server $(BIN)
+
+## bench-profile: the load run of the 10,000-pod store only, against a server built with -tags pprof,
+## writing a CPU profile of the server during the page of 200 to bench-profiles/page200.pprof
+bench-profile:
+	$(GO) build -tags pprof -o bin/runtime-registry-pprof ./cmd/server
+	$(GO) run ./cmd/loadbench -server bin/runtime-registry-pprof -big-pods 0 -cpuprofile bench-profiles
+	$(GO) tool pprof -top -nodecount 25 bin/runtime-registry-pprof bench-profiles/page200.pprof
 
 ## bench-go: Go benchmarks of the index (1,000 / 10,000 / 100,000 pods) and of whole requests
 bench-go:

@@ -49,6 +49,8 @@ type options struct {
 	bigDuration time.Duration
 	connections int
 	freshness   int
+	wrk         string
+	cpuProfile  string
 }
 
 func main() {
@@ -63,7 +65,21 @@ func main() {
 	flag.DurationVar(&o.bigDuration, "big-duration", 5*time.Second, "length of each attack on the large store")
 	flag.IntVar(&o.connections, "connections", 32, "concurrent connections of each attack")
 	flag.IntVar(&o.freshness, "freshness-samples", 5, "metadata rewrites timed under load")
+	flag.StringVar(&o.wrk, "wrk", "wrk", "wrk binary, run beside vegeta with -t1 (skipped when not found)")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "directory for a CPU profile of the server during the page of 200 (needs a server built with -tags pprof)")
+	prepare := flag.Bool("prepare", false, "only generate the stores (both sizes), then exit")
 	flag.Parse()
+	if *prepare {
+		for _, n := range []int{o.pods, o.bigPods} {
+			if n > 0 {
+				if err := benchstore.Generate(filepath.Join(o.storeDir, fmt.Sprintf("pods-%d", n)), n, workspaceRoot); err != nil {
+					fmt.Fprintln(os.Stderr, "loadbench:", err)
+					os.Exit(1)
+				}
+			}
+		}
+		return
+	}
 	if *static != "" {
 		if err := serveStatic(*static, *listen); err != nil {
 			fmt.Fprintln(os.Stderr, "loadbench static:", err)
@@ -85,10 +101,35 @@ type scenario struct {
 	want   int
 }
 
+// measured is one scenario's figures on the server and on the baseline:
+// vegeta's always, wrk's when wrk is available.
+type measured struct {
+	size           int
+	vSrv, vBase    *vegeta.Metrics
+	wSrv, wBase    *wrkResult
+	vRatio, wRatio float64 // 0: not measured
+}
+
+// summary collects what the targets of issue 12 are checked against.
+type summary struct {
+	starts             []time.Duration
+	page, worker, list measured
+	runtimes           []string
+	sourcesSkipped     []string
+	bigStarts          []time.Duration
+	bigRSS             int
+	bigPageRatio       float64 // page of 200 at the large store against its own baseline
+	bigPods            int
+}
+
 func run(o options) error {
 	fmt.Printf("# loadbench %s\n\n", time.Now().UTC().Format(time.RFC3339))
-	fmt.Printf("Machine: %d CPUs (GOMAXPROCS of each process: default). Connections: %d. Attack length: %s.\n\n",
-		runtime.NumCPU(), o.connections, o.duration)
+	fmt.Printf("Machine: %d CPUs (GOMAXPROCS of each process: default). Connections: %d. Attack length: %s. Load average at the start: %s.\n\n",
+		runtime.NumCPU(), o.connections, o.duration, loadAverage())
+	if _, err := exec.LookPath(o.wrk); err != nil {
+		fmt.Printf("wrk (%s) not found: only vegeta's figures are given.\n\n", o.wrk)
+		o.wrk = ""
+	}
 
 	dataDir := filepath.Join(o.storeDir, fmt.Sprintf("pods-%d", o.pods))
 	t0 := time.Now()
@@ -97,19 +138,39 @@ func run(o options) error {
 	}
 	fmt.Printf("Store of %d pods ready in %s (reused when already generated).\n\n", o.pods, time.Since(t0).Round(time.Millisecond))
 
-	srv, starts, err := coldStarts(o.server, dataDir, o.pods, 3)
+	var sum summary
+	extra, skipped, cleanup, err := otherSources(o.server)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	sum.sourcesSkipped = skipped
+
+	srv, starts, err := coldStarts(o.server, dataDir, o.pods, 3, extra, o.cpuProfile != "")
 	if err != nil {
 		return err
 	}
 	defer srv.stop()
-	fmt.Printf("Cold start to the first correct answer at %d pods (exec of the server to a 200 with the expected worker; %d starts): %s.\n\n",
+	sum.starts = starts
+	fmt.Printf("Cold start to the first correct answer at %d pods (exec of the server to a 200 with the expected worker; %d starts; page cache warm after the first): %s.\n\n",
 		o.pods, len(starts), durations(starts))
+	if sum.runtimes, err = runtimeIDs(srv.url); err != nil {
+		return err
+	}
+	fmt.Printf("Server flags: the defaults (log level info) plus `--listen`, `--workspace-id`, `--workspace-root`, `--data-dir`%s. Runtimes registered: %s.\n\n",
+		strings.Join(extraNames(extra), ""), strings.Join(sum.runtimes, ", "))
+	for _, note := range skipped {
+		fmt.Printf("- %s\n", note)
+	}
+	if len(skipped) > 0 {
+		fmt.Println()
+	}
 
 	workerPath := "/api/runtimes/" + runtimeID + "/workers/" + string(compat.WorkerIDFor(benchstore.PodName(o.pods/2)))
 	pagePath := "/api/runtimes/" + runtimeID + "/workers?limit=200"
 	scenarios := []scenario{
 		{name: "page of 200 (`GET /api/runtimes/{runtime_id}/workers?limit=200`)", path: pagePath, want: 200},
-		{name: "legacy merged list (`GET /api/workers`)", path: "/api/workers", want: 200},
+		{name: "merged list (`GET /api/workers`, runtimes: " + strings.Join(sum.runtimes, " + ") + ")", path: "/api/workers", want: 200},
 		{name: "one worker by id (`GET /api/runtimes/{runtime_id}/workers/{worker_id}`)", path: workerPath, want: 200},
 		{name: "304 revalidation of the page of 200 (`If-None-Match`)", path: pagePath, want: 304},
 	}
@@ -131,24 +192,36 @@ func run(o options) error {
 	}
 	defer base.stop()
 
-	fmt.Println("| scenario | body bytes | server req/s | server p50 | server p99 | baseline req/s | baseline p50 | baseline p99 | ratio (req/s) |")
-	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-	for _, sc := range scenarios {
-		rs, err := attack(srv.url, sc, o.duration, o.connections)
+	fmt.Println("| scenario | body bytes | server req/s | server p50 | server p99 | baseline req/s | baseline p50 | baseline p99 | ratio (req/s) | wrk server req/s (p99) | wrk baseline req/s (p99) | wrk ratio |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for i, sc := range scenarios {
+		profile := ""
+		if i == 0 && o.cpuProfile != "" {
+			profile = filepath.Join(o.cpuProfile, "page200.pprof")
+		}
+		m, err := measure(srv, base, sc, o.duration, o.connections, o.wrk, profile)
 		if err != nil {
 			return err
 		}
-		rb, err := attack(base.url, sc, o.duration, o.connections)
-		if err != nil {
-			return err
-		}
-		size := len(files[sc.path].Body)
+		m.size = len(files[sc.path].Body)
 		if sc.want == 304 {
-			size = 0
+			m.size = 0
 		}
-		fmt.Printf("| %s | %d | %.0f | %s | %s | %.0f | %s | %s | **%.2f×** |\n", sc.name, size,
-			rs.Throughput, ms(rs.Latencies.P50), ms(rs.Latencies.P99),
-			rb.Throughput, ms(rb.Latencies.P50), ms(rb.Latencies.P99), rs.Throughput/rb.Throughput)
+		switch i {
+		case 0:
+			sum.page = m
+		case 1:
+			sum.list = m
+		case 2:
+			sum.worker = m
+		}
+		wrkCols := "n/a | n/a | n/a"
+		if m.wSrv != nil {
+			wrkCols = fmt.Sprintf("%.0f (%s) | %.0f (%s) | **%.2f×**", m.wSrv.rps, ms(m.wSrv.p99), m.wBase.rps, ms(m.wBase.p99), m.wRatio)
+		}
+		fmt.Printf("| %s | %d | %.0f | %s | %s | %.0f | %s | %s | **%.2f×** | %s |\n", sc.name, m.size,
+			m.vSrv.Throughput, ms(m.vSrv.Latencies.P50), ms(m.vSrv.Latencies.P99),
+			m.vBase.Throughput, ms(m.vBase.Latencies.P50), ms(m.vBase.Latencies.P99), m.vRatio, wrkCols)
 	}
 	fmt.Println()
 
@@ -162,13 +235,121 @@ func run(o options) error {
 
 	fmt.Printf("Peak RSS (VmHWM) of the server at %d pods after all of the above: **%s**; of the static baseline: %s.\n\n",
 		o.pods, mib(srv.peakRSS()), mib(base.peakRSS()))
+	fmt.Printf("Server log output during the run: %d lines, %s; lines dropped by the log buffer: %s.\n\n",
+		srv.logs.lines(), mib(int(srv.logs.bytes()/1024)), droppedLogLines(srv.url))
 
 	if o.bigPods > 0 {
-		if err := bigStore(o); err != nil {
+		if err := bigStore(o, extra, &sum); err != nil {
 			return err
 		}
 	}
+	sum.print(o)
+	fmt.Printf("Load average at the end: %s.\n", loadAverage())
 	return nil
+}
+
+// measure attacks sc on the server and then on the baseline, with vegeta
+// and then with wrk; profile, if set, is where a CPU profile of the server
+// during its wrk run (its vegeta run without wrk) is written.
+func measure(srv, base *proc, sc scenario, du time.Duration, conns int, wrk, profile string) (measured, error) {
+	var m measured
+	var err error
+	var prof func() error
+	if profile != "" && wrk == "" {
+		prof = srv.startProfile(profile, du)
+	}
+	if m.vSrv, err = attack(srv.url, sc, du, conns); err != nil {
+		return m, err
+	}
+	if prof != nil {
+		if err := prof(); err != nil {
+			return m, err
+		}
+	}
+	if m.vBase, err = attack(base.url, sc, du, conns); err != nil {
+		return m, err
+	}
+	m.vRatio = m.vSrv.Throughput / m.vBase.Throughput
+	if wrk == "" {
+		return m, nil
+	}
+	if profile != "" {
+		prof = srv.startProfile(profile, du)
+	}
+	if m.wSrv, err = runWrk(wrk, srv.url, sc, du, conns); err != nil {
+		return m, err
+	}
+	if prof != nil {
+		if err := prof(); err != nil {
+			return m, err
+		}
+	}
+	if m.wBase, err = runWrk(wrk, base.url, sc, du, conns); err != nil {
+		return m, err
+	}
+	m.wRatio = m.wSrv.rps / m.wBase.rps
+	return m, nil
+}
+
+// print writes issue 12's targets beside what this run measured.
+func (s summary) print(o options) {
+	ratios := func(m measured) string {
+		out := fmt.Sprintf("%.2f× (vegeta)", m.vRatio)
+		if m.wSrv != nil {
+			out += fmt.Sprintf(", %.2f× (wrk)", m.wRatio)
+		}
+		return out
+	}
+	verdict := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "**missed**"
+	}
+	best := func(m measured) float64 { return max(m.vRatio, m.wRatio) }
+	worst := func(m measured) float64 {
+		if m.wSrv == nil {
+			return m.vRatio
+		}
+		return min(m.vRatio, m.wRatio)
+	}
+	both := func(m measured, target float64) string {
+		switch {
+		case worst(m) >= target:
+			return "met"
+		case best(m) >= target:
+			return "met by one load generator only"
+		}
+		return "**missed**"
+	}
+	fmt.Println("## Against issue 12's targets (default flags, default log level)")
+	fmt.Println()
+	fmt.Println("| scenario | target | measured | |")
+	fmt.Println("|---|---|---|---|")
+	fmt.Printf("| one worker by id, %d pods | ≥ 0.80× (aim 0.90×) | %s | %s |\n", o.pods, ratios(s.worker), both(s.worker, 0.80))
+	fmt.Printf("| page of 200, %d pods | ≥ 0.80× (aim 0.90×) | %s | %s |\n", o.pods, ratios(s.page), both(s.page, 0.80))
+	fmt.Printf("| `GET /api/workers`, %d pods, runtimes %s | ≥ 0.70× (aim 0.85×) | %s | %s |\n", o.pods, strings.Join(s.runtimes, " + "), ratios(s.list), both(s.list, 0.70))
+	p99 := fmt.Sprintf("%s (vegeta; baseline %s)", ms(s.page.vSrv.Latencies.P99), ms(s.page.vBase.Latencies.P99))
+	p99ok := s.page.vSrv.Latencies.P99 < 10*time.Millisecond
+	if s.page.wSrv != nil {
+		p99 += fmt.Sprintf(", %s (wrk; baseline %s)", ms(s.page.wSrv.p99), ms(s.page.wBase.p99))
+	}
+	fmt.Printf("| p99 of the page of 200 at %d connections | < 10 ms | %s | %s |\n", o.connections, p99, verdict(p99ok))
+	sorted := slices.Clone(s.starts)
+	slices.Sort(sorted)
+	fmt.Printf("| cold start to a correct first answer, %d pods | < 0.8 s (aim < 0.5 s) | first start %s (cache as the previous run left it), median %s | %s |\n",
+		o.pods, s.starts[0].Round(time.Millisecond), sorted[len(sorted)/2].Round(time.Millisecond), verdict(s.starts[0] < 800*time.Millisecond))
+	if s.bigPods > 0 {
+		fmt.Printf("| peak RSS at %d pods | ≤ 100 MiB, no soft limit below 256 MiB | %s (with the server's default soft limit) | %s |\n",
+			s.bigPods, mib(s.bigRSS), verdict(s.bigRSS <= 100*1024))
+		rel := s.bigPageRatio / s.page.vRatio
+		fmt.Printf("| page of 200 at %d pods vs at %d | ≥ 0.95× | %.2f× (each against the static server on its own bytes: %.2f× and %.2f×) | %s |\n",
+			s.bigPods, o.pods, rel, s.bigPageRatio, s.page.vRatio, verdict(rel >= 0.95))
+	} else {
+		fmt.Println("| peak RSS at the large store | ≤ 100 MiB | not measured (-big-pods 0) | |")
+		fmt.Println("| page of 200 at the large store vs 10k | ≥ 0.95× | not measured (-big-pods 0) | |")
+	}
+	fmt.Println()
 }
 
 func ms(d time.Duration) string {
@@ -177,47 +358,80 @@ func ms(d time.Duration) string {
 
 func mib(kb int) string { return fmt.Sprintf("%.1f MiB", float64(kb)/1024) }
 
+// loadAverage is the first three fields of /proc/loadavg.
+func loadAverage() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(data))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], ", ")
+}
+
 // bigStore starts the server over the large store, times the cold start and
-// loads it briefly, then reports its peak RSS.
-func bigStore(o options) error {
+// loads it briefly (the page of 200 against a static baseline of its own
+// bytes too), then reports its peak RSS.
+func bigStore(o options, extra []string, sum *summary) error {
 	dataDir := filepath.Join(o.storeDir, fmt.Sprintf("pods-%d", o.bigPods))
 	t0 := time.Now()
 	if err := benchstore.Generate(dataDir, o.bigPods, workspaceRoot); err != nil {
 		return fmt.Errorf("generating the large store: %w", err)
 	}
 	fmt.Printf("Store of %d pods ready in %s.\n\n", o.bigPods, time.Since(t0).Round(time.Millisecond))
-	srv, starts, err := coldStarts(o.server, dataDir, o.bigPods, 2)
+	srv, starts, err := coldStarts(o.server, dataDir, o.bigPods, 2, extra, false)
 	if err != nil {
 		return err
 	}
 	defer srv.stop()
 	afterStart := srv.peakRSS()
 	pagePath := "/api/runtimes/" + runtimeID + "/workers?limit=200"
-	fmt.Println("| at " + strconv.Itoa(o.bigPods) + " pods | server req/s | p50 | p99 |")
-	fmt.Println("|---|---:|---:|---:|")
-	for _, sc := range []scenario{
+	page, err := capture(srv.url + pagePath)
+	if err != nil {
+		return err
+	}
+	base, err := startBaseline(map[string]captured{pagePath: page, "/api/workers": page})
+	if err != nil {
+		return err
+	}
+	defer base.stop()
+	fmt.Println("| at " + strconv.Itoa(o.bigPods) + " pods | server req/s | p50 | p99 | baseline req/s | ratio |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|")
+	for i, sc := range []scenario{
 		{name: "page of 200", path: pagePath, want: 200},
-		{name: "legacy merged list", path: "/api/workers", want: 200},
+		{name: "merged list", path: "/api/workers", want: 200},
 		{name: "one worker by id", path: "/api/runtimes/" + runtimeID + "/workers/" + string(compat.WorkerIDFor(benchstore.PodName(o.bigPods/2))), want: 200},
 	} {
 		r, err := attack(srv.url, sc, o.bigDuration, o.connections)
 		if err != nil {
 			return err
 		}
-		fmt.Printf("| %s | %.0f | %s | %s |\n", sc.name, r.Throughput, ms(r.Latencies.P50), ms(r.Latencies.P99))
+		if i > 0 {
+			fmt.Printf("| %s | %.0f | %s | %s | | |\n", sc.name, r.Throughput, ms(r.Latencies.P50), ms(r.Latencies.P99))
+			continue
+		}
+		b, err := attack(base.url, sc, o.bigDuration, o.connections)
+		if err != nil {
+			return err
+		}
+		sum.bigPageRatio = r.Throughput / b.Throughput
+		fmt.Printf("| %s | %.0f | %s | %s | %.0f | **%.2f×** |\n", sc.name, r.Throughput, ms(r.Latencies.P50), ms(r.Latencies.P99), b.Throughput, sum.bigPageRatio)
 	}
 	fmt.Println()
+	sum.bigPods, sum.bigStarts, sum.bigRSS = o.bigPods, starts, srv.peakRSS()
 	fmt.Printf("At %d pods: cold start to the first correct answer %s; peak RSS (VmHWM) after start %s, after the load **%s**.\n\n",
-		o.bigPods, durations(starts), mib(afterStart), mib(srv.peakRSS()))
+		o.bigPods, durations(starts), mib(afterStart), mib(sum.bigRSS))
 	return nil
 }
 
 // coldStarts starts the server n times over dataDir (stopping all but the
 // last, which it returns) and reports each start's time to a correct answer.
-func coldStarts(bin, dataDir string, pods, n int) (*proc, []time.Duration, error) {
+func coldStarts(bin, dataDir string, pods, n int, extra []string, pprof bool) (*proc, []time.Duration, error) {
 	var out []time.Duration
 	for i := range n {
-		srv, d, err := startServer(bin, dataDir, pods)
+		srv, d, err := startServer(bin, dataDir, pods, extra, pprof && i == n-1)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -244,8 +458,11 @@ func durations(ds []time.Duration) string {
 
 // proc is a child process serving HTTP on 127.0.0.1.
 type proc struct {
-	cmd *exec.Cmd
-	url string
+	cmd  *exec.Cmd
+	url  string
+	logs *logSink
+	// pprofAddr serves net/http/pprof (a server built with -tags pprof).
+	pprofAddr string
 }
 
 func (p *proc) stop() {
@@ -257,6 +474,42 @@ func (p *proc) stop() {
 	case <-time.After(10 * time.Second):
 		_ = p.cmd.Process.Kill()
 		<-done
+	}
+}
+
+// startProfile asks the server for a CPU profile of the next du (less a
+// margin) and returns a function that waits for it and writes it to path.
+func (p *proc) startProfile(path string, du time.Duration) func() error {
+	secs := max(1, int(du.Seconds())-1)
+	type got struct {
+		data []byte
+		err  error
+	}
+	ch := make(chan got, 1)
+	go func() {
+		client := &http.Client{Timeout: du + 30*time.Second}
+		resp, err := client.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", p.pprofAddr, secs))
+		if err != nil {
+			ch <- got{err: fmt.Errorf("CPU profile (is the server built with -tags pprof?): %w", err)}
+			return
+		}
+		defer func() { _ = resp.Body.Close() }()
+		data, err := io.ReadAll(resp.Body)
+		if err == nil && resp.StatusCode != 200 {
+			err = fmt.Errorf("CPU profile: status %d", resp.StatusCode)
+		}
+		ch <- got{data, err}
+	}()
+	return func() error {
+		g := <-ch
+		if g.err != nil {
+			return g.err
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "loadbench: CPU profile of the server written to %s\n", path)
+		return os.WriteFile(path, g.data, 0o644)
 	}
 }
 
@@ -275,6 +528,31 @@ func (p *proc) peakRSS() int {
 	return 0
 }
 
+// logSink takes the server's stderr like a log collector would (a pipe that
+// is read at once): it counts the lines and keeps the last few KiB, shown
+// when the server fails to start.
+type logSink struct {
+	mu    sync.Mutex
+	n, nb int64
+	tail  []byte
+}
+
+func (l *logSink) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.n += int64(bytes.Count(p, []byte{'\n'}))
+	l.nb += int64(len(p))
+	l.tail = append(l.tail, p...)
+	if len(l.tail) > 8<<10 {
+		l.tail = append(l.tail[:0], l.tail[len(l.tail)-4<<10:]...)
+	}
+	return len(p), nil
+}
+
+func (l *logSink) lines() int64 { l.mu.Lock(); defer l.mu.Unlock(); return l.n }
+func (l *logSink) bytes() int64 { l.mu.Lock(); defer l.mu.Unlock(); return l.nb }
+func (l *logSink) last() string { l.mu.Lock(); defer l.mu.Unlock(); return string(l.tail) }
+
 func freePort() (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -284,23 +562,31 @@ func freePort() (string, error) {
 	return addr, ln.Close()
 }
 
-// startServer runs the server binary over dataDir and returns once it answers
-// a lookup of a known worker correctly; the duration is exec to that answer.
-func startServer(bin, dataDir string, pods int) (*proc, time.Duration, error) {
+// startServer runs the server binary over dataDir, with its default flags
+// (log level included) and extra, and returns once it answers a lookup of a
+// known worker correctly; the duration is exec to that answer. With pprof
+// the server is asked to serve net/http/pprof on another loopback port.
+func startServer(bin, dataDir string, pods int, extra []string, pprof bool) (*proc, time.Duration, error) {
 	addr, err := freePort()
 	if err != nil {
 		return nil, 0, err
 	}
-	cmd := exec.Command(bin, "--listen", addr, "--workspace-id", "bench", "--workspace-root", workspaceRoot,
-		"--data-dir", dataDir, "--log-level", "error")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	args := append([]string{"--listen", addr, "--workspace-id", "bench", "--workspace-root", workspaceRoot, "--data-dir", dataDir}, extra...)
+	cmd := exec.Command(bin, args...)
+	p := &proc{cmd: cmd, url: "http://" + addr, logs: &logSink{}}
+	cmd.Stdout, cmd.Stderr = os.Stderr, p.logs
+	if pprof {
+		if p.pprofAddr, err = freePort(); err != nil {
+			return nil, 0, err
+		}
+		cmd.Env = append(os.Environ(), "RUNTIME_REGISTRY_PPROF_LISTEN="+p.pprofAddr)
+	}
 	probe := "http://" + addr + "/api/runtimes/" + runtimeID + "/workers/" + string(compat.WorkerIDFor(benchstore.PodName(pods-1)))
 	client := &http.Client{Timeout: time.Second}
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return nil, 0, fmt.Errorf("starting %s: %w", bin, err)
 	}
-	p := &proc{cmd: cmd, url: "http://" + addr}
 	for time.Since(start) < 60*time.Second {
 		resp, err := client.Get(probe)
 		if err == nil {
@@ -315,7 +601,138 @@ func startServer(bin, dataDir string, pods int) (*proc, time.Duration, error) {
 		time.Sleep(time.Millisecond)
 	}
 	p.stop()
-	return nil, 0, errors.New("the server did not answer within 60 s")
+	return nil, 0, fmt.Errorf("the server did not answer within 60 s; its last output:\n%s", p.logs.last())
+}
+
+// otherSources are the server flags that register runtimes beside the
+// local one, where the server binary has them: the embedded runtime
+// (--state-dir and --profiles, in a temporary directory). What is skipped,
+// and why, is returned as notes. cleanup removes the temporary files.
+func otherSources(bin string) (extra, notes []string, cleanup func(), err error) {
+	cleanup = func() {}
+	help, _ := exec.Command(bin, "-h").CombinedOutput()
+	has := func(name string) bool {
+		return bytes.Contains(help, []byte("-"+name+" ")) || bytes.Contains(help, []byte("-"+name+"\n"))
+	}
+	if has("state-dir") && has("profiles") {
+		dir, err := os.MkdirTemp("", "loadbench-embedded-")
+		if err != nil {
+			return nil, nil, cleanup, err
+		}
+		cleanup = func() { _ = os.RemoveAll(dir) }
+		profiles := filepath.Join(dir, "profiles.yaml")
+		const yaml = "default: echo\nprofiles:\n  - name: echo\n    label: Echo\n    command: [\"/bin/cat\"]\n"
+		if err := os.WriteFile(profiles, []byte(yaml), 0o644); err != nil {
+			return nil, nil, cleanup, err
+		}
+		extra = append(extra, "--state-dir", filepath.Join(dir, "state"), "--profiles", profiles)
+	} else {
+		notes = append(notes, "The embedded runtime is skipped: this server binary has no `--state-dir`/`--profiles` (the embedded source is not on main yet).")
+	}
+	// A remote double needs the worker-runtime API and the remote source
+	// (--runtimes); until both are on main the row runs without it.
+	notes = append(notes, "The remote runtime is skipped: `internal/remote` and `api/worker-runtime.yaml` are not on main yet, so there is no `--runtimes` flag to register a remote double with.")
+	return extra, notes, cleanup, nil
+}
+
+// extraNames formats the extra flags' names for the report.
+func extraNames(extra []string) []string {
+	var out []string
+	for _, a := range extra {
+		if strings.HasPrefix(a, "--") {
+			out = append(out, ", `"+a+"`")
+		}
+	}
+	return out
+}
+
+// runtimeIDs lists the runtime ids the server registers.
+func runtimeIDs(base string) ([]string, error) {
+	resp, err := http.Get(base + "/api/runtimes")
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	var list struct {
+		Items []struct {
+			RuntimeID string `json:"runtime_id"`
+		} `json:"items"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
+		return nil, fmt.Errorf("listing the runtimes: %w", err)
+	}
+	var ids []string
+	for _, it := range list.Items {
+		ids = append(ids, it.RuntimeID)
+	}
+	return ids, nil
+}
+
+// droppedLogLines is the server's runtime_registry_log_lines_dropped_total,
+// or "not exported" for a server without it.
+func droppedLogLines(base string) string {
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		return "unknown"
+	}
+	defer func() { _ = resp.Body.Close() }()
+	data, _ := io.ReadAll(resp.Body)
+	for line := range strings.Lines(string(data)) {
+		if v, ok := strings.CutPrefix(line, "runtime_registry_log_lines_dropped_total "); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "not exported by this server"
+}
+
+// wrkResult is what one wrk run measured.
+type wrkResult struct {
+	rps      float64
+	p50, p99 time.Duration
+}
+
+// runWrk attacks sc on base with `wrk -t1 -c<conns> --latency` for du. wrk
+// counts no status code but reports answers outside 2xx/3xx, which fail
+// the run.
+func runWrk(wrk, base string, sc scenario, du time.Duration, conns int) (*wrkResult, error) {
+	args := []string{"-t1", "-c" + strconv.Itoa(conns), fmt.Sprintf("-d%ds", max(1, int(du.Seconds()))), "--latency"}
+	for k, vs := range sc.header {
+		for _, v := range vs {
+			args = append(args, "-H", k+": "+v)
+		}
+	}
+	out, err := exec.Command(wrk, append(args, base+sc.path)...).Output()
+	if err != nil {
+		return nil, fmt.Errorf("wrk on %s: %w", base+sc.path, err)
+	}
+	r := &wrkResult{}
+	inDist := false
+	for line := range strings.Lines(string(out)) {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 0:
+		case strings.HasPrefix(line, "Non-2xx or 3xx responses:"):
+			return nil, fmt.Errorf("wrk on %s: %s", base+sc.path, strings.TrimSpace(line))
+		case f[0] == "Requests/sec:" && len(f) == 2:
+			r.rps, _ = strconv.ParseFloat(f[1], 64)
+		case f[0] == "Latency" && len(f) == 2 && f[1] == "Distribution":
+			inDist = true
+		case inDist && len(f) == 2 && (f[0] == "50%" || f[0] == "99%"):
+			d, err := time.ParseDuration(f[1])
+			if err != nil {
+				return nil, fmt.Errorf("wrk latency %q: %w", f[1], err)
+			}
+			if f[0] == "50%" {
+				r.p50 = d
+			} else {
+				r.p99 = d
+			}
+		}
+	}
+	if r.rps == 0 {
+		return nil, fmt.Errorf("wrk on %s: no Requests/sec in its output:\n%s", base+sc.path, out)
+	}
+	return r, nil
 }
 
 // captured is one answer of the server, as the baseline serves it.
