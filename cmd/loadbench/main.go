@@ -66,7 +66,7 @@ func main() {
 	flag.IntVar(&o.connections, "connections", 32, "concurrent connections of each attack")
 	flag.IntVar(&o.freshness, "freshness-samples", 5, "metadata rewrites timed under load")
 	flag.StringVar(&o.wrk, "wrk", "wrk", "wrk binary, run beside vegeta with -t1 (skipped when not found)")
-	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "directory for a CPU profile of the server during the page of 200 (needs a server built with -tags pprof)")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "directory for CPU profiles of the server during the page of 200 and the worker by id, taken during its wrk run (needs a server built with -tags pprof)")
 	prepare := flag.Bool("prepare", false, "only generate the stores (both sizes), then exit")
 	flag.Parse()
 	if *prepare {
@@ -196,8 +196,8 @@ func run(o options) error {
 	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for i, sc := range scenarios {
 		profile := ""
-		if i == 0 && o.cpuProfile != "" {
-			profile = filepath.Join(o.cpuProfile, "page200.pprof")
+		if o.cpuProfile != "" && (i == 0 || i == 2) {
+			profile = filepath.Join(o.cpuProfile, map[int]string{0: "page200.pprof", 2: "worker.pprof"}[i])
 		}
 		m, err := measure(srv, base, sc, o.duration, o.connections, o.wrk, profile)
 		if err != nil {
