@@ -119,7 +119,7 @@ bench: build
 	$(GO) run ./cmd/loadbench -server $(BIN)
 
 ## bench-profile: the load run of the 10,000-pod store only, against a server built with -tags pprof,
-## writing a CPU profile of the server during the page of 200 to bench-profiles/page200.pprof
+## writing CPU profiles of the server during the page of 200 and the worker by id to bench-profiles/
 bench-profile:
 	$(GO) build -tags pprof -o bin/runtime-registry-pprof ./cmd/server
 	$(GO) run ./cmd/loadbench -server bin/runtime-registry-pprof -big-pods 0 -cpuprofile bench-profiles
