@@ -51,6 +51,7 @@ type options struct {
 	freshness   int
 	wrk         string
 	cpuProfile  string
+	rounds      int
 }
 
 func main() {
@@ -65,6 +66,7 @@ func main() {
 	flag.DurationVar(&o.bigDuration, "big-duration", 5*time.Second, "length of each attack on the large store")
 	flag.IntVar(&o.connections, "connections", 32, "concurrent connections of each attack")
 	flag.IntVar(&o.freshness, "freshness-samples", 5, "metadata rewrites timed under load")
+	flag.IntVar(&o.rounds, "rounds", 5, "each attack is cut into this many rounds, server and baseline taking turns; a ratio is the median of the rounds' ratios")
 	flag.StringVar(&o.wrk, "wrk", "wrk", "wrk binary, run beside vegeta with -t1 (skipped when not found)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "directory for CPU profiles of the server during the page of 200 and the worker by id, taken during its wrk run (needs a server built with -tags pprof)")
 	prepare := flag.Bool("prepare", false, "only generate the stores (both sizes), then exit")
@@ -102,12 +104,16 @@ type scenario struct {
 }
 
 // measured is one scenario's figures on the server and on the baseline:
-// vegeta's always, wrk's when wrk is available.
+// vegeta's always, wrk's when wrk is available. Req/s are the means of the
+// rounds, ratios the medians of the rounds' ratios, vegeta's latencies
+// those of every request of every round, wrk's the medians of its rounds.
 type measured struct {
-	size           int
-	vSrv, vBase    *vegeta.Metrics
-	wSrv, wBase    *wrkResult
-	vRatio, wRatio float64 // 0: not measured
+	size              int
+	vSrv, vBase       *vegeta.Metrics
+	vSrvRPS, vBaseRPS float64
+	wSrv, wBase       *wrkResult
+	vRatio, wRatio    float64 // 0: not measured
+	vRatios, wRatios  []float64
 }
 
 // summary collects what the targets of issue 12 are checked against.
@@ -192,6 +198,8 @@ func run(o options) error {
 	}
 	defer base.stop()
 
+	fmt.Printf("Each attack: %d rounds of %s on the server, each followed by one on the baseline, with vegeta and then with wrk; ratios are the medians of the %d rounds' ratios.\n\n",
+		o.rounds, (o.duration / time.Duration(o.rounds)).Round(time.Millisecond), o.rounds)
 	fmt.Println("| scenario | body bytes | server req/s | server p50 | server p99 | baseline req/s | baseline p50 | baseline p99 | ratio (req/s) | wrk server req/s (p99) | wrk baseline req/s (p99) | wrk ratio |")
 	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for i, sc := range scenarios {
@@ -199,7 +207,7 @@ func run(o options) error {
 		if o.cpuProfile != "" && (i == 0 || i == 2) {
 			profile = filepath.Join(o.cpuProfile, map[int]string{0: "page200.pprof", 2: "worker.pprof"}[i])
 		}
-		m, err := measure(srv, base, sc, o.duration, o.connections, o.wrk, profile)
+		m, err := measure(srv, base, sc, o.duration, o.connections, o.rounds, o.wrk, profile)
 		if err != nil {
 			return err
 		}
@@ -220,8 +228,8 @@ func run(o options) error {
 			wrkCols = fmt.Sprintf("%.0f (%s) | %.0f (%s) | **%.2f×**", m.wSrv.rps, ms(m.wSrv.p99), m.wBase.rps, ms(m.wBase.p99), m.wRatio)
 		}
 		fmt.Printf("| %s | %d | %.0f | %s | %s | %.0f | %s | %s | **%.2f×** | %s |\n", sc.name, m.size,
-			m.vSrv.Throughput, ms(m.vSrv.Latencies.P50), ms(m.vSrv.Latencies.P99),
-			m.vBase.Throughput, ms(m.vBase.Latencies.P50), ms(m.vBase.Latencies.P99), m.vRatio, wrkCols)
+			m.vSrvRPS, ms(m.vSrv.Latencies.P50), ms(m.vSrv.Latencies.P99),
+			m.vBaseRPS, ms(m.vBase.Latencies.P50), ms(m.vBase.Latencies.P99), m.vRatio, wrkCols)
 	}
 	fmt.Println()
 
@@ -248,55 +256,104 @@ func run(o options) error {
 	return nil
 }
 
-// measure attacks sc on the server and then on the baseline, with vegeta
-// and then with wrk; profile, if set, is where a CPU profile of the server
-// during its wrk run (its vegeta run without wrk) is written.
-func measure(srv, base *proc, sc scenario, du time.Duration, conns int, wrk, profile string) (measured, error) {
-	var m measured
-	var err error
+// measure attacks sc in rounds, the server and then the baseline in each,
+// so that a change of the machine's load touches both alike: with vegeta,
+// then with wrk. profile, if set, is where a CPU profile of the server
+// during the wrk rounds (the vegeta rounds without wrk) is written.
+func measure(srv, base *proc, sc scenario, du time.Duration, conns, rounds int, wrk, profile string) (measured, error) {
+	rounds = max(1, rounds)
+	slice := du / time.Duration(rounds)
+	m := measured{vSrv: &vegeta.Metrics{}, vBase: &vegeta.Metrics{}}
 	var prof func() error
 	if profile != "" && wrk == "" {
-		prof = srv.startProfile(profile, du)
+		prof = srv.startProfile(profile, 2*du)
 	}
-	if m.vSrv, err = attack(srv.url, sc, du, conns); err != nil {
-		return m, err
+	var sRPS, bRPS []float64
+	for range rounds {
+		rs, err := attack(srv.url, sc, slice, conns, m.vSrv)
+		if err != nil {
+			return m, err
+		}
+		rb, err := attack(base.url, sc, slice, conns, m.vBase)
+		if err != nil {
+			return m, err
+		}
+		sRPS, bRPS = append(sRPS, rs.Throughput), append(bRPS, rb.Throughput)
+		m.vRatios = append(m.vRatios, rs.Throughput/rb.Throughput)
 	}
+	m.vSrv.Close()
+	m.vBase.Close()
+	m.vSrvRPS, m.vBaseRPS, m.vRatio = mean(sRPS), mean(bRPS), median(m.vRatios)
 	if prof != nil {
 		if err := prof(); err != nil {
 			return m, err
 		}
 	}
-	if m.vBase, err = attack(base.url, sc, du, conns); err != nil {
-		return m, err
-	}
-	m.vRatio = m.vSrv.Throughput / m.vBase.Throughput
 	if wrk == "" {
 		return m, nil
 	}
 	if profile != "" {
-		prof = srv.startProfile(profile, du)
+		prof = srv.startProfile(profile, 2*du)
 	}
-	if m.wSrv, err = runWrk(wrk, srv.url, sc, du, conns); err != nil {
-		return m, err
+	var ws, wb []*wrkResult
+	for range rounds {
+		rs, err := runWrk(wrk, srv.url, sc, slice, conns)
+		if err != nil {
+			return m, err
+		}
+		rb, err := runWrk(wrk, base.url, sc, slice, conns)
+		if err != nil {
+			return m, err
+		}
+		ws, wb = append(ws, rs), append(wb, rb)
+		m.wRatios = append(m.wRatios, rs.rps/rb.rps)
 	}
 	if prof != nil {
 		if err := prof(); err != nil {
 			return m, err
 		}
 	}
-	if m.wBase, err = runWrk(wrk, base.url, sc, du, conns); err != nil {
-		return m, err
-	}
-	m.wRatio = m.wSrv.rps / m.wBase.rps
+	m.wSrv, m.wBase, m.wRatio = wrkSummary(ws), wrkSummary(wb), median(m.wRatios)
 	return m, nil
+}
+
+func mean(xs []float64) float64 {
+	t := 0.0
+	for _, x := range xs {
+		t += x
+	}
+	return t / float64(len(xs))
+}
+
+func median[T float64 | time.Duration](xs []T) T {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// wrkSummary is the mean req/s and the median latencies of wrk's rounds.
+func wrkSummary(rs []*wrkResult) *wrkResult {
+	var rps []float64
+	var p50, p99 []time.Duration
+	for _, r := range rs {
+		rps, p50, p99 = append(rps, r.rps), append(p50, r.p50), append(p99, r.p99)
+	}
+	return &wrkResult{rps: mean(rps), p50: median(p50), p99: median(p99)}
 }
 
 // print writes issue 12's targets beside what this run measured.
 func (s summary) print(o options) {
+	rounds := func(rs []float64) string {
+		parts := make([]string, len(rs))
+		for i, r := range rs {
+			parts[i] = fmt.Sprintf("%.2f", r)
+		}
+		return strings.Join(parts, ", ")
+	}
 	ratios := func(m measured) string {
-		out := fmt.Sprintf("%.2f× (vegeta)", m.vRatio)
+		out := fmt.Sprintf("%.2f× (vegeta; rounds %s)", m.vRatio, rounds(m.vRatios))
 		if m.wSrv != nil {
-			out += fmt.Sprintf(", %.2f× (wrk)", m.wRatio)
+			out += fmt.Sprintf(", %.2f× (wrk; rounds %s)", m.wRatio, rounds(m.wRatios))
 		}
 		return out
 	}
@@ -404,7 +461,7 @@ func bigStore(o options, extra []string, sum *summary) error {
 		{name: "merged list", path: "/api/workers", want: 200},
 		{name: "one worker by id", path: "/api/runtimes/" + runtimeID + "/workers/" + string(compat.WorkerIDFor(benchstore.PodName(o.bigPods/2))), want: 200},
 	} {
-		r, err := attack(srv.url, sc, o.bigDuration, o.connections)
+		r, err := attack(srv.url, sc, o.bigDuration, o.connections, nil)
 		if err != nil {
 			return err
 		}
@@ -412,7 +469,7 @@ func bigStore(o options, extra []string, sum *summary) error {
 			fmt.Printf("| %s | %.0f | %s | %s | | |\n", sc.name, r.Throughput, ms(r.Latencies.P50), ms(r.Latencies.P99))
 			continue
 		}
-		b, err := attack(base.url, sc, o.bigDuration, o.connections)
+		b, err := attack(base.url, sc, o.bigDuration, o.connections, nil)
 		if err != nil {
 			return err
 		}
@@ -829,7 +886,8 @@ func serveStatic(dir, listen string) error {
 
 // attack runs one scenario against base for du with conns connections at
 // the highest rate they sustain, and fails if any answer is not sc.want.
-func attack(base string, sc scenario, du time.Duration, conns int) (*vegeta.Metrics, error) {
+// Each result is also added to all, when not nil.
+func attack(base string, sc scenario, du time.Duration, conns int, all *vegeta.Metrics) (*vegeta.Metrics, error) {
 	atk := vegeta.NewAttacker(vegeta.Connections(conns), vegeta.MaxConnections(conns),
 		vegeta.Workers(uint64(conns)), vegeta.MaxWorkers(uint64(conns)), vegeta.KeepAlive(true),
 		vegeta.MaxBody(0), vegeta.Timeout(10*time.Second))
@@ -837,6 +895,9 @@ func attack(base string, sc scenario, du time.Duration, conns int) (*vegeta.Metr
 	var m vegeta.Metrics
 	for res := range atk.Attack(tr, vegeta.ConstantPacer{}, du, sc.name) {
 		m.Add(res)
+		if all != nil {
+			all.Add(res)
+		}
 	}
 	m.Close()
 	if n := m.StatusCodes[strconv.Itoa(sc.want)]; n != int(m.Requests) || n == 0 {
