@@ -47,3 +47,17 @@ func NewServerUncheckedHeaders(reg *registry.Registry, opts ServerOptions) (http
 		}
 	})
 }
+
+// NewServerUnboundedQueries is NewServer with a broken fast path that
+// forgets the bounds of integer query parameters: the equivalence property
+// must catch it.
+func NewServerUnboundedQueries(reg *registry.Registry, opts ServerOptions) (http.Handler, error) {
+	return newServer(reg, opts, func(v *requestValidator) {
+		for _, fp := range v.fast {
+			for name, q := range fp.query {
+				q.min, q.max = nil, nil
+				fp.query[name] = q
+			}
+		}
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -46,18 +47,122 @@ type requestValidator struct {
 }
 
 // fastPath is what a request of one operation may carry and still be
-// answered without kin-openapi: no query string, and of the operation's
-// optional header parameters (If-None-Match), at most one value each, not
-// empty and no longer than the schema's maxLength. Anything else goes
-// through the full validator, which stays the source of truth.
+// answered without kin-openapi: no query string, or one of plain name=value
+// pairs of its optional query parameters whose values fastQuery can check
+// exactly (limit=200, a cursor); and of its optional header parameters
+// (If-None-Match), at most one value each, not empty and no longer than the
+// schema's maxLength. Anything else goes through the full validator, which
+// stays the source of truth.
 type fastPath struct {
 	headers []fastHeader
+	// query holds the optional query parameters a request may carry on the
+	// fast path (by name); a request with any other takes the full path.
+	query map[string]fastQuery
+}
+
+// fastQuery is one optional query parameter of a plain schema: an integer
+// within bounds, or a string of a pattern within lengths. The fast path
+// takes only values that need no unescaping and parse one way only (digits
+// without sign or leading zero; strings of A-Z a-z 0-9 _ : -).
+type fastQuery struct {
+	integer   bool
+	min, max  *float64
+	pattern   *regexp.Regexp
+	minLength int
+	maxLength int // 0: no limit
+}
+
+// fastQueryOf compiles the fast check of query parameter p, or false when
+// its schema is more than fastQuery knows.
+func fastQueryOf(p *openapi3.Parameter) (fastQuery, bool) {
+	s := p.Schema.Value
+	if p.Required || p.AllowEmptyValue || len(s.Enum) > 0 || s.Not != nil || len(s.AllOf)+len(s.AnyOf)+len(s.OneOf) > 0 ||
+		s.ExclusiveMin.IsSet() || s.ExclusiveMax.IsSet() || s.MultipleOf != nil || s.Nullable {
+		return fastQuery{}, false
+	}
+	if style := p.Style; style != "" && style != openapi3.SerializationForm || p.Explode != nil && !*p.Explode {
+		return fastQuery{}, false
+	}
+	switch {
+	case s.Type.Is(openapi3.TypeInteger) && (s.Format == "" || s.Format == "int32" || s.Format == "int64") && s.Pattern == "":
+		return fastQuery{integer: true, min: s.Min, max: s.Max}, true
+	case s.Type.Is(openapi3.TypeString) && s.Format == "" && s.Pattern != "":
+		re, err := regexp.Compile(s.Pattern)
+		if err != nil {
+			return fastQuery{}, false
+		}
+		q := fastQuery{pattern: re, minLength: int(s.MinLength)}
+		if s.MaxLength != nil {
+			q.maxLength = int(*s.MaxLength)
+		}
+		return q, true
+	}
+	return fastQuery{}, false
+}
+
+// admits reports whether value passes q; false means "not sure", and the
+// full validator decides.
+func (q fastQuery) admits(value string) bool {
+	if value == "" || len(value) > 512 {
+		return false
+	}
+	if q.integer {
+		if len(value) > 9 || value[0] == '0' && len(value) > 1 {
+			return false
+		}
+		n := 0
+		for i := 0; i < len(value); i++ {
+			c := value[i]
+			if c < '0' || c > '9' {
+				return false
+			}
+			n = n*10 + int(c-'0')
+		}
+		return (q.min == nil || float64(n) >= *q.min) && (q.max == nil || float64(n) <= *q.max)
+	}
+	if !idAlphabet(value) {
+		return false
+	}
+	return len(value) >= q.minLength && (q.maxLength == 0 || len(value) <= q.maxLength) && q.pattern.MatchString(value)
+}
+
+// idAlphabet reports whether every byte of s is one of A-Z a-z 0-9 _ : -.
+func idAlphabet(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == ':', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // fastHeader is one optional string header parameter of an operation.
 type fastHeader struct {
 	key       string // canonical header key
 	maxLength int    // bytes; 0 means no limit
+}
+
+// admitsQuery reports whether raw is name=value pairs, each of a distinct
+// parameter the fast path knows, each value admitted by its check.
+func (fp *fastPath) admitsQuery(raw string) bool {
+	if len(fp.query) == 0 {
+		return false
+	}
+	var seen [4]string
+	n := 0
+	for part := range strings.SplitSeq(raw, "&") {
+		name, value, ok := strings.Cut(part, "=")
+		q, known := fp.query[name]
+		if !ok || !known || n == len(seen) || slices.Contains(seen[:n], name) || !q.admits(value) {
+			return false
+		}
+		seen[n] = name
+		n++
+	}
+	return true
 }
 
 // idSchema reports whether s is the contract's id schema, which
@@ -72,8 +177,9 @@ func idSchema(s *openapi3.Schema) bool {
 // fastPathOf compiles the fast path of op (method on item of doc), or nil
 // when its requests always need the full validator: only a GET with no
 // request body and no security requirement whose parameters are path ids,
-// optional query parameters (a request with a query string takes the full
-// validator) and optional plain string headers bounded by maxLength only.
+// optional query parameters (a request that carries one fastQuery cannot
+// check takes the full validator) and optional plain string headers bounded
+// by maxLength only.
 func fastPathOf(doc *openapi3.T, item *openapi3.PathItem, method string, op *openapi3.Operation) *fastPath {
 	if method != http.MethodGet || op.RequestBody != nil {
 		return nil
@@ -97,6 +203,14 @@ func fastPathOf(doc *openapi3.T, item *openapi3.PathItem, method string, op *ope
 			if p.Required {
 				return nil
 			}
+			// A parameter the fast path cannot check is still declared: a
+			// request that carries it takes the full path.
+			if q, ok := fastQueryOf(p); ok {
+				if fp.query == nil {
+					fp.query = map[string]fastQuery{}
+				}
+				fp.query[p.Name] = q
+			}
 		case openapi3.ParameterInHeader:
 			if p.Required || p.AllowEmptyValue || !s.Type.Is(openapi3.TypeString) || s.Pattern != "" || s.Format != "" ||
 				s.MinLength > 0 || len(s.Enum) > 0 || s.Not != nil || len(s.AllOf)+len(s.AnyOf)+len(s.OneOf) > 0 {
@@ -118,7 +232,7 @@ func fastPathOf(doc *openapi3.T, item *openapi3.PathItem, method string, op *ope
 // the full validator. A header counts in bytes, which is never fewer than
 // the characters maxLength counts.
 func (fp *fastPath) admits(req *http.Request) bool {
-	if req.URL.RawQuery != "" {
+	if raw := req.URL.RawQuery; raw != "" && !fp.admitsQuery(raw) {
 		return false
 	}
 	for _, h := range fp.headers {
