@@ -20,6 +20,9 @@ import (
 	"time"
 
 	"github.com/workspace-backend/runtime-registry/internal/compat"
+	"github.com/workspace-backend/runtime-registry/internal/handlers"
+	"github.com/workspace-backend/runtime-registry/internal/registry"
+	"github.com/workspace-backend/runtime-registry/internal/registry/registrytest"
 )
 
 // The server's own defences, each tried through the real server over real
@@ -738,5 +741,57 @@ func TestSIGTERMWithTricklingBody(t *testing.T) {
 	}
 	if strings.Contains(out, "shutdown timed out") {
 		t.Errorf("the trickling body held the shutdown to its timeout: %s", out)
+	}
+}
+
+// TestShutdownEndsEventStreams opens an event stream, then stops the server:
+// the stream ends at once (the handler's Shutdown channel is the one run
+// passes, ctx.Done()), so the shutdown never waits for its timeout (longer
+// than the watchdog).
+func TestShutdownEndsEventStreams(t *testing.T) {
+	src := registrytest.New("rt")
+	reg, err := registry.New(registry.Options{WorkspaceID: "ws", Auditor: registry.Auditors{}}, registrytest.EventStreamer{Source: src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, nil))
+	h, err := handlers.NewServer(reg, handlers.ServerOptions{Logger: log, Shutdown: ctx.Done()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := config{Listen: "127.0.0.1:0", Timeouts: timeouts{Shutdown: 10 * watchdog}}
+	ln, err := listen(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, ln, h, log, nil) }()
+	addr := ln.Addr().String()
+	c := dialRaw(t, addr)
+	c.send(t, fmt.Sprintf("GET /api/runtimes/rt/events HTTP/1.1\r\nHost: %s\r\n\r\n", addr))
+	resp, err := http.ReadResponse(c.r, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("events: %d", resp.StatusCode)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	case <-time.After(watchdog):
+		t.Fatal("an open event stream held the shutdown")
+	}
+	if _, err := io.ReadAll(resp.Body); err != nil {
+		t.Errorf("the stream did not end cleanly: %v", err)
+	}
+	if strings.Contains(logs.String(), "shutdown timed out") {
+		t.Errorf("the shutdown had to time out: %s", logs)
 	}
 }

@@ -41,6 +41,8 @@ type config struct {
 	AccessToken     string
 	// MaxConns bounds the open connections.
 	MaxConns int
+	// MaxStreams bounds the open event streams.
+	MaxStreams int
 	// Timeouts of the HTTP server; zero fields take the defaults.
 	Timeouts timeouts
 }
@@ -72,6 +74,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&cfg.AllowedHosts, "allowed-hosts", "", "extra Host header values to answer, comma-separated host[:port] (localhost, 127.0.0.1 and [::1] with the listening port, and the listen address, are always allowed)")
 	fs.StringVar(&cfg.AccessTokenFile, "access-token-file", "", "file holding the access token that every /api/* and /metrics request must carry (required to listen on a non-loopback address)")
 	fs.IntVar(&cfg.MaxConns, "max-conns", defaultMaxConns, "most connections open at once")
+	fs.IntVar(&cfg.MaxStreams, "max-streams", handlers.DefaultMaxStreams, "most event streams open at once")
 	fs.Usage = func() {
 		_, _ = fmt.Fprintf(stderr, "Usage: server [flags]\n\nEach flag can also be set by its environment variable, e.g. %s.\n\n", envName("data-dir"))
 		fs.PrintDefaults()
@@ -99,6 +102,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	if cfg.MaxConns < 1 {
 		return config{}, fmt.Errorf("--max-conns must be at least 1, not %d", cfg.MaxConns)
+	}
+	if cfg.MaxStreams < 1 {
+		return config{}, fmt.Errorf("--max-streams must be at least 1, not %d", cfg.MaxStreams)
 	}
 	if _, err := allowedHosts(cfg, nil); err != nil {
 		return config{}, err
@@ -286,8 +292,10 @@ func run(ctx context.Context, cfg config, logOut io.Writer, ready chan<- net.Add
 	}
 	server := make(chan built, 1)
 	go func() {
+		// Event streams end when shutdown begins (ctx is done), so that an
+		// open stream does not hold the shutdown to its timeout.
 		h, err := handlers.NewServer(reg, handlers.ServerOptions{Logger: log, Metrics: metrics,
-			AllowedHosts: hosts, AccessToken: cfg.AccessToken})
+			AllowedHosts: hosts, AccessToken: cfg.AccessToken, MaxStreams: cfg.MaxStreams, Shutdown: ctx.Done()})
 		server <- built{h, err}
 	}()
 	// The index is built before serving begins, so the first request is

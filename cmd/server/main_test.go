@@ -34,7 +34,7 @@ func TestParseConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	defaults := config{Listen: "127.0.0.1:8080", WorkspaceID: "local:default", WorkspaceRoot: cwd,
-		MaxRecords: registry.DefaultMaxRecords, LogLevel: slog.LevelInfo, MaxConns: defaultMaxConns}
+		MaxRecords: registry.DefaultMaxRecords, LogLevel: slog.LevelInfo, MaxConns: defaultMaxConns, MaxStreams: handlers.DefaultMaxStreams}
 	tests := []struct {
 		name    string
 		args    []string
@@ -73,6 +73,8 @@ func TestParseConfig(t *testing.T) {
 		}, ""},
 		{"allowed host with a path", []string{"--allowed-hosts", "a.example/x"}, nil, nil, "not host[:port]"},
 		{"max-conns 0", []string{"--max-conns", "0"}, nil, nil, "--max-conns must be at least 1"},
+		{"max-streams", []string{"--max-streams", "8"}, nil, func(c *config) { c.MaxStreams = 8 }, ""},
+		{"max-streams 0", nil, map[string]string{"RUNTIME_REGISTRY_MAX_STREAMS": "0"}, nil, "--max-streams must be at least 1"},
 		{"localhost listen needs no token", []string{"--listen", "localhost:9"}, nil, func(c *config) { c.Listen = "localhost:9" }, ""},
 		{"IPv6 loopback needs no token", []string{"--listen", "[::1]:9"}, nil, func(c *config) { c.Listen = "[::1]:9" }, ""},
 		{"every interface needs a token", []string{"--listen", ":8080"}, nil, nil, "not a loopback address"},

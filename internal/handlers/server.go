@@ -39,6 +39,13 @@ type ServerOptions struct {
 	// AccessToken, when set, is required (as a bearer token or the console's
 	// cookie) by every /api/* and /metrics request; see ValidAccessToken.
 	AccessToken string
+	// MaxStreams bounds the event streams open at once; 0 means
+	// DefaultMaxStreams.
+	MaxStreams int
+	// Shutdown, closed when the server begins to shut down, ends every open
+	// event stream (they would otherwise hold the shutdown to its timeout);
+	// nil: streams end only when their clients leave.
+	Shutdown <-chan struct{}
 }
 
 // NewServer builds the HTTP handler for reg: the guard (security headers,
@@ -89,8 +96,8 @@ func NewServer(reg *registry.Registry, opts ServerOptions) (http.Handler, error)
 	}
 	if opts.Metrics != nil {
 		h.metrics = opts.Metrics
-		h.streams = newStreamLimiter(DefaultMaxStreams, nil, h.metrics)
 	}
+	h.streams = newStreamLimiter(opts.MaxStreams, opts.Shutdown, h.metrics)
 	routes := map[string]bool{}
 
 	e := echo.New()
