@@ -795,3 +795,26 @@ func TestShutdownEndsEventStreams(t *testing.T) {
 		t.Errorf("the shutdown had to time out: %s", logs)
 	}
 }
+
+// TestHeadOfEventStream: HEAD of an event stream answers the stream's
+// headers and ends, so that the same connection serves the next request.
+func TestHeadOfEventStream(t *testing.T) {
+	src := registrytest.New("rt")
+	s := startServe(t, config{}, handlerOver(t, io.Discard, registrytest.EventStreamer{Source: src}))
+	c := dialRaw(t, s.addr)
+	for _, path := range []string{"/api/runtimes/rt/events", "/api/runtimes/rt/events?cursor=abc"} {
+		c.send(t, fmt.Sprintf("HEAD %s HTTP/1.1\r\nHost: %s\r\n\r\n", path, s.addr))
+		resp, err := http.ReadResponse(c.r, &http.Request{Method: "HEAD"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+			t.Errorf("HEAD %s: %d %v", path, resp.StatusCode, resp.Header)
+		}
+	}
+	c.send(t, fmt.Sprintf("GET /healthz HTTP/1.1\r\nHost: %s\r\n\r\n", s.addr))
+	if resp, _ := c.response(t); resp.StatusCode != 200 {
+		t.Errorf("after HEAD of a stream: %d", resp.StatusCode)
+	}
+}

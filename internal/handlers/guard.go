@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
@@ -107,11 +108,33 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodHead {
 		// HEAD is GET without the body (RFC 9110 section 9.3.2): net/http
 		// still knows the request is HEAD and drops whatever body is written,
-		// keeping the headers (ETag, Content-Length) of the GET.
+		// keeping the headers (ETag, Content-Length) of the GET. The first
+		// body write ends the request's context, so that an answer that
+		// would go on (an event stream) ends once its headers are out.
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		r = r.WithContext(ctx)
 		r.Method = http.MethodGet
+		w = &headWriter{ResponseWriter: w, wrote: cancel}
 	}
 	g.next.ServeHTTP(w, r)
 }
+
+// headWriter is the ResponseWriter of a HEAD answered as GET: it calls
+// wrote after the first body write (which net/http discards).
+type headWriter struct {
+	http.ResponseWriter
+	wrote func()
+}
+
+func (hw *headWriter) Write(p []byte) (int, error) {
+	n, err := hw.ResponseWriter.Write(p)
+	hw.wrote()
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (hw *headWriter) Unwrap() http.ResponseWriter { return hw.ResponseWriter }
 
 // needsToken reports whether path is behind the access token: the API and
 // the metrics; /healthz and the console's static files are not.
