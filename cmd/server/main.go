@@ -35,6 +35,8 @@ type config struct {
 	DataDir       string
 	MaxRecords    int
 	LogLevel      slog.Level
+	// SourceTimeout bounds each Runtime's answer in a merged list.
+	SourceTimeout time.Duration
 	// Timeouts of the HTTP server; zero fields take the defaults.
 	Timeouts timeouts
 }
@@ -63,6 +65,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&cfg.DataDir, "data-dir", "", "Worker/Pod data directory holding pods/ (optional; without it the local runtime is degraded)")
 	fs.IntVar(&cfg.MaxRecords, "max-records", registry.DefaultMaxRecords, "list cap, 1 to 200")
 	fs.TextVar(&cfg.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
+	fs.DurationVar(&cfg.SourceTimeout, "source-timeout", registry.DefaultSourceTimeout, "how long a merged list waits for each runtime (e.g. 2s)")
 	fs.Usage = func() {
 		_, _ = fmt.Fprintf(stderr, "Usage: server [flags]\n\nEach flag can also be set by its environment variable, e.g. %s.\n\n", envName("data-dir"))
 		fs.PrintDefaults()
@@ -87,6 +90,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	if cfg.MaxRecords < 1 || cfg.MaxRecords > registry.DefaultMaxRecords {
 		return config{}, fmt.Errorf("--max-records must be 1 to %d, not %s", registry.DefaultMaxRecords, strconv.Itoa(cfg.MaxRecords))
+	}
+	if cfg.SourceTimeout <= 0 {
+		return config{}, fmt.Errorf("--source-timeout must be positive, not %s", cfg.SourceTimeout)
 	}
 	return cfg, nil
 }
@@ -164,7 +170,7 @@ func run(ctx context.Context, cfg config, logOut io.Writer, ready chan<- net.Add
 	})
 	metrics := handlers.NewMetrics()
 	registerIndexMetrics(metrics.Registry, local)
-	reg, err := registry.New(registry.Options{
+	reg, err := registry.New(registry.Options{SourceTimeout: cfg.SourceTimeout, Logger: log,
 		WorkspaceID: cfg.WorkspaceID,
 		MaxRecords:  cfg.MaxRecords,
 		Auditor:     registry.Auditors{registry.SlogAuditor{Logger: log}, metrics.Auditor(local.RuntimeID())},
