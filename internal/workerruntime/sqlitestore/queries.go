@@ -13,6 +13,11 @@ import (
 
 // Every SQL statement of the store is in this file.
 
+const (
+	sqlInsertEvent      = `INSERT INTO events (seq, kind, worker_id, payload) VALUES (?, ?, ?, ?)`
+	sqlInsertTranscript = `INSERT INTO transcript (worker_id, seq, role, content, at) VALUES (?, ?, ?, ?, ?)`
+)
+
 const workerCols = `id, profile, profile_label, label, intent_kind, intent_purpose, intent_objective, intent_role,
 	state, status, created_at, updated_at, stopped_at`
 
@@ -209,11 +214,7 @@ func (s *Store) AppendTranscript(ctx context.Context, workerID string, entries [
 		if len(entries) == 0 {
 			return nil
 		}
-		ins, err := w.tx.PrepareContext(w.ctx, `INSERT INTO transcript (worker_id, seq, role, content, at) VALUES (?, ?, ?, ?, ?)`)
-		if err != nil {
-			return err
-		}
-		defer func() { _ = ins.Close() }()
+		ins := w.stmt(&w.stmts.transcript, s.insTranscript)
 		var at time.Time
 		for _, e := range entries {
 			last++
