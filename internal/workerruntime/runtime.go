@@ -40,7 +40,7 @@ const (
 	// maxIntentField bounds each free-text intent field.
 	maxIntentField = 4096
 	// outputBatch bounds the lines committed in one store call.
-	outputBatch = 4096
+	outputBatch = 16384
 )
 
 var idRE = regexp.MustCompile(`^[A-Za-z0-9_:-]{1,120}$`)

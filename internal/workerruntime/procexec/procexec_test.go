@@ -99,6 +99,33 @@ func gone(pid int) bool {
 	return i > 0 && i+2 < len(s) && s[i+2] == 'Z'
 }
 
+// groupMembers lists the running (not zombie) processes of group pgid.
+func groupMembers(pgid int) []int {
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		// After the comm: state ppid pgrp ...
+		f := strings.Fields(s[i+1:])
+		if len(f) > 2 && f[0] != "Z" && f[2] == strconv.Itoa(pgid) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
 type env struct {
 	rt   *wr.Runtime
 	rec  *recExec
@@ -134,8 +161,8 @@ func newEnv(t *testing.T, opts sqlitestore.Options) *env {
 			if !gone(pid) {
 				t.Errorf("process %d outlived its runtime", pid)
 			}
-			if err := syscall.Kill(-pid, 0); !errors.Is(err, syscall.ESRCH) {
-				t.Errorf("process group %d still has members: %v", pid, err)
+			if m := groupMembers(pid); len(m) > 0 {
+				t.Errorf("process group %d still has running members %v", pid, m)
 			}
 		}
 	})
@@ -144,7 +171,7 @@ func newEnv(t *testing.T, opts sqlitestore.Options) *env {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second) // a hang guard, not a timing assertion
+	deadline := time.Now().Add(5 * time.Minute) // a hang guard (100,000 lines under -race on a loaded machine), not a timing assertion
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

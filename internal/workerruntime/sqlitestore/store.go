@@ -62,7 +62,8 @@ type Store struct {
 
 	hook atomic.Pointer[func([]workerruntime.StoredEvent)]
 
-	insEvent, insTranscript *sql.Stmt // prepared on the writer connection
+	// Prepared on the writer connection: one row, and multiRows rows at once.
+	insEvent, insTranscript, insEventN, insTranscriptN *sql.Stmt
 
 	// writer goroutine state
 	nextSeq    int64
@@ -92,7 +93,7 @@ type txState struct {
 // batchStmts are the hot statements bound to one batch's transaction
 // (prepared once per store: parsing SQL per row cost a fifth of the CPU).
 type batchStmts struct {
-	event, transcript *sql.Stmt
+	event, transcript, eventN, transcriptN *sql.Stmt
 }
 
 func (w *txState) stmt(slot **sql.Stmt, prepared *sql.Stmt) *sql.Stmt {
@@ -152,8 +153,16 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		_ = rdb.Close()
 		return nil, err
 	}
-	if s.insEvent, err = wdb.PrepareContext(ctx, sqlInsertEvent); err == nil {
-		s.insTranscript, err = wdb.PrepareContext(ctx, sqlInsertTranscript)
+	for _, st := range []struct {
+		dst **sql.Stmt
+		q   string
+	}{
+		{&s.insEvent, sqlInsertEvent}, {&s.insTranscript, sqlInsertTranscript},
+		{&s.insEventN, multiRow(sqlInsertEvent, multiRows)}, {&s.insTranscriptN, multiRow(sqlInsertTranscript, multiRows)},
+	} {
+		if err == nil {
+			*st.dst, err = wdb.PrepareContext(ctx, st.q)
+		}
 	}
 	if err != nil {
 		_ = wdb.Close()
@@ -223,7 +232,8 @@ func (s *Store) Close() error {
 	close(s.reqs)
 	s.mu.Unlock()
 	<-s.finished
-	return errors.Join(s.insEvent.Close(), s.insTranscript.Close(), s.rdb.Close(), s.wdb.Close())
+	return errors.Join(s.insEvent.Close(), s.insTranscript.Close(), s.insEventN.Close(), s.insTranscriptN.Close(),
+		s.rdb.Close(), s.wdb.Close())
 }
 
 // write queues fn for the writer and waits for its commit.
@@ -350,6 +360,36 @@ func (s *Store) retain(ctx context.Context, tx *sql.Tx) error {
 			return err
 		}
 		s.lastSweep = now
+	}
+	return nil
+}
+
+// eventsN appends events in the current request, multiRows per statement
+// where it can (a burst of output lines is one such call).
+func (w *txState) eventsN(evs []workerruntime.Event) error {
+	for len(evs) >= multiRows {
+		args := make([]any, 0, 4*multiRows)
+		stored := make([]workerruntime.StoredEvent, 0, multiRows)
+		for i, ev := range evs[:multiRows] {
+			payload, err := encodePayload(ev)
+			if err != nil {
+				return err
+			}
+			seq := w.s.nextSeq + int64(i)
+			args = append(args, seq, string(ev.Kind), ev.WorkerID, payload)
+			stored = append(stored, workerruntime.StoredEvent{Seq: seq, Event: ev})
+		}
+		if _, err := w.stmt(&w.stmts.eventN, w.s.insEventN).ExecContext(w.ctx, args...); err != nil {
+			return err
+		}
+		w.s.nextSeq += multiRows
+		w.req.events = append(w.req.events, stored...)
+		evs = evs[multiRows:]
+	}
+	for _, ev := range evs {
+		if err := w.event(ev); err != nil {
+			return err
+		}
 	}
 	return nil
 }
