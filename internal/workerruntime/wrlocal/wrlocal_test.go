@@ -67,7 +67,8 @@ func TestSampleEchoRoundTrip(t *testing.T) {
 		t.Fatalf("state dir: %v %v", fi, err)
 	}
 	info, _ := rt.Info(t.Context())
-	w, err := rt.Create(t.Context(), wr.CreateRequest{Intent: wr.Intent{Kind: wr.IntentAssistant}})
+	req := wr.CreateRequest{Intent: wr.Intent{Kind: wr.IntentAssistant}, IdempotencyKey: "create-1"}
+	w, err := rt.Create(t.Context(), req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,6 +117,11 @@ func TestSampleEchoRoundTrip(t *testing.T) {
 	defer func() { _ = rt2.Close(t.Context()) }()
 	if g := got(rt2); g.Status != wr.StatusRuntimeShutdown {
 		t.Fatalf("after reopen: %s", g.Status)
+	}
+	// The idempotency key survived the restart: the same create answers
+	// the first worker and starts nothing.
+	if again, err := rt2.Create(t.Context(), req); err != nil || again.ID != w.ID {
+		t.Fatalf("replayed create after restart: %+v %v", again, err)
 	}
 	info2, _ := rt2.Info(t.Context())
 	if info2.InstanceID != info.InstanceID {
