@@ -547,6 +547,40 @@ func TestCloseStopsEveryWorker(t *testing.T) {
 	code(t, err, wr.CodeRuntimeUnavailable, "")
 }
 
+// TestCloseShortensALongGrace: a profile's hour-long stop_grace must not
+// hold Close beyond its 10 s budget.
+func TestCloseShortensALongGrace(t *testing.T) {
+	e := newEnv(t, func(o *wr.Options, _ *wrtest.Store, x *wrtest.Executor) {
+		x.IgnoreTerm, x.ExitOnEOF = true, false
+		o.Profiles.List[0].StopGrace = time.Hour
+	})
+	a, pa := e.create(t, wr.CreateRequest{})
+	if _, err := e.rt.Stop(t.Context(), a.ID, wr.StopGraceful); err != nil { // already stopping by request
+		t.Fatal(err)
+	}
+	b, pb := e.create(t, wr.CreateRequest{})
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second) // hang guard
+	defer cancel()
+	if err := e.rt.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("Close did not finish")
+	}
+	for _, c := range []struct {
+		id, want string
+		p        *wrtest.Process
+	}{{a.ID, wr.StatusRequested, pa}, {b.ID, wr.StatusRuntimeShutdown, pb}} {
+		w, _ := e.store.GetWorker(t.Context(), c.id)
+		if w.Status != c.want {
+			t.Errorf("%s, want %s", w.Status, c.want)
+		}
+		if sigs := c.p.Signals(); len(sigs) != 2 || sigs[0] != syscall.SIGTERM || sigs[1] != syscall.SIGKILL {
+			t.Errorf("signals %v, want [TERM KILL]", sigs)
+		}
+	}
+}
+
 func TestOpenRecoversAfterCrash(t *testing.T) {
 	store := wrtest.NewStore()
 	for _, w := range []wr.Worker{
