@@ -155,8 +155,13 @@ type Source struct {
 	noWatch   bool
 	listLimit int
 
-	mu      sync.Mutex // guards ix
-	ix      *index
+	// eventRing and eventBuffer size the event log (0: the defaults).
+	eventRing, eventBuffer int
+
+	mu sync.Mutex // guards ix and events
+	ix *index
+	// events is the running index's event log (nil when there is none).
+	events  *eventLog
 	current atomic.Pointer[snapshot]
 }
 
@@ -208,16 +213,19 @@ func (s *Source) Start(ctx context.Context) error {
 		s.current.Store(snap)
 		return nil
 	}
-	ix := newIndex(s.scanCfg, s.poll, s.reconcile, s.noWatch, s.current.Store)
+	// A new log per Start: its epoch makes the cursors of an earlier run
+	// unknown here, so a resumed stream gets a resync.
+	events := newEventLog(s.eventRing, s.eventBuffer)
+	ix := newIndex(s.scanCfg, s.poll, s.reconcile, s.noWatch, s.current.Store, events)
 	if err := ix.start(ctx); err != nil {
 		return err
 	}
-	s.ix = ix
+	s.ix, s.events = ix, events
 	return nil
 }
 
-// Close stops the index and releases its watches; the Source then reads the
-// store on every call again. It returns nil, also when the Source was never
+// Close stops the index, releases its watches and ends every event stream;
+// the Source then reads the store on every call again. It returns nil, also when the Source was never
 // started.
 func (s *Source) Close() error {
 	s.mu.Lock()
@@ -225,6 +233,12 @@ func (s *Source) Close() error {
 	if s.ix != nil {
 		s.ix.close()
 		s.ix = nil
+	}
+	if s.events != nil {
+		// Open streams end (ErrStreamEnded); their clients resume later
+		// and are told to resync.
+		s.events.close()
+		s.events = nil
 	}
 	s.current.Store(nil)
 	return nil
