@@ -77,8 +77,20 @@
 // truncated file never parses as another Worker, so a torn write shows the
 // previous projection or the invalid diagnostic, never a wrong Worker.
 //
+// Events. Each snapshot the index publishes also becomes events (Events,
+// registry.EventStreamer): worker_upserted for a current-workspace pod that is
+// new or projected differently, worker_removed for one that is gone, no
+// longer readable or moved to another workspace, in worker id order per
+// batch, after the snapshot itself (a reader told of a change finds it in a
+// list made after the event). Cursors are "<epoch>-<sequence>" with a random
+// epoch per Start, so a cursor of an earlier process is answered with a
+// resync. The last 10,000 events are kept for streams that resume; each
+// stream holds 256 events for its reader and is cut (ErrStreamEnded), never
+// waited for, when its reader falls further behind.
+//
 // A Source that was not started (or was closed) reads the store afresh on
-// every call: slow, but correct, and what the tests of the projection use.
+// every call: slow, but correct, and what the tests of the projection use. It
+// has no events.
 package compat
 
 import (

@@ -467,3 +467,25 @@ func tryWrite(pods, pod string, data []byte) {
 		_ = os.Remove(tmp)
 	}
 }
+
+// TestEventsStoreGoneAndBack checks that a store that becomes unreadable
+// removes its workers and that its return upserts them again.
+func TestEventsStoreGoneAndBack(t *testing.T) {
+	f := newFixture(t)
+	f.raw("p", f.labelled("p"))
+	s := f.source()
+	waitWatching(t, s)
+	st := openEvents(t, s, registry.EventQuery{})
+	if err := os.Rename(f.pods, f.pods+".away"); err != nil {
+		t.Fatal(err)
+	}
+	if ev := nextEvent(t, st); ev.Kind != registry.EventWorkerRemoved || ev.Ref.WorkerID != compat.WorkerIDFor("p") {
+		t.Fatalf("store gone: %+v", ev)
+	}
+	if err := os.Rename(f.pods+".away", f.pods); err != nil {
+		t.Fatal(err)
+	}
+	if ev := nextEvent(t, st); ev.Kind != registry.EventWorkerUpserted || ev.Worker.Label != "p" {
+		t.Fatalf("store back: %+v", ev)
+	}
+}
