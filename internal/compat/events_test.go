@@ -115,7 +115,9 @@ func TestEvents(t *testing.T) {
 			// Held for a while as a possible torn write, then removed.
 			[]seen{{registry.EventWorkerRemoved, "p", ""}, marker}},
 		{"one worker's stream", func(f *fixture) { f.raw("p", f.labelled("p")); f.raw("zz-marker", f.labelled("m")) },
-			func(*fixture) registry.EventQuery { return registry.EventQuery{WorkerID: compat.WorkerIDFor("zz-marker")} },
+			func(*fixture) registry.EventQuery {
+				return registry.EventQuery{WorkerID: compat.WorkerIDFor("zz-marker")}
+			},
 			func(f *fixture) { f.atomicWrite("p", f.labelled("p2")) },
 			[]seen{marker}},
 	}
