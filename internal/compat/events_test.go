@@ -491,3 +491,32 @@ func TestEventsStoreGoneAndBack(t *testing.T) {
 		t.Fatalf("store back: %+v", ev)
 	}
 }
+
+// TestEventsThroughRegistry streams through the real registry: the runtime
+// says it can stream, a worker's stream is routed, and the Worker of an
+// event is the one the registry lists.
+func TestEventsThroughRegistry(t *testing.T) {
+	f := newFixture(t)
+	f.raw("p", f.labelled("p"))
+	s := f.source()
+	waitWatching(t, s)
+	reg, err := registry.New(registry.Options{WorkspaceID: "my-workspace", Auditor: registry.Auditors{}}, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := reg.Runtime(t.Context(), compat.RuntimeID)
+	if err != nil || !sum.Capabilities.CanStreamEvents {
+		t.Fatalf("runtime %+v %v: want can_stream_events", sum.Capabilities, err)
+	}
+	st, err := reg.Events(t.Context(), compat.RuntimeID, registry.EventQuery{WorkerID: compat.WorkerIDFor("p")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	f.atomicWrite("p", f.labelled("p2"))
+	ev := nextEvent(t, st)
+	w, err := reg.Worker(t.Context(), registry.WorkerRef{RuntimeID: compat.RuntimeID, WorkerID: compat.WorkerIDFor("p")})
+	if err != nil || ev.Kind != registry.EventWorkerUpserted || !reflect.DeepEqual(ev.Worker, w) || !w.Capabilities.CanStreamEvents {
+		t.Errorf("event %+v\nlookup %+v %v", ev, w, err)
+	}
+}
