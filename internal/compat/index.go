@@ -482,6 +482,8 @@ func (ix *index) publishNow() {
 	}
 	ix.gen++
 	snap.version = strconv.FormatUint(ix.gen, 10)
+	// Held first: whoever sees this snapshot sees the holds it reflects.
+	ix.heldNow.Store(int64(len(ix.held)))
 	ix.publish(snap)
 	ix.lastReval.Store(snap.builtAt.UnixNano())
 	// Events after the snapshot: a reader told of a change finds it in a
