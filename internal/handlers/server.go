@@ -30,6 +30,14 @@ type ServerOptions struct {
 	// DefaultBodyCacheBytes and a negative value turns the cache off (every
 	// answer is encoded and hashed afresh; for benchmarks).
 	BodyCacheBytes int
+	// MaxStreams bounds the event streams open at once (more answer 503
+	// too_many_streams); 0 means DefaultMaxStreams.
+	MaxStreams int
+	// Shutdown, when closed, ends every open event stream: the server's
+	// graceful shutdown closes it before it waits for connections to go
+	// idle, since a stream never does by itself. Nil means streams end only
+	// when their clients leave.
+	Shutdown <-chan struct{}
 }
 
 // NewServer builds the echo server for reg: the embedded contract with its
@@ -73,6 +81,9 @@ func NewServer(reg *registry.Registry, opts ServerOptions) (*echo.Echo, error) {
 	if opts.Metrics != nil {
 		h.metrics = opts.Metrics
 	}
+	// Made after the metrics are chosen, so that the open-streams gauge is
+	// the one served.
+	h.streams = newStreamLimiter(opts.MaxStreams, opts.Shutdown, h.metrics)
 	routes := map[string]bool{}
 
 	e := echo.New()

@@ -47,6 +47,11 @@ type Options struct {
 	MaxWorkers  int    // default 64
 	// Logger receives the Runtime's logs; nil discards them.
 	Logger *slog.Logger
+	// Dir holds the state dir, the profiles file and the workspace root;
+	// "" means a fresh t.TempDir().
+	Dir string
+	// Profiles is the profiles file's content; "" means Profiles.
+	Profiles string
 }
 
 // Dirs are the private directories of a test Runtime (the leak sweeps look
@@ -61,16 +66,25 @@ type Dirs struct {
 // alive.
 func Open(t testing.TB, opts Options) (*embedded.Source, Dirs) {
 	t.Helper()
-	base := t.TempDir()
+	base := opts.Dir
+	if base == "" {
+		base = t.TempDir()
+	}
+	if opts.Profiles == "" {
+		opts.Profiles = Profiles
+	}
 	d := Dirs{
 		StateDir:      filepath.Join(base, "state"),
 		ProfilesFile:  filepath.Join(base, "profiles.yaml"),
 		WorkspaceRoot: filepath.Join(base, "workspace"),
 	}
-	if err := os.WriteFile(d.ProfilesFile, []byte(Profiles), 0o600); err != nil {
+	if err := os.MkdirAll(base, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Mkdir(d.WorkspaceRoot, 0o755); err != nil {
+	if err := os.WriteFile(d.ProfilesFile, []byte(opts.Profiles), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(d.WorkspaceRoot, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if opts.WorkspaceID == "" {
