@@ -37,6 +37,8 @@ type config struct {
 	LogLevel      slog.Level
 	// Timeouts of the HTTP server; zero fields take the defaults.
 	Timeouts timeouts
+	// Runtime configures the embedded Worker Runtime and the event streams.
+	Runtime runtimeConfig
 }
 
 // envPrefix prefixes the environment variable of each flag:
@@ -63,6 +65,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&cfg.DataDir, "data-dir", "", "Worker/Pod data directory holding pods/ (optional; without it the local runtime is degraded)")
 	fs.IntVar(&cfg.MaxRecords, "max-records", registry.DefaultMaxRecords, "list cap, 1 to 200")
 	fs.TextVar(&cfg.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
+	cfg.Runtime.register(fs)
 	fs.Usage = func() {
 		_, _ = fmt.Fprintf(stderr, "Usage: server [flags]\n\nEach flag can also be set by its environment variable, e.g. %s.\n\n", envName("data-dir"))
 		fs.PrintDefaults()
@@ -87,6 +90,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	if cfg.MaxRecords < 1 || cfg.MaxRecords > registry.DefaultMaxRecords {
 		return config{}, fmt.Errorf("--max-records must be 1 to %d, not %s", registry.DefaultMaxRecords, strconv.Itoa(cfg.MaxRecords))
+	}
+	if err := cfg.Runtime.validate(); err != nil {
+		return config{}, err
 	}
 	return cfg, nil
 }
@@ -164,11 +170,26 @@ func run(ctx context.Context, cfg config, logOut io.Writer, ready chan<- net.Add
 	})
 	metrics := handlers.NewMetrics()
 	registerIndexMetrics(metrics.Registry, local)
+	sources := []registry.Source{local}
+	emb, err := openEmbedded(ctx, cfg, log, metrics.Registry)
+	if err != nil {
+		return err
+	}
+	// Closed after the HTTP server has stopped (serve returned), so no
+	// request still uses it; its workers get the graceful stop sequence.
+	defer closeEmbedded(emb, log)
+	if emb != nil {
+		sources = append(sources, emb)
+	}
+	runtimeIDs := make([]registry.RuntimeID, len(sources))
+	for i, s := range sources {
+		runtimeIDs[i] = s.RuntimeID()
+	}
 	reg, err := registry.New(registry.Options{
 		WorkspaceID: cfg.WorkspaceID,
 		MaxRecords:  cfg.MaxRecords,
-		Auditor:     registry.Auditors{registry.SlogAuditor{Logger: log}, metrics.Auditor(local.RuntimeID())},
-	}, local)
+		Auditor:     registry.Auditors{registry.SlogAuditor{Logger: log}, metrics.Auditor(runtimeIDs...)},
+	}, sources...)
 	if err != nil {
 		return err
 	}
@@ -180,7 +201,8 @@ func run(ctx context.Context, cfg config, logOut io.Writer, ready chan<- net.Add
 	}
 	server := make(chan built, 1)
 	go func() {
-		e, err := handlers.NewServer(reg, handlers.ServerOptions{Logger: log, Metrics: metrics})
+		e, err := handlers.NewServer(reg, handlers.ServerOptions{Logger: log, Metrics: metrics,
+			MaxStreams: cfg.Runtime.MaxStreams, Shutdown: streamsShutdown(ctx)})
 		server <- built{e, err}
 	}()
 	// The index is built before the listener opens, so the first request is
@@ -198,7 +220,8 @@ func run(ctx context.Context, cfg config, logOut io.Writer, ready chan<- net.Add
 		return b.err
 	}
 	e := b.e
-	log.Info("serving", slog.String("workspace_id", cfg.WorkspaceID), slog.Bool("data_dir_configured", cfg.DataDir != ""))
+	log.Info("serving", slog.String("workspace_id", cfg.WorkspaceID), slog.Bool("data_dir_configured", cfg.DataDir != ""),
+		slog.Bool("embedded_runtime", emb != nil))
 	return serve(ctx, cfg, e, log, ready)
 }
 

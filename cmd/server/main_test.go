@@ -34,7 +34,8 @@ func TestParseConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	defaults := config{Listen: "127.0.0.1:8080", WorkspaceID: "local:default", WorkspaceRoot: cwd,
-		MaxRecords: registry.DefaultMaxRecords, LogLevel: slog.LevelInfo}
+		MaxRecords: registry.DefaultMaxRecords, LogLevel: slog.LevelInfo,
+		Runtime: runtimeConfig{MaxWorkers: 64, MaxStreams: 256}}
 	tests := []struct {
 		name    string
 		args    []string
