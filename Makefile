@@ -18,7 +18,7 @@ TS_CLIENT     := clients/typescript
 # npm ci writes this file last: it stamps an installed clients/typescript/node_modules.
 NODE_DEPS     := $(TS_CLIENT)/node_modules/.package-lock.json
 
-.PHONY: all generate build run sample-data test test-go lint tidy-check binaries-check vet fmt-check contract contract-fuzz node-deps fuzz fuzz-brief fuzz-run soak bench bench-go
+.PHONY: all generate build run sample-data test test-go lint tidy-check binaries-check vet fmt-check contract contract-fuzz node-deps fuzz fuzz-brief fuzz-run soak bench bench-go bench-embedded
 
 all: build
 
@@ -130,6 +130,13 @@ soak:
 ## (about 3 minutes; stores are generated once under $$TMPDIR). See BENCHMARKS.md.
 bench: build
 	$(GO) run ./cmd/loadbench -server $(BIN)
+
+## bench-embedded: the embedded Worker Runtime through the real server binary (create to
+## active, input to echo on an open stream, 1,000 streams on one worker) and the page
+## benchmarks over 10 and 10,000 stopped workers (stores generated once under $$TMPDIR)
+bench-embedded: build
+	$(GO) run ./cmd/loadbench -embedded -server $(BIN)
+	$(GO) test -run '^$$' -bench BenchmarkEmbeddedPages -benchmem ./internal/handlers/
 
 ## bench-go: Go benchmarks of the index (1,000 / 10,000 / 100,000 pods) and of whole requests
 bench-go:
