@@ -131,7 +131,7 @@ type frame struct {
 // openStream opens an event stream and delivers its frames (with their
 // arrival times) until the connection closes.
 func openStream(url string) (chan frame, func(), error) {
-	resp, err := http.Get(url)
+	resp, err := http.Get(url) //nolint:bodyclose // closed by the func returned
 	if err != nil {
 		return nil, nil, err
 	}
@@ -187,7 +187,7 @@ func postJSON(url, body string) (map[string]any, error) {
 	defer func() { _ = resp.Body.Close() }()
 	var out map[string]any
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 202 {
-		return nil, fmt.Errorf("POST %s: %d %v %v", url, resp.StatusCode, out, err)
+		return nil, fmt.Errorf("POST %s: %d %v: %w", url, resp.StatusCode, out, err)
 	}
 	return out, nil
 }
@@ -321,7 +321,7 @@ func dialStream(addr, path string) (*rawStream, error) {
 	status, err := rd.ReadString('\n')
 	if err != nil || !strings.Contains(status, " 200 ") {
 		_ = c.Close()
-		return nil, fmt.Errorf("stream status %q %v", status, err)
+		return nil, fmt.Errorf("stream status %q: %w", status, err)
 	}
 	// Headers, then the chunked body's ": ok" comment.
 	for {

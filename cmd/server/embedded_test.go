@@ -100,8 +100,12 @@ func TestServerWithEmbeddedRuntime(t *testing.T) {
 	defer streamCancel()
 	req, _ := http.NewRequestWithContext(streamCtx, http.MethodGet, base+"/api/runtimes/embedded-worker-runtime/events", nil)
 	stream, err := http.DefaultClient.Do(req)
-	if err != nil || stream.StatusCode != http.StatusOK {
-		t.Fatalf("stream: %v %v", stream, err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = stream.Body.Close() }()
+	if stream.StatusCode != http.StatusOK {
+		t.Fatalf("stream: %d", stream.StatusCode)
 	}
 	lines := make(chan string, 256)
 	go func() {

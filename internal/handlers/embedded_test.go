@@ -89,7 +89,7 @@ func TestEmbeddedWorkerThroughHTTP(t *testing.T) {
 		t.Errorf("profiles %+v", profiles.Items)
 	}
 
-	all, _ := openSSE(t, s.base, embeddedRT+"/events")
+	all := openSSE(t, s.base, embeddedRT+"/events")
 
 	body := `{"intent":{"kind":"assistant","purpose":"talk"},"profile":"echo","worker_name":"Echo one"}`
 	created := s.create(body, "Idempotency-Key", "key-1")
@@ -109,7 +109,7 @@ func TestEmbeddedWorkerThroughHTTP(t *testing.T) {
 	}
 	all.until(upsertOf(id, "active"))
 
-	worker, _ := openSSE(t, s.base, embeddedRT+"/workers/"+id+"/events")
+	worker := openSSE(t, s.base, embeddedRT+"/workers/"+id+"/events")
 	resp := s.do("POST", embeddedRT+"/workers/"+id+"/input", `{"kind":"user","content":"hello"}`)
 	var ack gen.WorkerInputAccepted
 	resp.decode(t, &ack)
@@ -148,7 +148,7 @@ func TestEmbeddedWorkerThroughHTTP(t *testing.T) {
 		if hdr == nil {
 			path += "?cursor=" + from
 		}
-		resumed, _ := openSSE(t, s.base, path, hdr...)
+		resumed := openSSE(t, s.base, path, hdr...)
 		got := eventIDs(resumed.until(appendOf(id, "echo: second")))
 		if !slices.Equal(got, allIDs[1:]) {
 			t.Errorf("resumed (%v) after %s:\n got %v\nwant %v", hdr, from, got, allIDs[1:])
@@ -156,7 +156,7 @@ func TestEmbeddedWorkerThroughHTTP(t *testing.T) {
 		resumed.Close()
 	}
 	// Last-Event-ID wins over ?cursor=, and an unknown cursor is a resync.
-	resync, _ := openSSE(t, s.base, embeddedRT+"/workers/"+id+"/events?cursor="+from, "Last-Event-ID", "zz-unknown")
+	resync := openSSE(t, s.base, embeddedRT+"/workers/"+id+"/events?cursor="+from, "Last-Event-ID", "zz-unknown")
 	if ev := resync.next(); ev.Kind != "resync" || !strings.Contains(string(ev.Data), "cursor_unknown") || ev.ID != "" {
 		t.Errorf("unknown cursor: %+v", ev)
 	}
@@ -224,8 +224,8 @@ func TestEventStreamLimitAndShutdown(t *testing.T) {
 	if p := s.do("GET", embeddedRT+"/workers/nobody/events", "").problem(t); p.Code != gen.ProblemCodeUnknownWorker {
 		t.Errorf("stream of an unknown worker: %+v", p)
 	}
-	first, _ := openSSE(t, s.base, embeddedRT+"/events")
-	second, _ := openSSE(t, s.base, embeddedRT+"/events")
+	first := openSSE(t, s.base, embeddedRT+"/events")
+	second := openSSE(t, s.base, embeddedRT+"/events")
 	p := s.do("GET", embeddedRT+"/events", "").problem(t)
 	if p.Code != gen.ProblemCodeTooManyStreams || p.Status != 503 {
 		t.Errorf("a third stream: %+v", p)
@@ -234,7 +234,7 @@ func TestEventStreamLimitAndShutdown(t *testing.T) {
 		t.Error("the open-streams gauge does not count the streams")
 	}
 	first.Close()
-	third, _ := openSSE(t, s.base, embeddedRT+"/events")
+	third := openSSE(t, s.base, embeddedRT+"/events")
 	// The server's shutdown ends every open stream.
 	close(s.shutdown)
 	second.waitEnd()
@@ -276,7 +276,7 @@ func TestEmbeddedUnknownAndInvalid(t *testing.T) {
 // operation and ids, never the content.
 func TestAuditNeverLogsInput(t *testing.T) {
 	s := newEmbeddedServer(t, embeddedtest.Options{}, handlers.ServerOptions{})
-	events, _ := openSSE(t, s.base, embeddedRT+"/events")
+	events := openSSE(t, s.base, embeddedRT+"/events")
 	created := s.create(`{"intent":{"kind":"task"},"profile":"quiet"}`)
 	events.until(upsertOf(created.WorkerId, "active"))
 	const secret = "MARK-INPUT-CONTENT-5e1a"

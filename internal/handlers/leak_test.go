@@ -275,8 +275,8 @@ func TestEmbeddedRevealsNoPrivateValues(t *testing.T) {
 		fmt.Fprintf(&seen, "%s\n%s\n%v\n", what, data, header)
 	}
 	rt := embeddedRT
-	stream, resp := openSSE(t, hs.URL, rt+"/events")
-	record("stream headers", nil, resp.Header)
+	stream := openSSE(t, hs.URL, rt+"/events")
+	record("stream headers", nil, stream.header())
 
 	created := s.do("POST", rt+"/workers", `{"intent":{"kind":"task","objective":"leak"},"worker_name":"leaky"}`, "Idempotency-Key", "leak-1")
 	record("create", created.Body, created.Header)
@@ -318,7 +318,7 @@ func TestEmbeddedRevealsNoPrivateValues(t *testing.T) {
 	for _, ev := range stream.until(upsertOf(id, "stopped")) {
 		record("event", ev.Data, nil)
 	}
-	resync, _ := openSSE(t, hs.URL, rt+"/workers/"+id+"/events", "Last-Event-ID", "zz-unknown")
+	resync := openSSE(t, hs.URL, rt+"/workers/"+id+"/events", "Last-Event-ID", "zz-unknown")
 	record("resync", resync.next().Data, nil)
 	resync.Close()
 	transcript := s.do("GET", rt+"/workers/"+id+"/transcript", "")

@@ -39,9 +39,9 @@ type sseStream struct {
 }
 
 // openSSE opens an event stream and checks the answer's status and
-// headers, and that the first bytes are the ": ok" comment. A non-200
-// answer is returned with a nil stream (its body read and closed).
-func openSSE(t *testing.T, base, path string, header ...string) (*sseStream, *http.Response) {
+// headers, and that the first bytes are the ": ok" comment. The stream is
+// closed when the test ends.
+func openSSE(t *testing.T, base, path string, header ...string) *sseStream {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
@@ -58,7 +58,8 @@ func openSSE(t *testing.T, base, path string, header ...string) (*sseStream, *ht
 	}
 	if resp.StatusCode != http.StatusOK {
 		cancel()
-		return nil, resp
+		_ = resp.Body.Close()
+		t.Fatalf("GET %s: %d", path, resp.StatusCode)
 	}
 	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
 		t.Errorf("stream Content-Type %q", ct)
@@ -75,8 +76,11 @@ func openSSE(t *testing.T, base, path string, header ...string) (*sseStream, *ht
 	}
 	go s.read(rd)
 	t.Cleanup(s.Close)
-	return s, resp
+	return s
 }
+
+// header is the stream's response header.
+func (s *sseStream) header() http.Header { return s.resp.Header }
 
 // read parses frames until the body ends. Problems are reported with
 // t.Errorf (safe from another goroutine).
