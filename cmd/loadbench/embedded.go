@@ -65,7 +65,7 @@ func runEmbedded(bin string, o embeddedOptions) error {
 	}
 	cmd := exec.Command(bin, "--listen", addr, "--workspace-id", "bench", "--workspace-root", root,
 		"--state-dir", filepath.Join(dir, "state"), "--profiles", profiles, "--log-level", "error",
-		"--max-streams", strconv.Itoa(o.streams+16), "--max-workers", "64")
+		"--max-streams", strconv.Itoa(o.streams+16), "--max-conns", strconv.Itoa(o.streams+64), "--max-workers", "64")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		return err

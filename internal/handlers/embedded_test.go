@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/workspace-backend/runtime-registry/internal/embedded"
 	"github.com/workspace-backend/runtime-registry/internal/embedded/embeddedtest"
@@ -234,6 +235,16 @@ func TestEventStreamLimitAndShutdown(t *testing.T) {
 		t.Error("the open-streams gauge does not count the streams")
 	}
 	first.Close()
+	// The server notices the client left on its own time: wait (hang guard
+	// only) until the slot is free again.
+	for deadline := time.Now().Add(hangGuard); ; time.Sleep(10 * time.Millisecond) {
+		if m := s.do("GET", "/metrics", ""); bytes.Contains(m.Body, []byte("runtime_registry_event_streams_open 1\n")) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the closed stream's slot was never released")
+		}
+	}
 	third := openSSE(t, s.base, embeddedRT+"/events")
 	// The server's shutdown ends every open stream.
 	close(s.shutdown)

@@ -175,13 +175,14 @@ func checkResponse(t *testing.T, method, target string, resp response) {
 	if resp.Status >= 400 {
 		checkProblem(t, c, method, target, resp)
 	}
-	req := httptest.NewRequest(method, target, nil)
+	req := httptest.NewRequest(routeMethod(method), target, nil)
 	route, params, err := c.router.FindRoute(req)
 	if err != nil {
 		// No operation: only not_found and method_not_allowed may answer (or
-		// invalid_identifier for an empty id, "/api/runtimes//workers"), and
-		// checkProblem has validated their bodies against Problem.
-		emptyID := resp.Status == http.StatusBadRequest && strings.Contains(req.URL.Path, "//") &&
+		// invalid_identifier for an empty id, "/api/runtimes//workers" or
+		// "/api/runtimes/"), and checkProblem has validated their bodies
+		// against Problem.
+		emptyID := resp.Status == http.StatusBadRequest && (strings.Contains(req.URL.Path, "//") || strings.HasSuffix(req.URL.Path, "/")) &&
 			resp.problem(t).Code == gen.ProblemCodeInvalidIdentifier
 		if resp.Status != http.StatusNotFound && resp.Status != http.StatusMethodNotAllowed && !emptyID {
 			t.Errorf("%s %s: no operation, yet status %d", method, target, resp.Status)
@@ -198,6 +199,15 @@ func checkResponse(t *testing.T, method, target string, resp response) {
 	if err := openapi3filter.ValidateResponse(context.Background(), input); err != nil {
 		t.Errorf("%s %s: response %d does not match the contract: %v\nbody: %s", method, target, resp.Status, err, resp.Body)
 	}
+}
+
+// routeMethod is the method whose operation answers method: HEAD is
+// answered by the GET operation.
+func routeMethod(method string) string {
+	if method == http.MethodHead {
+		return http.MethodGet
+	}
+	return method
 }
 
 func checkProblem(t *testing.T, c *contractRouter, method, target string, resp response) {
@@ -345,7 +355,7 @@ func TestEveryErrorCodeIsAProblem(t *testing.T) {
 		{"unsupported stop", "POST", "/api/runtimes/runtime-a/workers/w1/stop", `{"mode":"force"}`, gen.ProblemCodeOperationUnsupported, ""},
 		{"unsupported create", "POST", "/api/runtimes/runtime-a/workers", `{"intent":{"kind":"assistant"}}`, gen.ProblemCodeOperationUnsupported, ""},
 		{"no route", "GET", "/api/nothing-here", "", gen.ProblemCodeNotFound, ""},
-		{"trailing slash", "GET", "/api/runtimes/", "", gen.ProblemCodeNotFound, ""},
+		{"trailing slash", "GET", "/api/runtimes/", "", gen.ProblemCodeInvalidIdentifier, "runtime_id"},
 		{"wrong method", "DELETE", "/api/runtimes/runtime-a", "", gen.ProblemCodeMethodNotAllowed, ""},
 		{"OPTIONS is not declared", "OPTIONS", "/api/runtimes/runtime-a", "", gen.ProblemCodeMethodNotAllowed, ""},
 		{"body over 1 MiB", "POST", "/api/runtimes/runtime-a/workers/w1/input", tooLarge, gen.ProblemCodePayloadTooLarge, ""},

@@ -119,7 +119,7 @@ func unavailableDiagnostic(id RuntimeID, late bool, what, outcome string) Diagno
 
 // Outcomes of unavailableDiagnostic.
 const (
-	leftOut          = "it is left out"
+	leftOut           = "it is left out"
 	listedUnavailable = "it is listed as unavailable"
 )
 
