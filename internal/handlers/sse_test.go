@@ -4,11 +4,25 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
 )
+
+func init() {
+	// kin-openapi has no decoder for event streams; the contract declares
+	// the body a string (EventStreamText), which is what this gives it.
+	openapi3filter.RegisterBodyDecoder("text/event-stream",
+		func(body io.Reader, _ http.Header, _ *openapi3.SchemaRef, _ openapi3filter.EncodingFn) (any, error) {
+			b, err := io.ReadAll(body)
+			return string(b), err
+		})
+}
 
 // hangGuard bounds every wait of the stream tests; it is never what a test
 // asserts.
@@ -68,6 +82,9 @@ func openSSE(t *testing.T, base, path string, header ...string) *sseStream {
 		resp.Header.Get("Access-Control-Allow-Origin") != "" {
 		t.Errorf("stream headers %v", resp.Header)
 	}
+	// The answer's status and headers against the contract (the body is
+	// checked frame by frame as it is read).
+	checkResponse(t, http.MethodGet, path, response{Status: resp.StatusCode, Header: resp.Header, Body: []byte(": ok\n\n")})
 	s := &sseStream{t: t, resp: resp, cancel: cancel, events: make(chan sseEvent, 1024), ended: make(chan struct{})}
 	rd := bufio.NewReader(resp.Body)
 	first, err := rd.ReadString('\n')
