@@ -39,12 +39,13 @@ type ServerOptions struct {
 	// AccessToken, when set, is required (as a bearer token or the console's
 	// cookie) by every /api/* and /metrics request; see ValidAccessToken.
 	AccessToken string
-	// MaxStreams bounds the event streams open at once; 0 means
-	// DefaultMaxStreams.
+	// MaxStreams bounds the event streams open at once (more answer 503
+	// too_many_streams); 0 means DefaultMaxStreams.
 	MaxStreams int
-	// Shutdown, closed when the server begins to shut down, ends every open
-	// event stream (they would otherwise hold the shutdown to its timeout);
-	// nil: streams end only when their clients leave.
+	// Shutdown, when closed, ends every open event stream: the server's
+	// graceful shutdown closes it before it waits for connections to go
+	// idle, since a stream never does by itself. Nil means streams end only
+	// when their clients leave.
 	Shutdown <-chan struct{}
 }
 
@@ -97,6 +98,8 @@ func NewServer(reg *registry.Registry, opts ServerOptions) (http.Handler, error)
 	if opts.Metrics != nil {
 		h.metrics = opts.Metrics
 	}
+	// Made after the metrics are chosen, so that the open-streams gauge is
+	// the one served.
 	h.streams = newStreamLimiter(opts.MaxStreams, opts.Shutdown, h.metrics)
 	routes := map[string]bool{}
 
