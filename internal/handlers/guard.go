@@ -206,12 +206,20 @@ func ValidAccessToken(tok string) error {
 		return errors.New("the access token must be 16 to 512 characters long")
 	}
 	for i := 0; i < len(tok); i++ {
-		c := tok[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~+/=", c) >= 0) {
+		if !tokenByte(tok[i]) {
 			return fmt.Errorf("the access token may hold only letters, digits and -._~+/= (character %d is not one)", i+1)
 		}
 	}
 	return nil
+}
+
+// tokenByte reports whether c may appear in an access token.
+func tokenByte(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("-._~+/=", c) >= 0
 }
 
 // hostAllowList holds the accepted Host values: a host with a port accepts
