@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -141,22 +142,30 @@ func TestServerWithEmbeddedRuntime(t *testing.T) {
 	post("/api/runtimes/embedded-worker-runtime/workers/"+id+"/input", `{"kind":"user","content":"ping"}`)
 	waitLine(`"content":"echo: ping"`)
 
-	resp, err := client.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	metrics, _ := io.ReadAll(resp.Body)
-	_ = resp.Body.Close()
-	for _, want := range []string{
+	wantMetrics := []string{
 		`runtime_registry_embedded_workers{state="active"} 1`,
 		"runtime_registry_embedded_processes_started_total 1",
 		"runtime_registry_embedded_transcript_lines_total 2",
 		"runtime_registry_event_streams_open 1",
 		"runtime_registry_embedded_store_write_seconds_total",
 		`runtime_registry_operations_total{operation="create_worker",outcome="ok",runtime="embedded-worker-runtime"} 1`,
-	} {
-		if !bytes.Contains(metrics, []byte(want)) {
-			t.Errorf("metrics lack %s", want)
+	}
+	// The counters move just after the event they count is streamed: poll
+	// (hang guard only) until every one shows.
+	var metrics []byte
+	for deadline := time.Now().Add(watchdog); ; time.Sleep(10 * time.Millisecond) {
+		resp, err := client.Get(base + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		metrics, _ = io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		missing := slices.DeleteFunc(slices.Clone(wantMetrics), func(m string) bool { return bytes.Contains(metrics, []byte(m)) })
+		if len(missing) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metrics lack %v", missing)
 		}
 	}
 	if bytes.Contains(metrics, []byte(id)) {
