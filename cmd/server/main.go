@@ -33,6 +33,8 @@ type config struct {
 	DataDir       string
 	MaxRecords    int
 	LogLevel      slog.Level
+	// SourceTimeout bounds each Runtime's answer in a merged list.
+	SourceTimeout time.Duration
 	// AllowedHosts are the extra Host values answered (comma-separated
 	// host[:port]) beside the loopback names and the listen address.
 	AllowedHosts string
@@ -71,6 +73,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&cfg.DataDir, "data-dir", "", "Worker/Pod data directory holding pods/ (optional; without it the local runtime is degraded)")
 	fs.IntVar(&cfg.MaxRecords, "max-records", registry.DefaultMaxRecords, "list cap, 1 to 200")
 	fs.TextVar(&cfg.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
+	fs.DurationVar(&cfg.SourceTimeout, "source-timeout", registry.DefaultSourceTimeout, "how long a merged list waits for each runtime (e.g. 2s)")
 	fs.StringVar(&cfg.AllowedHosts, "allowed-hosts", "", "extra Host header values to answer, comma-separated host[:port] (localhost, 127.0.0.1 and [::1] with the listening port, and the listen address, are always allowed)")
 	fs.StringVar(&cfg.AccessTokenFile, "access-token-file", "", "file holding the access token that every /api/* and /metrics request must carry (required to listen on a non-loopback address)")
 	fs.IntVar(&cfg.MaxConns, "max-conns", defaultMaxConns, "most connections open at once")
@@ -99,6 +102,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	if cfg.MaxRecords < 1 || cfg.MaxRecords > registry.DefaultMaxRecords {
 		return config{}, fmt.Errorf("--max-records must be 1 to %d, not %s", registry.DefaultMaxRecords, strconv.Itoa(cfg.MaxRecords))
+	}
+	if cfg.SourceTimeout <= 0 {
+		return config{}, fmt.Errorf("--source-timeout must be positive, not %s", cfg.SourceTimeout)
 	}
 	if err := cfg.Runtime.validate(); err != nil {
 		return config{}, err
@@ -261,6 +267,7 @@ func run(ctx context.Context, cfg config, logOut io.Writer, ready chan<- net.Add
 		WorkspaceID:   cfg.WorkspaceID,
 		WorkspaceRoot: cfg.WorkspaceRoot,
 		DataDir:       cfg.DataDir,
+		ListLimit:     cfg.MaxRecords,
 		Logger:        log,
 	})
 	metrics := handlers.NewMetrics()
@@ -280,7 +287,7 @@ func run(ctx context.Context, cfg config, logOut io.Writer, ready chan<- net.Add
 	for i, s := range sources {
 		runtimeIDs[i] = s.RuntimeID()
 	}
-	reg, err := registry.New(registry.Options{
+	reg, err := registry.New(registry.Options{SourceTimeout: cfg.SourceTimeout, Logger: log,
 		WorkspaceID: cfg.WorkspaceID,
 		MaxRecords:  cfg.MaxRecords,
 		Auditor:     registry.Auditors{registry.SlogAuditor{Logger: log}, metrics.Auditor(runtimeIDs...)},
