@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -219,5 +220,66 @@ func TestEmbeddedRuntimeStartupErrors(t *testing.T) {
 	err := run(t.Context(), cfg, io.Discard, nil)
 	if err == nil || !strings.Contains(err.Error(), "embedded worker runtime") {
 		t.Errorf("a bad profiles file: %v", err)
+	}
+}
+
+// TestStreamOutlivesServerTimeouts: an event stream is not cut by the
+// server's read or write timeouts (a background read that times out would
+// cancel the request's context).
+func TestStreamOutlivesServerTimeouts(t *testing.T) {
+	dir := t.TempDir()
+	profiles := filepath.Join(dir, "profiles.yaml")
+	if err := os.WriteFile(profiles, []byte(embeddedtest.Profiles), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config{WorkspaceID: "local:run", WorkspaceRoot: dir, MaxRecords: 200, LogLevel: slog.LevelError,
+		Timeouts: timeouts{ReadHeader: 300 * time.Millisecond, Read: 300 * time.Millisecond, Write: 300 * time.Millisecond},
+		Runtime:  runtimeConfig{StateDir: filepath.Join(dir, "state"), Profiles: profiles, MaxWorkers: 4, MaxStreams: 8}}
+	s := startRun(t, cfg)
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, s.url("/api/runtimes/embedded-worker-runtime/events"), nil)
+	stream, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = stream.Body.Close() }()
+	if stream.StatusCode != http.StatusOK {
+		t.Fatalf("stream: %d", stream.StatusCode)
+	}
+	rd := bufio.NewReader(stream.Body)
+	if line, err := rd.ReadString('\n'); err != nil || line != ": ok\n" {
+		t.Fatalf("first line %q %v", line, err)
+	}
+	// Well past every timeout of the server (a wait, not a measurement).
+	time.Sleep(1500 * time.Millisecond)
+	resp, err := (&http.Client{Timeout: watchdog}).Post(s.url("/api/runtimes/embedded-worker-runtime/workers"), "application/json",
+		strings.NewReader(`{"intent":{"kind":"task"},"profile":"quiet"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("create: %d", resp.StatusCode)
+	}
+	got := make(chan string, 1)
+	go func() {
+		for {
+			line, err := rd.ReadString('\n')
+			if err != nil {
+				got <- "error: " + err.Error()
+				return
+			}
+			if strings.HasPrefix(line, "event: worker_upserted") {
+				got <- "ok"
+				return
+			}
+		}
+	}()
+	select {
+	case g := <-got:
+		if g != "ok" {
+			t.Errorf("the stream ended before the event: %s", g)
+		}
+	case <-time.After(watchdog):
+		t.Fatal("no event on the stream")
 	}
 }
