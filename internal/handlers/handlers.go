@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -25,6 +26,8 @@ type Handlers struct {
 	cache   *bodyCache
 	metrics *Metrics
 	streams *streamLimiter
+	// console is the built browser console; nil serves the embedded one.
+	console fs.FS
 }
 
 var _ gen.StrictServerInterface = (*Handlers)(nil)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
@@ -30,6 +31,9 @@ type ServerOptions struct {
 	// DefaultBodyCacheBytes and a negative value turns the cache off (every
 	// answer is encoded and hashed afresh; for benchmarks).
 	BodyCacheBytes int
+	// Console is the built browser console served at / and /assets/; nil
+	// means the files embedded from web/console/dist.
+	Console fs.FS
 }
 
 // NewServer builds the echo server for reg: the embedded contract with its
@@ -70,6 +74,7 @@ func NewServer(reg *registry.Registry, opts ServerOptions) (*echo.Echo, error) {
 	case opts.BodyCacheBytes > 0:
 		h.cache = newBodyCache(opts.BodyCacheBytes)
 	}
+	h.console = opts.Console
 	if opts.Metrics != nil {
 		h.metrics = opts.Metrics
 	}
