@@ -1,0 +1,515 @@
+package console_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// chromiumPath is Debian's Chromium, which .ci/run installs when it is missing.
+const chromiumPath = "/usr/bin/chromium"
+
+// hangGuard bounds each wait on the page. It only stops a hung test: a step
+// normally takes well under a second, and nothing here asserts a duration.
+const hangGuard = 90 * time.Second
+
+// The console in a real browser, against the real server binary on the sample
+// workspace: the sample workers are listed, a worker added meanwhile appears
+// without a reload, and (when the server runs the embedded Worker Runtime) an
+// echo worker is created through the form, answers input live and is stopped.
+// The page ends with no console error and no CSP violation. Screenshots of each
+// view are written to artifacts/console/ (git-ignored).
+func TestConsoleInChromium(t *testing.T) {
+	if _, err := os.Stat(chromiumPath); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is missing and CI is set: .ci/run installs it with `apt-get install -y chromium`", chromiumPath)
+		}
+		t.Skipf("%s is missing: install it with `apt-get update && apt-get install -y chromium` to run the browser test (CI never skips it)", chromiumPath)
+	}
+	if testing.Short() {
+		t.Skip("the browser test builds and starts the server and Chromium; skipped with -short")
+	}
+	root := repoRoot(t)
+	artifacts := filepath.Join(root, "artifacts", "console")
+	if err := os.MkdirAll(artifacts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	srv := startServer(t, root)
+	api := &apiClient{t: t, base: srv.base}
+
+	ctx := startBrowser(t)
+	var (
+		mu       sync.Mutex
+		messages []string
+	)
+	consoleDone := make(chan struct{})
+	consoleCtx, stopConsole := context.WithCancel(ctx)
+	msgs := chromedp.Console(consoleCtx)
+	go func() {
+		defer close(consoleDone)
+		for m, err := range msgs {
+			if err != nil {
+				return
+			}
+			if m.Type == chromedp.ConsoleError || m.IsException() || strings.Contains(m.Text, "Content Security Policy") {
+				mu.Lock()
+				messages = append(messages, m.String())
+				mu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		stopConsole()
+		<-consoleDone
+	})
+
+	page := &page{t: t, ctx: ctx, dir: artifacts}
+	page.do(chromedp.EmulateViewport(1280, 800), chromedp.Navigate(srv.base+"/"))
+	// CSP violations are also counted by the page itself, from now on.
+	page.eval(`(window.__csp = 0, document.addEventListener("securitypolicyviolation", () => window.__csp++), true)`)
+
+	sample := api.workers()
+	if len(sample) == 0 {
+		t.Fatal("the sample workspace lists no workers")
+	}
+	page.waitFor(fmt.Sprintf(`document.body.dataset.ready === "true" && document.querySelectorAll("#worker-rows tr").length === %d`, len(sample)),
+		"the sample workers listed")
+	for _, w := range sample {
+		page.waitFor(fmt.Sprintf(`[...document.querySelectorAll("#worker-rows tr")].some(r => r.dataset.worker === %q)`, w.WorkerID), "worker "+w.Label)
+	}
+	page.waitFor(`document.querySelectorAll("#runtime-list li.card").length >= 1`, "the runtime cards")
+	page.screenshot("runtimes-and-workers")
+
+	// One sample (read-only) worker: its controls are disabled by its capabilities.
+	page.do(chromedp.Click(chromedp.CSS(fmt.Sprintf(`#worker-rows tr[data-worker=%q] button`, sample[0].WorkerID))))
+	page.waitFor(`!document.getElementById("worker-view").hidden`, "the worker view")
+	if !sample[0].Capabilities.CanAcceptInput {
+		page.waitFor(`document.getElementById("input-send").disabled && document.getElementById("input-text").disabled`, "input disabled for a worker that takes none")
+	}
+	if !sample[0].Capabilities.CanStopWorker {
+		page.waitFor(`document.getElementById("stop").disabled && document.getElementById("force-stop").disabled`, "stop disabled for a worker that cannot be stopped")
+	}
+	page.screenshot("worker-read-only")
+
+	// A worker that appears meanwhile shows without a reload.
+	var marker string
+	if rt := api.spawningRuntime(); rt != "" {
+		created := api.create(rt, "", "api-created")
+		marker = created
+	} else {
+		marker = srv.addPod(t, "added-meanwhile")
+	}
+	page.waitFor(fmt.Sprintf(`[...document.querySelectorAll("#worker-rows tr")].some(r => r.textContent.includes(%q) || r.dataset.worker === %q)`, marker, marker),
+		"the worker created meanwhile, live")
+	page.screenshot("worker-appeared-live")
+
+	t.Run("create, input and stop", func(t *testing.T) {
+		rt := api.spawningRuntime()
+		if rt == "" {
+			if srv.embedded {
+				t.Fatal("the server runs the embedded Worker Runtime, yet no runtime can create workers")
+			}
+			t.Skip("waiting for the embedded Worker Runtime in cmd/server (flags --state-dir and --profiles): " +
+				"this server has no runtime that can create workers, so create, input and stop are not exercised")
+		}
+		page.t = t
+		page.eval(fmt.Sprintf(`(() => { const s = document.getElementById("create-runtime"); s.value = %q; s.dispatchEvent(new Event("change")); return true })()`, rt))
+		page.waitFor(`[...document.getElementById("create-profile").options].some(o => o.value === "echo")`, "the echo profile offered")
+		page.eval(`(() => { document.getElementById("create-profile").value = "echo"; document.getElementById("create-kind").value = "task"; document.getElementById("create-kind").dispatchEvent(new Event("change")); return true })()`)
+		page.do(
+			chromedp.SendKeys(chromedp.ID("create-text"), "Repeat what you are told"),
+			chromedp.SendKeys(chromedp.ID("create-name"), "browser echo"),
+		)
+		page.screenshot("create-form")
+		before := api.countLabel("browser echo")
+		// A double click creates one worker.
+		page.do(chromedp.DoubleClick(chromedp.ID("create-submit")))
+		page.waitFor(`document.getElementById("worker-title").textContent === "browser echo"`, "the created worker opened")
+		page.waitFor(`!document.getElementById("input-send").disabled`, "input enabled for the active echo worker")
+		if got := api.countLabel("browser echo"); got != before+1 {
+			t.Errorf("%d workers labelled %q after a double click, want %d", got, "browser echo", before+1)
+		}
+
+		page.do(chromedp.SendKeys(chromedp.ID("input-text"), "hello from chromium"), chromedp.Click(chromedp.ID("input-send")))
+		page.waitFor(`[...document.querySelectorAll("#transcript li.role-user")].some(li => li.textContent.includes("hello from chromium"))`, "the input in the transcript")
+		page.waitFor(`[...document.querySelectorAll("#transcript li.role-assistant")].some(li => li.textContent.includes("echo: hello from chromium"))`, "the echo reply, live")
+		page.screenshot("worker-transcript")
+
+		page.do(chromedp.Click(chromedp.ID("stop")))
+		page.waitFor(`[...document.querySelectorAll("#worker-facts .badge")].some(b => b.textContent === "stopped")`, "the worker stopped")
+		page.waitFor(`document.getElementById("input-send").disabled && document.getElementById("force-stop").disabled`, "controls disabled once stopped")
+		page.screenshot("worker-stopped")
+	})
+	page.t = t
+
+	// Narrow window: the same page in one column.
+	page.do(chromedp.EmulateViewport(420, 900))
+	page.waitFor(`document.documentElement.scrollWidth <= 420`, "no horizontal overflow of the page at 420 px")
+	page.screenshot("narrow")
+
+	page.do(chromedp.Sleep(200 * time.Millisecond)) // let late console messages arrive
+	if n := page.eval(`String(window.__csp)`); n != "0" {
+		t.Errorf("%s CSP violations on the page", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(messages) > 0 {
+		t.Errorf("the page logged %d console errors:\n%s", len(messages), strings.Join(messages, "\n"))
+	}
+}
+
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// page drives one browser tab.
+type page struct {
+	t   *testing.T
+	ctx context.Context
+	dir string
+}
+
+func (p *page) do(steps ...chromedp.Action[chromedp.Void]) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, hangGuard)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+func (p *page) eval(js string) string {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, hangGuard)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[any](js))
+	if err != nil {
+		p.t.Fatalf("evaluating %s: %v", js, err)
+	}
+	return fmt.Sprint(v)
+}
+
+// waitFor waits until the expression is true in the page.
+func (p *page) waitFor(js, what string) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, hangGuard)
+	defer cancel()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](js, chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(0))); err != nil {
+		p.screenshot("failed")
+		p.t.Fatalf("waiting for %s: %v\nbanner: %s", what, err, p.evalQuiet(`document.getElementById("banner").textContent + " | " + document.getElementById("worker-problem").textContent + " | " + document.getElementById("create-problem").textContent`))
+	}
+}
+
+func (p *page) evalQuiet(js string) string {
+	ctx, cancel := context.WithTimeout(p.ctx, 5*time.Second)
+	defer cancel()
+	v, _ := chromedp.Run(ctx, chromedp.Evaluate[string](js))
+	return v
+}
+
+// screenshot saves the viewport as artifacts/console/<name>.png.
+func (p *page) screenshot(name string) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, hangGuard)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		p.t.Errorf("screenshot %s: %v", name, err)
+		return
+	}
+	if err := os.WriteFile(filepath.Join(p.dir, name+".png"), png, 0o644); err != nil {
+		p.t.Error(err)
+	}
+}
+
+// startBrowser starts headless Chromium with a fresh profile; cleanup ends it
+// and waits for its process.
+func startBrowser(t *testing.T) context.Context {
+	t.Helper()
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Headless,
+		chromedp.NoSandbox, // as root, Chromium's sandbox cannot start
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.UserDataDir(t.TempDir()),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(actx)
+	t.Cleanup(func() {
+		cancelCtx()
+		cancelAlloc() // waits for the browser process to end
+	})
+	// Start the browser now, so that a failure to start is reported here. The
+	// first action must run on the tab's own context: a cancelled context
+	// there would close the browser.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("starting %s: %v", chromiumPath, err)
+	}
+	return ctx
+}
+
+// server is the real server binary, started on a free loopback port.
+type server struct {
+	base     string
+	dataDir  string
+	embedded bool
+}
+
+// startServer builds cmd/server and starts it on a copy of the sample
+// workspace's data (so a test can add a pod), with the embedded Worker
+// Runtime when this build has its flags. Cleanup stops it with SIGTERM and
+// waits for it to exit.
+func startServer(t *testing.T, root string) *server {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "server")
+	build := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "./cmd/server")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/server: %v\n%s", err, out)
+	}
+	help, _ := exec.CommandContext(t.Context(), bin, "--help").CombinedOutput()
+
+	data := filepath.Join(t.TempDir(), "data")
+	copyTree(t, filepath.Join(root, "examples", "sample-workspace", "data"), data)
+	args := []string{"--listen", "127.0.0.1:0", "--workspace-id", "local:sample",
+		"--workspace-root", "/srv/workspaces/sample-app", "--data-dir", data}
+	s := &server{dataDir: data}
+	if bytes.Contains(help, []byte("-state-dir")) && bytes.Contains(help, []byte("-profiles")) {
+		s.embedded = true
+		args = append(args, "--state-dir", filepath.Join(t.TempDir(), "state"),
+			"--profiles", filepath.Join(root, "examples", "sample-workspace", "profiles.yaml"))
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	pr, pw := io.Pipe()
+	cmd.Stdout = pw
+	cmd.Stderr = pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() {
+		exited <- cmd.Wait()
+		_ = pw.Close()
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-exited
+			t.Error("the server did not stop within 30 s of SIGTERM")
+		}
+	})
+
+	// The "listening" log line names the port the kernel chose.
+	addr := make(chan string, 1)
+	var logMu sync.Mutex
+	var logTail []string
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64*1024), 1024*1024)
+		re := regexp.MustCompile(`"msg":"listening".*"listen":"([^"]+)"`)
+		for sc.Scan() {
+			line := sc.Text()
+			if m := re.FindStringSubmatch(line); m != nil {
+				select {
+				case addr <- m[1]:
+				default:
+				}
+			}
+			logMu.Lock()
+			logTail = append(logTail, line)
+			if len(logTail) > 50 {
+				logTail = logTail[1:]
+			}
+			logMu.Unlock()
+		}
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+	select {
+	case a := <-addr:
+		s.base = "http://" + a
+	case err := <-exited:
+		exited <- err
+		logMu.Lock()
+		defer logMu.Unlock()
+		t.Fatalf("the server exited before listening: %v\n%s", err, strings.Join(logTail, "\n"))
+	case <-time.After(hangGuard):
+		t.Fatal("the server did not report its address")
+	}
+	return s
+}
+
+// addPod writes a new local Worker pod into the server's data directory and
+// returns its worker name.
+func (s *server) addPod(t *testing.T, name string) string {
+	t.Helper()
+	dir := filepath.Join(s.dataDir, "pods", name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	meta := fmt.Sprintf(`{"worker_name": %q, "active": {"session_id": "sess-browser"}, "workspace_root": "/srv/workspaces/sample-app/",
+  "resolved_manifest_snapshot": {"role_claim": {"role": "tester"}, "profile": "careful"}}`, name)
+	if err := os.WriteFile(filepath.Join(dir, "metadata.json"), []byte(meta), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+func copyTree(t *testing.T, from, to string) {
+	t.Helper()
+	err := filepath.WalkDir(from, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(from, p)
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(to, rel), 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(to, rel), b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// apiClient calls the server's API directly, beside the browser.
+type apiClient struct {
+	t    *testing.T
+	base string
+}
+
+type workerJSON struct {
+	WorkerID     string `json:"worker_id"`
+	RuntimeID    string `json:"runtime_id"`
+	Label        string `json:"label"`
+	Capabilities struct {
+		CanAcceptInput bool `json:"can_accept_input"`
+		CanStopWorker  bool `json:"can_stop_worker"`
+	} `json:"capabilities"`
+}
+
+func (a *apiClient) call(method, path, body string, out any) {
+	a.t.Helper()
+	ctx, cancel := context.WithTimeout(a.t.Context(), hangGuard)
+	defer cancel()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, a.base+path, rd)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		a.t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			a.t.Fatal(err)
+		}
+	}
+}
+
+func (a *apiClient) workers() []workerJSON {
+	a.t.Helper()
+	var list struct {
+		Items []workerJSON `json:"items"`
+	}
+	a.call("GET", "/api/workers", "", &list)
+	return list.Items
+}
+
+func (a *apiClient) countLabel(label string) int {
+	a.t.Helper()
+	n := 0
+	for _, w := range a.workers() {
+		if w.Label == label {
+			n++
+		}
+	}
+	return n
+}
+
+// spawningRuntime is the id of a runtime that can create workers, or "".
+func (a *apiClient) spawningRuntime() string {
+	a.t.Helper()
+	var list struct {
+		Items []struct {
+			RuntimeID    string `json:"runtime_id"`
+			Status       string `json:"status"`
+			Capabilities struct {
+				CanSpawnWorker bool `json:"can_spawn_worker"`
+			} `json:"capabilities"`
+		} `json:"items"`
+	}
+	a.call("GET", "/api/runtimes", "", &list)
+	for _, r := range list.Items {
+		if r.Capabilities.CanSpawnWorker && r.Status != "unavailable" {
+			return r.RuntimeID
+		}
+	}
+	return ""
+}
+
+// create makes a worker through the API and returns its label.
+func (a *apiClient) create(runtimeID, profile, name string) string {
+	a.t.Helper()
+	body := map[string]any{"intent": map[string]string{"kind": "task", "objective": "created beside the browser"}, "worker_name": name}
+	if profile != "" {
+		body["profile"] = profile
+	}
+	b, err := json.Marshal(body)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	a.call("POST", "/api/runtimes/"+runtimeID+"/workers", string(b), nil)
+	return name
+}
