@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +21,9 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/workspace-backend/runtime-registry/internal/handlers"
+	"github.com/workspace-backend/runtime-registry/internal/registry"
 )
 
 // chromiumPath is Debian's Chromium, which .ci/run installs when it is missing.
@@ -35,54 +40,12 @@ const hangGuard = 90 * time.Second
 // The page ends with no console error and no CSP violation. Screenshots of each
 // view are written to artifacts/console/ (git-ignored).
 func TestConsoleInChromium(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is missing and CI is set: .ci/run installs it with `apt-get install -y chromium`", chromiumPath)
-		}
-		t.Skipf("%s is missing: install it with `apt-get update && apt-get install -y chromium` to run the browser test (CI never skips it)", chromiumPath)
-	}
-	if testing.Short() {
-		t.Skip("the browser test builds and starts the server and Chromium; skipped with -short")
-	}
+	requireChromium(t)
 	root := repoRoot(t)
-	artifacts := filepath.Join(root, "artifacts", "console")
-	if err := os.MkdirAll(artifacts, 0o755); err != nil {
-		t.Fatal(err)
-	}
 
 	srv := startServer(t, root)
 	api := &apiClient{t: t, base: srv.base}
-
-	ctx := startBrowser(t)
-	var (
-		mu       sync.Mutex
-		messages []string
-	)
-	consoleDone := make(chan struct{})
-	consoleCtx, stopConsole := context.WithCancel(ctx)
-	msgs := chromedp.Console(consoleCtx)
-	go func() {
-		defer close(consoleDone)
-		for m, err := range msgs {
-			if err != nil {
-				return
-			}
-			if m.Type == chromedp.ConsoleError || m.IsException() || strings.Contains(m.Text, "Content Security Policy") {
-				mu.Lock()
-				messages = append(messages, m.String())
-				mu.Unlock()
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		stopConsole()
-		<-consoleDone
-	})
-
-	page := &page{t: t, ctx: ctx, dir: artifacts}
-	page.do(chromedp.EmulateViewport(1280, 800), chromedp.Navigate(srv.base+"/"))
-	// CSP violations are also counted by the page itself, from now on.
-	page.eval(`(window.__csp = 0, document.addEventListener("securitypolicyviolation", () => window.__csp++), true)`)
+	page := openConsole(t, srv.base)
 
 	sample := api.workers()
 	if len(sample) == 0 {
@@ -107,16 +70,10 @@ func TestConsoleInChromium(t *testing.T) {
 	}
 	page.screenshot("worker-read-only")
 
-	// A worker that appears meanwhile shows without a reload.
-	var marker string
-	if rt := api.spawningRuntime(); rt != "" {
-		created := api.create(rt, "", "api-created")
-		marker = created
-	} else {
-		marker = srv.addPod(t, "added-meanwhile")
-	}
-	page.waitFor(fmt.Sprintf(`[...document.querySelectorAll("#worker-rows tr")].some(r => r.textContent.includes(%q) || r.dataset.worker === %q)`, marker, marker),
-		"the worker created meanwhile, live")
+	// A local worker that appears meanwhile shows without a reload.
+	added := srv.addPod(t, "added-meanwhile")
+	page.waitFor(fmt.Sprintf(`[...document.querySelectorAll("#worker-rows tr")].some(r => r.textContent.includes(%q))`, added),
+		"the local worker added meanwhile")
 	page.screenshot("worker-appeared-live")
 
 	t.Run("create, input and stop", func(t *testing.T) {
@@ -126,35 +83,12 @@ func TestConsoleInChromium(t *testing.T) {
 				t.Fatal("the server runs the embedded Worker Runtime, yet no runtime can create workers")
 			}
 			t.Skip("waiting for the embedded Worker Runtime in cmd/server (flags --state-dir and --profiles): " +
-				"this server has no runtime that can create workers, so create, input and stop are not exercised")
+				"this server has no runtime that can create workers, so create, input and stop run only against " +
+				"the in-process echo runtime (TestConsoleCreateInputStopInChromium)")
 		}
 		page.t = t
-		page.eval(fmt.Sprintf(`(() => { const s = document.getElementById("create-runtime"); s.value = %q; s.dispatchEvent(new Event("change")); return true })()`, rt))
-		page.waitFor(`[...document.getElementById("create-profile").options].some(o => o.value === "echo")`, "the echo profile offered")
-		page.eval(`(() => { document.getElementById("create-profile").value = "echo"; document.getElementById("create-kind").value = "task"; document.getElementById("create-kind").dispatchEvent(new Event("change")); return true })()`)
-		page.do(
-			chromedp.SendKeys(chromedp.ID("create-text"), "Repeat what you are told"),
-			chromedp.SendKeys(chromedp.ID("create-name"), "browser echo"),
-		)
-		page.screenshot("create-form")
-		before := api.countLabel("browser echo")
-		// A double click creates one worker.
-		page.do(chromedp.DoubleClick(chromedp.ID("create-submit")))
-		page.waitFor(`document.getElementById("worker-title").textContent === "browser echo"`, "the created worker opened")
-		page.waitFor(`!document.getElementById("input-send").disabled`, "input enabled for the active echo worker")
-		if got := api.countLabel("browser echo"); got != before+1 {
-			t.Errorf("%d workers labelled %q after a double click, want %d", got, "browser echo", before+1)
-		}
-
-		page.do(chromedp.SendKeys(chromedp.ID("input-text"), "hello from chromium"), chromedp.Click(chromedp.ID("input-send")))
-		page.waitFor(`[...document.querySelectorAll("#transcript li.role-user")].some(li => li.textContent.includes("hello from chromium"))`, "the input in the transcript")
-		page.waitFor(`[...document.querySelectorAll("#transcript li.role-assistant")].some(li => li.textContent.includes("echo: hello from chromium"))`, "the echo reply, live")
-		page.screenshot("worker-transcript")
-
-		page.do(chromedp.Click(chromedp.ID("stop")))
-		page.waitFor(`[...document.querySelectorAll("#worker-facts .badge")].some(b => b.textContent === "stopped")`, "the worker stopped")
-		page.waitFor(`document.getElementById("input-send").disabled && document.getElementById("force-stop").disabled`, "controls disabled once stopped")
-		page.screenshot("worker-stopped")
+		defer func() { page.t = t }()
+		exerciseWorkerViews(t, page, &apiClient{t: t, base: srv.base}, rt, "")
 	})
 	page.t = t
 
@@ -162,15 +96,142 @@ func TestConsoleInChromium(t *testing.T) {
 	page.do(chromedp.EmulateViewport(420, 900))
 	page.waitFor(`document.documentElement.scrollWidth <= 420`, "no horizontal overflow of the page at 420 px")
 	page.screenshot("narrow")
+	page.checkClean()
+}
 
-	page.do(chromedp.Sleep(200 * time.Millisecond)) // let late console messages arrive
-	if n := page.eval(`String(window.__csp)`); n != "0" {
-		t.Errorf("%s CSP violations on the page", n)
+// The console's create, input and stop views in Chromium, against the real
+// handlers over an in-process echo runtime with live events: it runs while
+// the server binary has no runtime that can create workers, and keeps the
+// views' behaviour tested apart from any one runtime.
+func TestConsoleCreateInputStopInChromium(t *testing.T) {
+	requireChromium(t)
+	reg, err := registry.New(registry.Options{WorkspaceID: "local:browser", Auditor: registry.SlogAuditor{Logger: slog.New(slog.DiscardHandler)}},
+		newEchoSource("echo-runtime"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(messages) > 0 {
-		t.Errorf("the page logged %d console errors:\n%s", len(messages), strings.Join(messages, "\n"))
+	e, err := handlers.NewServer(reg, handlers.ServerOptions{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close) // runs last: after the browser has gone
+	api := &apiClient{t: t, base: srv.URL}
+	page := openConsole(t, srv.URL)
+	page.dir = filepath.Join(page.dir, "echo")
+	if err := os.MkdirAll(page.dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	page.waitFor(`document.body.dataset.ready === "true" && document.querySelectorAll("#runtime-list li.card").length === 1`, "the echo runtime")
+	page.waitFor(`document.querySelector("#runtime-list li.card").textContent.includes("live")`, "the runtime's event stream open")
+	exerciseWorkerViews(t, page, api, "echo-runtime", "echo")
+	page.checkClean()
+}
+
+// exerciseWorkerViews creates an echo worker through the form (a double
+// click creates one), sends it input and sees the reply without a reload,
+// stops it and sees the state change, and sees a worker created through the
+// API meanwhile appear live.
+func exerciseWorkerViews(t *testing.T, page *page, api *apiClient, runtimeID, shotPrefix string) {
+	t.Helper()
+	shot := func(name string) {
+		if shotPrefix != "" {
+			name = shotPrefix + "-" + name
+		}
+		page.screenshot(name)
+	}
+	page.eval(fmt.Sprintf(`(() => { const s = document.getElementById("create-runtime"); s.value = %q; s.dispatchEvent(new Event("change")); return true })()`, runtimeID))
+	page.waitFor(`[...document.getElementById("create-profile").options].some(o => o.value === "echo")`, "the echo profile offered")
+	page.eval(`(() => { document.getElementById("create-profile").value = "echo"; const k = document.getElementById("create-kind"); k.value = "task"; k.dispatchEvent(new Event("change")); return true })()`)
+	page.do(
+		chromedp.SendKeys(chromedp.ID("create-text"), "Repeat what you are told"),
+		chromedp.SendKeys(chromedp.ID("create-name"), "browser echo"),
+	)
+	shot("create-form")
+	before := api.countLabel("browser echo")
+	page.do(chromedp.DoubleClick(chromedp.ID("create-submit")))
+	page.waitFor(`document.getElementById("worker-title").textContent === "browser echo"`, "the created worker opened")
+	page.waitFor(`!document.getElementById("input-send").disabled`, "input enabled for the active echo worker")
+	if got := api.countLabel("browser echo"); got != before+1 {
+		t.Errorf("%d workers labelled %q after a double click, want %d", got, "browser echo", before+1)
+	}
+
+	page.do(chromedp.SendKeys(chromedp.ID("input-text"), "hello from chromium"), chromedp.Click(chromedp.ID("input-send")))
+	page.waitFor(`[...document.querySelectorAll("#transcript li.role-user")].some(li => li.textContent.includes("hello from chromium"))`, "the input in the transcript")
+	page.waitFor(`[...document.querySelectorAll("#transcript li.role-assistant")].some(li => li.textContent.includes("echo: hello from chromium"))`, "the echo reply, live")
+	shot("worker-transcript")
+
+	// A worker created through the API meanwhile appears without a reload.
+	api.create(runtimeID, "echo", "created by api")
+	page.waitFor(`[...document.querySelectorAll("#worker-rows tr")].some(r => r.textContent.includes("created by api"))`, "the worker created through the API, live")
+
+	page.do(chromedp.Click(chromedp.ID("stop")))
+	page.waitFor(`[...document.querySelectorAll("#worker-facts .badge")].some(b => b.textContent === "stopped")`, "the worker stopped")
+	page.waitFor(`document.getElementById("input-send").disabled && document.getElementById("force-stop").disabled`, "controls disabled once stopped")
+	shot("worker-stopped")
+}
+
+func requireChromium(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is missing and CI is set: .ci/run installs it with `apt-get install -y chromium`", chromiumPath)
+		}
+		t.Skipf("%s is missing: install it with `apt-get update && apt-get install -y chromium` to run the browser test (CI never skips it)", chromiumPath)
+	}
+	if testing.Short() {
+		t.Skip("the browser tests start Chromium; skipped with -short")
+	}
+}
+
+// openConsole starts Chromium at 1280x800 on the console at base, collecting
+// console errors and CSP violations for checkClean.
+func openConsole(t *testing.T, base string) *page {
+	t.Helper()
+	artifacts := filepath.Join(repoRoot(t), "artifacts", "console")
+	if err := os.MkdirAll(artifacts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx := startBrowser(t)
+	p := &page{t: t, ctx: ctx, dir: artifacts}
+	consoleDone := make(chan struct{})
+	consoleCtx, stopConsole := context.WithCancel(ctx)
+	msgs := chromedp.Console(consoleCtx)
+	go func() {
+		defer close(consoleDone)
+		for m, err := range msgs {
+			if err != nil {
+				return
+			}
+			if m.Type == chromedp.ConsoleError || m.IsException() || strings.Contains(m.Text, "Content Security Policy") {
+				p.mu.Lock()
+				p.messages = append(p.messages, m.String())
+				p.mu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		stopConsole()
+		<-consoleDone
+	})
+	p.do(chromedp.EmulateViewport(1280, 800), chromedp.Navigate(base+"/"))
+	// CSP violations are also counted by the page itself, from now on.
+	p.eval(`(window.__csp = 0, document.addEventListener("securitypolicyviolation", () => window.__csp++), true)`)
+	return p
+}
+
+// checkClean fails the test if the page logged a console error or an
+// exception, or violated its CSP.
+func (p *page) checkClean() {
+	p.t.Helper()
+	p.do(chromedp.Sleep(200 * time.Millisecond)) // let late console messages arrive
+	if n := p.eval(`String(window.__csp)`); n != "0" {
+		p.t.Errorf("%s CSP violations on the page", n)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.messages) > 0 {
+		p.t.Errorf("the page logged %d console errors:\n%s", len(p.messages), strings.Join(p.messages, "\n"))
 	}
 }
 
@@ -188,6 +249,9 @@ type page struct {
 	t   *testing.T
 	ctx context.Context
 	dir string
+
+	mu       sync.Mutex
+	messages []string // console errors, exceptions and CSP reports
 }
 
 func (p *page) do(steps ...chromedp.Action[chromedp.Void]) {
@@ -309,7 +373,8 @@ func startServer(t *testing.T, root string) *server {
 			"--profiles", filepath.Join(root, "examples", "sample-workspace", "profiles.yaml"))
 	}
 	cmd := exec.Command(bin, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Should the test binary itself be killed, the server goes with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	pr, pw := io.Pipe()
 	cmd.Stdout = pw
 	cmd.Stderr = pw
@@ -326,7 +391,7 @@ func startServer(t *testing.T, root string) *server {
 		select {
 		case <-exited:
 		case <-time.After(30 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			_ = cmd.Process.Kill()
 			<-exited
 			t.Error("the server did not stop within 30 s of SIGTERM")
 		}
