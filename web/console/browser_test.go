@@ -22,6 +22,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/workspace-backend/runtime-registry/internal/compat"
 	"github.com/workspace-backend/runtime-registry/internal/handlers"
 	"github.com/workspace-backend/runtime-registry/internal/registry"
 )
@@ -105,8 +106,12 @@ func TestConsoleInChromium(t *testing.T) {
 // views' behaviour tested apart from any one runtime.
 func TestConsoleCreateInputStopInChromium(t *testing.T) {
 	requireChromium(t)
-	reg, err := registry.New(registry.Options{WorkspaceID: "local:browser", Auditor: registry.SlogAuditor{Logger: slog.New(slog.DiscardHandler)}},
-		newEchoSource("echo-runtime"))
+	// The sample workspace's local workers beside the echo runtime: the views
+	// merge two runtimes, one polled and one live.
+	local := compat.New(compat.Config{WorkspaceID: "local:sample", WorkspaceRoot: "/srv/workspaces/sample-app",
+		DataDir: filepath.Join(repoRoot(t), "examples", "sample-workspace", "data")})
+	reg, err := registry.New(registry.Options{WorkspaceID: "local:sample", Auditor: registry.SlogAuditor{Logger: slog.New(slog.DiscardHandler)}},
+		local, newEchoSource("echo-runtime"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,8 +127,9 @@ func TestConsoleCreateInputStopInChromium(t *testing.T) {
 	if err := os.MkdirAll(page.dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	page.waitFor(`document.body.dataset.ready === "true" && document.querySelectorAll("#runtime-list li.card").length === 1`, "the echo runtime")
-	page.waitFor(`document.querySelector("#runtime-list li.card").textContent.includes("live")`, "the runtime's event stream open")
+	page.waitFor(`document.body.dataset.ready === "true" && document.querySelectorAll("#runtime-list li.card").length === 2`, "both runtimes")
+	page.waitFor(`document.querySelector('#runtime-list li[data-runtime="echo-runtime"]').textContent.includes("live")`, "the echo runtime's event stream open")
+	page.waitFor(`document.querySelectorAll("#worker-rows tr").length >= 1`, "the local workers")
 	exerciseWorkerViews(t, page, api, "echo-runtime", "echo")
 	page.checkClean()
 }

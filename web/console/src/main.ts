@@ -589,7 +589,12 @@ function renderDetailHead(): void {
   el.inputKind.disabled = !canInput;
   el.inputText.disabled = !canInput;
   el.inputSend.disabled = !canInput;
-  el.inputText.placeholder = caps?.can_accept_input !== true ? "This worker takes no input." : canInput ? "Write to the worker…" : `The worker is ${w?.state ?? "unknown"}.`;
+  el.inputText.placeholder =
+    w !== undefined && w.state !== "active"
+      ? `The worker is ${words(w.state)}.`
+      : caps?.can_accept_input !== true
+        ? "This worker takes no input."
+        : "Write to the worker… (Ctrl+Enter sends)";
   const canStop = caps?.can_stop_worker === true && w !== undefined && w.state !== "stopped" && w.state !== "metadata_only";
   el.stop.disabled = !canStop || w?.state === "stopping";
   el.forceStop.disabled = !canStop;
