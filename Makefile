@@ -12,7 +12,7 @@ NODE_DEPS     := $(TS_CLIENT)/node_modules/.package-lock.json
 CONSOLE       := web/console
 CONSOLE_DEPS  := $(CONSOLE)/node_modules/.package-lock.json
 
-.PHONY: all generate build run test test-go lint tidy-check binaries-check vet fmt-check contract contract-fuzz node-deps console console-test fuzz fuzz-brief fuzz-run soak bench bench-go
+.PHONY: all generate build run test test-go test-big lint tidy-check binaries-check vet fmt-check contract contract-fuzz node-deps console console-test fuzz fuzz-brief fuzz-run soak bench bench-go
 
 all: build
 
@@ -32,8 +32,14 @@ run: build
 ## test: everything CI checks (fuzzing briefly)
 test: vet fmt-check test-go console-test contract fuzz-brief
 
+# internal/contract runs in `make contract` (once, with its tools): test-go
+# leaves it out so that its property tests do not run twice.
 test-go:
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v '/internal/contract$$')
+
+## test-big: the tests too big for every make test (a pods/ of 100,000 directories)
+test-big:
+	COMPAT_BIG=1 $(GO) test -race -count=1 -run 'TestManyPodDirectories' ./internal/compat/
 
 ## contract: the contract checks (see internal/contract): kin-openapi + Redocly lint,
 ## generation drift, oasdiff against api/released, forbidden names, tsc, the

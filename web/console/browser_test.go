@@ -46,7 +46,7 @@ func TestConsoleInChromium(t *testing.T) {
 
 	srv := startServer(t, root)
 	api := &apiClient{t: t, base: srv.base}
-	page := openConsole(t, srv.base)
+	page := openConsole(t, srv.base, "/")
 
 	sample := api.workers()
 	if len(sample) == 0 {
@@ -115,14 +115,18 @@ func TestConsoleCreateInputStopInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := handlers.NewServer(reg, handlers.ServerOptions{Logger: slog.New(slog.DiscardHandler)})
+	// Behind an access token: the page is opened once as /?token=, which
+	// leaves the token in an HttpOnly cookie for the page's fetches and streams.
+	const token = "console-browser-test-token"
+	e, err := handlers.NewServer(reg, handlers.ServerOptions{Logger: slog.New(slog.DiscardHandler), AccessToken: token})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close) // runs last: after the browser has gone
-	api := &apiClient{t: t, base: srv.URL}
-	page := openConsole(t, srv.URL)
+	api := &apiClient{t: t, base: srv.URL, token: token}
+	page := openConsole(t, srv.URL, "/?token="+token)
+	page.waitFor(`location.search === "" && location.pathname === "/"`, "the token gone from the address bar")
 	page.dir = filepath.Join(page.dir, "echo")
 	if err := os.MkdirAll(page.dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -192,7 +196,7 @@ func requireChromium(t *testing.T) {
 
 // openConsole starts Chromium at 1280x800 on the console at base, collecting
 // console errors and CSP violations for checkClean.
-func openConsole(t *testing.T, base string) *page {
+func openConsole(t *testing.T, base, path string) *page {
 	t.Helper()
 	artifacts := filepath.Join(repoRoot(t), "artifacts", "console")
 	if err := os.MkdirAll(artifacts, 0o755); err != nil {
@@ -220,7 +224,7 @@ func openConsole(t *testing.T, base string) *page {
 		stopConsole()
 		<-consoleDone
 	})
-	p.do(chromedp.EmulateViewport(1280, 800), chromedp.Navigate(base+"/"))
+	p.do(chromedp.EmulateViewport(1280, 800), chromedp.Navigate(base+path))
 	// CSP violations are also counted by the page itself, from now on.
 	p.eval(`(window.__csp = 0, document.addEventListener("securitypolicyviolation", () => window.__csp++), true)`)
 	return p
@@ -484,8 +488,9 @@ func copyTree(t *testing.T, from, to string) {
 
 // apiClient calls the server's API directly, beside the browser.
 type apiClient struct {
-	t    *testing.T
-	base string
+	t     *testing.T
+	base  string
+	token string // the access token, if the server wants one
 }
 
 type workerJSON struct {
@@ -512,6 +517,9 @@ func (a *apiClient) call(method, path, body string, out any) {
 	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if a.token != "" {
+		req.Header.Set("Authorization", "Bearer "+a.token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
