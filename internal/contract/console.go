@@ -8,7 +8,18 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+
+	"github.com/getkin/kin-openapi/openapi3filter"
 )
+
+// The console's page and assets are declared as plain strings; kin-openapi
+// has no decoder for their media types, so the response checks read them as
+// such (the strings are not otherwise constrained).
+func init() {
+	for _, typ := range []string{"text/html", "text/javascript", "text/css"} {
+		openapi3filter.RegisterBodyDecoder(typ, openapi3filter.FileBodyDecoder)
+	}
+}
 
 // ConsoleDir is the browser console's package, relative to the repository
 // root: its sources, build.mjs, node_modules (pinned esbuild) and the
