@@ -3,8 +3,16 @@
 
 GO            ?= go
 LISTEN        ?= 127.0.0.1:8080
-SAMPLE_DATA   := examples/sample-workspace/data
-SAMPLE_ROOT   := /srv/workspaces/sample-app
+SAMPLE        := examples/sample-workspace
+# The sample workspace's root: a real directory, where embedded workers start.
+SAMPLE_ROOT   := $(CURDIR)/$(SAMPLE)/app
+# The committed pod metadata names this root; `make sample-data` writes a copy
+# under .state/ that names SAMPLE_ROOT instead (the local source compares the
+# two lexically), so both runtimes agree on a fresh clone.
+TEMPLATE_ROOT := /srv/workspaces/sample-app
+STATE         := .state
+SAMPLE_DATA   := $(STATE)/sample-data
+RUN_STATE     := $(STATE)/embedded-runtime
 BIN           := bin/runtime-registry
 TS_CLIENT     := clients/typescript
 # npm ci writes this file last: it stamps an installed clients/typescript/node_modules.
@@ -12,7 +20,7 @@ NODE_DEPS     := $(TS_CLIENT)/node_modules/.package-lock.json
 CONSOLE       := web/console
 CONSOLE_DEPS  := $(CONSOLE)/node_modules/.package-lock.json
 
-.PHONY: all generate build run test test-go test-big lint tidy-check binaries-check vet fmt-check contract contract-fuzz node-deps console console-test fuzz fuzz-brief fuzz-run soak bench bench-go
+.PHONY: all generate build run sample-data test test-go test-big lint tidy-check binaries-check vet fmt-check contract contract-fuzz node-deps console console-test fuzz fuzz-brief fuzz-run soak bench bench-go bench-embedded
 
 all: build
 
@@ -25,9 +33,20 @@ generate: $(NODE_DEPS)
 build:
 	$(GO) build -o $(BIN) ./cmd/server
 
-## run: serve the API on the shipped sample workspace
-run: build
-	./$(BIN) --listen $(LISTEN) --workspace-id local:sample --workspace-root $(SAMPLE_ROOT) --data-dir $(SAMPLE_DATA)
+## run: serve the API on the shipped sample workspace: the local pods of
+## $(SAMPLE)/data and an embedded Worker Runtime with $(SAMPLE)/profiles.yaml
+## (its database under the git-ignored $(STATE)/)
+run: build sample-data
+	./$(BIN) --listen $(LISTEN) --workspace-id local:sample --workspace-root $(SAMPLE_ROOT) --data-dir $(SAMPLE_DATA) \
+		--state-dir $(RUN_STATE) --profiles $(SAMPLE)/profiles.yaml
+
+## sample-data: write the sample pods under $(STATE)/ with their workspace_root set to SAMPLE_ROOT
+sample-data:
+	@rm -rf $(SAMPLE_DATA)
+	@for d in $(SAMPLE)/data/pods/*/; do \
+		n=$$(basename "$$d"); mkdir -p "$(SAMPLE_DATA)/pods/$$n"; \
+		sed 's|$(TEMPLATE_ROOT)|$(SAMPLE_ROOT)|' "$$d/metadata.json" > "$(SAMPLE_DATA)/pods/$$n/metadata.json"; \
+	done
 
 ## test: everything CI checks (fuzzing briefly)
 test: vet fmt-check test-go console-test contract fuzz-brief
@@ -132,6 +151,13 @@ soak:
 ## (about 3 minutes; stores are generated once under $$TMPDIR). See BENCHMARKS.md.
 bench: build
 	$(GO) run ./cmd/loadbench -server $(BIN)
+
+## bench-embedded: the embedded Worker Runtime through the real server binary (create to
+## active, input to echo on an open stream, 1,000 streams on one worker) and the page
+## benchmarks over 10 and 10,000 stopped workers (stores generated once under $$TMPDIR)
+bench-embedded: build
+	$(GO) run ./cmd/loadbench -embedded -server $(BIN)
+	$(GO) test -run '^$$' -bench BenchmarkEmbeddedPages -benchmem ./internal/handlers/
 
 ## bench-go: Go benchmarks of the index (1,000 / 10,000 / 100,000 pods) and of whole requests
 bench-go:
