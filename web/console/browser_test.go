@@ -353,10 +353,14 @@ func startBrowser(t *testing.T) context.Context {
 
 // server is the real server binary, started on a free loopback port.
 type server struct {
-	base     string
-	dataDir  string
-	embedded bool
+	base      string
+	dataDir   string
+	workspace string
+	embedded  bool
 }
+
+// sampleTemplateRoot is the workspace root the committed sample pods name.
+const sampleTemplateRoot = "/srv/workspaces/sample-app"
 
 // startServer builds cmd/server and starts it on a copy of the sample
 // workspace's data (so a test can add a pod), with the embedded Worker
@@ -372,11 +376,16 @@ func startServer(t *testing.T, root string) *server {
 	}
 	help, _ := exec.CommandContext(t.Context(), bin, "--help").CombinedOutput()
 
+	// The sample pods name a template root; like `make sample-data`, the copy
+	// names the sample's real app directory, where embedded workers start.
+	workspace := filepath.Join(root, "examples", "sample-workspace", "app")
 	data := filepath.Join(t.TempDir(), "data")
-	copyTree(t, filepath.Join(root, "examples", "sample-workspace", "data"), data)
+	copyTree(t, filepath.Join(root, "examples", "sample-workspace", "data"), data, func(b []byte) []byte {
+		return bytes.ReplaceAll(b, []byte(sampleTemplateRoot), []byte(workspace))
+	})
 	args := []string{"--listen", "127.0.0.1:0", "--workspace-id", "local:sample",
-		"--workspace-root", "/srv/workspaces/sample-app", "--data-dir", data}
-	s := &server{dataDir: data}
+		"--workspace-root", workspace, "--data-dir", data}
+	s := &server{dataDir: data, workspace: workspace}
 	if bytes.Contains(help, []byte("-state-dir")) && bytes.Contains(help, []byte("-profiles")) {
 		s.embedded = true
 		args = append(args, "--state-dir", filepath.Join(t.TempDir(), "state"),
@@ -454,15 +463,16 @@ func (s *server) addPod(t *testing.T, name string) string {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	meta := fmt.Sprintf(`{"worker_name": %q, "active": {"session_id": "sess-browser"}, "workspace_root": "/srv/workspaces/sample-app/",
-  "resolved_manifest_snapshot": {"role_claim": {"role": "tester"}, "profile": "careful"}}`, name)
+	meta := fmt.Sprintf(`{"worker_name": %q, "active": {"session_id": "sess-browser"}, "workspace_root": %q,
+  "resolved_manifest_snapshot": {"role_claim": {"role": "tester"}, "profile": "careful"}}`, name, s.workspace+"/")
 	if err := os.WriteFile(filepath.Join(dir, "metadata.json"), []byte(meta), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return name
 }
 
-func copyTree(t *testing.T, from, to string) {
+// copyTree copies a directory tree, passing each file's bytes through edit.
+func copyTree(t *testing.T, from, to string, edit func([]byte) []byte) {
 	t.Helper()
 	err := filepath.WalkDir(from, func(p string, d os.DirEntry, err error) error {
 		if err != nil {
@@ -479,7 +489,7 @@ func copyTree(t *testing.T, from, to string) {
 		if err != nil {
 			return err
 		}
-		return os.WriteFile(filepath.Join(to, rel), b, 0o644)
+		return os.WriteFile(filepath.Join(to, rel), edit(b), 0o644)
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -30,6 +30,7 @@ import {
   mergedWorkers,
   mergeTranscript,
   newerQuery,
+  offerWorker,
   olderQuery,
   randomKey,
   workerKey,
@@ -434,7 +435,7 @@ async function openDetail(d: Detail): Promise<void> {
   if (w === undefined) {
     try {
       w = await ok(api.GET("/api/runtimes/{runtime_id}/workers/{worker_id}", { params: { path: { runtime_id: d.runtimeId, worker_id: d.workerId } } }));
-      applyEvent(workers, d.runtimeId, { kind: "worker_upserted", id: "", data: w });
+      offerWorker(workers, d.runtimeId, w);
       renderWorkers();
     } catch (e) {
       if (detail === d) showProblem(el.workerProblem, e);
@@ -496,7 +497,7 @@ async function loadNewerTranscript(d: Detail): Promise<void> {
     appendTranscript(page.items);
     const w = await ok(api.GET("/api/runtimes/{runtime_id}/workers/{worker_id}", { params: { path: { runtime_id: d.runtimeId, worker_id: d.workerId } } }));
     if (detail !== d) return;
-    if (applyEvent(workers, d.runtimeId, { kind: "worker_upserted", id: "", data: w }) === "workers_changed") {
+    if (offerWorker(workers, d.runtimeId, w)) {
       renderWorkers();
       renderDetailHead();
     }
@@ -639,7 +640,7 @@ async function stopWorker(mode: "graceful" | "force"): Promise<void> {
     );
     showProblem(el.workerProblem, undefined);
     const w = await ok(api.GET("/api/runtimes/{runtime_id}/workers/{worker_id}", { params: { path: { runtime_id: d.runtimeId, worker_id: d.workerId } } }));
-    if (applyEvent(workers, d.runtimeId, { kind: "worker_upserted", id: "", data: w }) === "workers_changed") renderWorkers();
+    if (offerWorker(workers, d.runtimeId, w)) renderWorkers();
   } catch (e) {
     showProblem(el.workerProblem, e);
   } finally {
@@ -724,7 +725,7 @@ async function submitCreate(ev: SubmitEvent): Promise<void> {
     showProblem(el.createProblem, undefined);
     el.createText.value = "";
     el.createName.value = "";
-    if (applyEvent(workers, res.runtime_id, { kind: "worker_upserted", id: "", data: res.worker }) !== "none") renderWorkers();
+    if (offerWorker(workers, res.runtime_id, res.worker)) renderWorkers();
     selectWorker(res.runtime_id, res.worker_id);
     el.inputText.focus();
   } catch (e) {

@@ -120,6 +120,46 @@ export function applyEvent(state: WorkerState, runtimeId: string, e: RegistryEve
   }
 }
 
+/**
+ * Compares two RFC 3339 UTC times ("…:SSZ" or "…:SS.fffffffffZ") exactly,
+ * sub-millisecond digits included: negative, zero or positive.
+ */
+export function compareTimes(a: string, b: string): number {
+  const split = (t: string): [string, string] => {
+    const body = t.endsWith("Z") ? t.slice(0, -1) : t;
+    const dot = body.indexOf(".");
+    return dot < 0 ? [body, "".padEnd(9, "0")] : [body.slice(0, dot), body.slice(dot + 1).padEnd(9, "0")];
+  };
+  const [as, af] = split(a);
+  const [bs, bf] = split(b);
+  return as < bs ? -1 : as > bs ? 1 : af < bf ? -1 : af > bf ? 1 : 0;
+}
+
+/**
+ * Offers a worker summary read outside the stream (a create's or a stop's
+ * answer, a GET). The stream may already have delivered a newer one (the
+ * worker went from starting to active before the create's answer arrived),
+ * so it is applied only when nothing is known of the worker, or when it is
+ * strictly newer by last_seen_at, or when either has no time to compare.
+ * It returns whether it was applied.
+ */
+export function offerWorker(state: WorkerState, runtimeId: string, w: WorkerSummary): boolean {
+  if (w.runtime_id !== runtimeId) return false;
+  const r = runtimeOf(state, runtimeId);
+  const known = r.workers.get(w.worker_id);
+  if (known !== undefined && known.last_seen_at !== null && w.last_seen_at !== null && compareTimes(w.last_seen_at, known.last_seen_at) <= 0) {
+    return false;
+  }
+  if (known !== undefined && JSON.stringify(known) === JSON.stringify(w)) return false;
+  if (r.loading) {
+    r.pending.push({ kind: "worker_upserted", id: "", data: w });
+    return false;
+  }
+  r.workers.set(w.worker_id, w);
+  r.etag = undefined;
+  return true;
+}
+
 /** The order workers are shown in: live ones first, then by runtime, label and id. */
 const stateRank: Record<string, number> = { starting: 0, active: 1, stopping: 2, metadata_only: 3, stopped: 4 };
 

@@ -8,6 +8,7 @@ import {
   abortLoad,
   applyEvent,
   beginLoad,
+  compareTimes,
   emptyWindow,
   findWorker,
   finishLoad,
@@ -17,6 +18,7 @@ import {
   mergedWorkers,
   mergeTranscript,
   newerQuery,
+  offerWorker,
   olderQuery,
   randomKey,
   type WorkerState,
@@ -151,6 +153,47 @@ describe("worker lists and events", () => {
 function entry(sequence: number, role: TranscriptItemLike["role"] = "assistant"): TranscriptItemLike {
   return { sequence, role, content: `#${sequence}`, at: "2026-01-01T00:00:00Z" };
 }
+
+describe("answers read beside the stream", () => {
+  it("compares RFC 3339 times exactly, sub-millisecond digits included", () => {
+    const cases: [string, string, number][] = [
+      ["2026-11-29T16:04:30.99488812Z", "2026-11-29T16:04:30.9948Z", 1],
+      ["2026-11-29T16:04:30.9948Z", "2026-11-29T16:04:30.994800000Z", 0],
+      ["2026-11-29T16:04:30Z", "2026-11-29T16:04:30.000000001Z", -1],
+      ["2026-11-29T16:04:31Z", "2026-11-29T16:04:30.999999999Z", 1],
+      ["2025-12-31T23:59:59.9Z", "2026-01-01T00:00:00Z", -1],
+    ];
+    for (const [a, b, want] of cases) assert.equal(Math.sign(compareTimes(a, b)), want, `${a} vs ${b}`);
+  });
+
+  it("never lets a create's late answer undo a newer event", () => {
+    const s: WorkerState = new Map();
+    const starting = worker("rt", "w1", { state: "starting", status: "starting", last_seen_at: "2026-11-29T16:04:30.1000001Z" });
+    const active = worker("rt", "w1", { last_seen_at: "2026-11-29T16:04:30.1000002Z" });
+    applyEvent(s, "rt", upsert(active)); // the stream was quicker than the POST's answer
+    assert.equal(offerWorker(s, "rt", starting), false);
+    assert.equal(findWorker(s, "rt", "w1")?.state, "active");
+    const stopped = worker("rt", "w1", { state: "stopped", status: "stopped:requested", last_seen_at: "2026-11-29T16:04:31Z" });
+    assert.equal(offerWorker(s, "rt", stopped), true, "a newer answer applies");
+    assert.equal(findWorker(s, "rt", "w1")?.state, "stopped");
+    assert.equal(offerWorker(s, "rt", stopped), false, "the same answer again changes nothing");
+  });
+
+  it("applies an answer about an unknown worker, or one without times", () => {
+    const s: WorkerState = new Map();
+    assert.equal(offerWorker(s, "rt", worker("rt", "w1")), true);
+    assert.equal(offerWorker(s, "rt", worker("rt", "w1", { status: "active:segment" })), true);
+    assert.equal(offerWorker(s, "other", worker("rt", "w2")), false, "another runtime's worker");
+  });
+
+  it("holds an answer that arrives while the list is read", () => {
+    const s: WorkerState = new Map();
+    beginLoad(s, "rt");
+    assert.equal(offerWorker(s, "rt", worker("rt", "w9")), false);
+    finishLoad(s, "rt", []);
+    assert.deepEqual(ids(s), ["rt/w9"]);
+  });
+});
 
 describe("transcript window", () => {
   it("merges pages and events in any order, once each", () => {
