@@ -83,9 +83,8 @@ func TestConsoleInChromium(t *testing.T) {
 			if srv.embedded {
 				t.Fatal("the server runs the embedded Worker Runtime, yet no runtime can create workers")
 			}
-			t.Skip("waiting for the embedded Worker Runtime in cmd/server (flags --state-dir and --profiles): " +
-				"this server has no runtime that can create workers, so create, input and stop run only against " +
-				"the in-process echo runtime (TestConsoleCreateInputStopInChromium)")
+			t.Skip("this server build has no embedded Worker Runtime (flags --state-dir and --profiles): " +
+				"create, input and stop run only against the in-process echo runtime (TestConsoleCreateInputStopInChromium)")
 		}
 		page.t = t
 		defer func() { page.t = t }()
@@ -100,10 +99,10 @@ func TestConsoleInChromium(t *testing.T) {
 	page.checkClean()
 }
 
-// The console's create, input and stop views in Chromium, against the real
-// handlers over an in-process echo runtime with live events: it runs while
-// the server binary has no runtime that can create workers, and keeps the
-// views' behaviour tested apart from any one runtime.
+// The console in Chromium behind an access token (opened once as /?token=,
+// then on the HttpOnly cookie alone), against the real handlers over the
+// sample's local workers and an in-process echo runtime with live events: the
+// create, input and stop views, tested apart from any one runtime's timing.
 func TestConsoleCreateInputStopInChromium(t *testing.T) {
 	requireChromium(t)
 	// The sample workspace's local workers beside the echo runtime: the views
