@@ -109,6 +109,15 @@ func TestConsoleCreateInputStopInChromium(t *testing.T) {
 	// merge two runtimes, one polled and one live.
 	local := compat.New(compat.Config{WorkspaceID: "local:sample", WorkspaceRoot: "/srv/workspaces/sample-app",
 		DataDir: filepath.Join(repoRoot(t), "examples", "sample-workspace", "data")})
+	// Started, the local source answers from its index and streams its events.
+	if err := local.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := local.Close(); err != nil {
+			t.Error(err)
+		}
+	})
 	reg, err := registry.New(registry.Options{WorkspaceID: "local:sample", Auditor: registry.SlogAuditor{Logger: slog.New(slog.DiscardHandler)}},
 		local, newEchoSource("echo-runtime"))
 	if err != nil {
@@ -407,11 +416,14 @@ func startServer(t *testing.T, root string) *server {
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-exited:
+		case err := <-exited:
+			if err != nil {
+				t.Errorf("the server's exit on SIGTERM: %v", err)
+			}
 		case <-time.After(30 * time.Second):
 			_ = cmd.Process.Kill()
-			<-exited
-			t.Error("the server did not stop within 30 s of SIGTERM")
+			err := <-exited
+			t.Errorf("the server did not stop within 30 s of SIGTERM (killed: %v)", err)
 		}
 	})
 
@@ -534,8 +546,13 @@ func (a *apiClient) call(method, path, body string, out any) {
 	if err != nil {
 		a.t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	b, err := io.ReadAll(resp.Body)
+	if cerr := resp.Body.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		a.t.Fatal(err)
+	}
 	if resp.StatusCode >= 300 {
 		a.t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, b)
 	}
