@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/workspace-backend/runtime-registry/internal/compat"
 	"github.com/workspace-backend/runtime-registry/internal/handlers"
@@ -60,8 +61,9 @@ func TestConsoleInChromium(t *testing.T) {
 	page.waitFor(`document.querySelectorAll("#runtime-list li.card").length >= 1`, "the runtime cards")
 	page.screenshot("runtimes-and-workers")
 
-	// One sample (read-only) worker: its controls are disabled by its capabilities.
-	page.do(chromedp.Click(chromedp.CSS(fmt.Sprintf(`#worker-rows tr[data-worker=%q] button`, sample[0].WorkerID))))
+	// One sample (read-only) worker, opened from the keyboard: its controls
+	// are disabled by its capabilities.
+	page.do(chromedp.Focus(chromedp.CSS(fmt.Sprintf(`#worker-rows tr[data-worker=%q] button`, sample[0].WorkerID))), chromedp.KeyEvent(kb.Enter))
 	page.waitFor(`!document.getElementById("worker-view").hidden`, "the worker view")
 	if !sample[0].Capabilities.CanAcceptInput {
 		page.waitFor(`document.getElementById("input-send").disabled && document.getElementById("input-text").disabled`, "input disabled for a worker that takes none")
