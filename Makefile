@@ -3,14 +3,24 @@
 
 GO            ?= go
 LISTEN        ?= 127.0.0.1:8080
-SAMPLE_DATA   := examples/sample-workspace/data
-SAMPLE_ROOT   := /srv/workspaces/sample-app
+SAMPLE        := examples/sample-workspace
+# The sample workspace's root: a real directory, where embedded workers start.
+SAMPLE_ROOT   := $(CURDIR)/$(SAMPLE)/app
+# The committed pod metadata names this root; `make sample-data` writes a copy
+# under .state/ that names SAMPLE_ROOT instead (the local source compares the
+# two lexically), so both runtimes agree on a fresh clone.
+TEMPLATE_ROOT := /srv/workspaces/sample-app
+STATE         := .state
+SAMPLE_DATA   := $(STATE)/sample-data
+RUN_STATE     := $(STATE)/embedded-runtime
 BIN           := bin/runtime-registry
 TS_CLIENT     := clients/typescript
 # npm ci writes this file last: it stamps an installed clients/typescript/node_modules.
 NODE_DEPS     := $(TS_CLIENT)/node_modules/.package-lock.json
+CONSOLE       := web/console
+CONSOLE_DEPS  := $(CONSOLE)/node_modules/.package-lock.json
 
-.PHONY: all generate build run test test-go test-big lint tidy-check binaries-check vet fmt-check contract contract-fuzz node-deps fuzz fuzz-brief fuzz-run soak bench bench-profile bench-go
+.PHONY: all generate build run sample-data test test-go test-big lint tidy-check binaries-check vet fmt-check contract contract-fuzz node-deps console console-test fuzz fuzz-brief fuzz-run soak bench bench-profile bench-go bench-embedded
 
 all: build
 
@@ -23,12 +33,23 @@ generate: $(NODE_DEPS)
 build:
 	$(GO) build -o $(BIN) ./cmd/server
 
-## run: serve the API on the shipped sample workspace
-run: build
-	./$(BIN) --listen $(LISTEN) --workspace-id local:sample --workspace-root $(SAMPLE_ROOT) --data-dir $(SAMPLE_DATA)
+## run: serve the API on the shipped sample workspace: the local pods of
+## $(SAMPLE)/data and an embedded Worker Runtime with $(SAMPLE)/profiles.yaml
+## (its database under the git-ignored $(STATE)/)
+run: build sample-data
+	./$(BIN) --listen $(LISTEN) --workspace-id local:sample --workspace-root $(SAMPLE_ROOT) --data-dir $(SAMPLE_DATA) \
+		--state-dir $(RUN_STATE) --profiles $(SAMPLE)/profiles.yaml
+
+## sample-data: write the sample pods under $(STATE)/ with their workspace_root set to SAMPLE_ROOT
+sample-data:
+	@rm -rf $(SAMPLE_DATA)
+	@for d in $(SAMPLE)/data/pods/*/; do \
+		n=$$(basename "$$d"); mkdir -p "$(SAMPLE_DATA)/pods/$$n"; \
+		sed 's|$(TEMPLATE_ROOT)|$(SAMPLE_ROOT)|' "$$d/metadata.json" > "$(SAMPLE_DATA)/pods/$$n/metadata.json"; \
+	done
 
 ## test: everything CI checks (fuzzing briefly)
-test: vet fmt-check test-go contract fuzz-brief
+test: vet fmt-check test-go console-test contract fuzz-brief
 
 # internal/contract runs in `make contract` (once, with its tools): test-go
 # leaves it out so that its property tests do not run twice.
@@ -42,18 +63,31 @@ test-big:
 ## contract: the contract checks (see internal/contract): kin-openapi + Redocly lint,
 ## generation drift, oasdiff against api/released, forbidden names, tsc, the
 ## TypeScript smoke walk against the real server, property-based response checks
-contract: $(NODE_DEPS)
+contract: $(NODE_DEPS) $(CONSOLE_DEPS)
 	CONTRACT_TOOLS=1 $(GO) test -count=1 ./internal/contract/
 
 ## contract-fuzz: the property-based contract tests with many more cases (about a minute)
 contract-fuzz:
 	$(GO) test -count=1 -run Property ./internal/contract/ -rapid.checks=20000
 
-## node-deps: install the pinned Node packages of the TypeScript client (npm ci)
-node-deps: $(NODE_DEPS)
+## node-deps: install the pinned Node packages of the TypeScript client and the console (npm ci)
+node-deps: $(NODE_DEPS) $(CONSOLE_DEPS)
 
 $(NODE_DEPS): $(TS_CLIENT)/package.json $(TS_CLIENT)/package-lock.json
 	cd $(TS_CLIENT) && npm ci --no-audit --no-fund
+
+$(CONSOLE_DEPS): $(CONSOLE)/package.json $(CONSOLE)/package-lock.json
+	cd $(CONSOLE) && npm ci --no-audit --no-fund
+
+## console: rebuild the browser console into web/console/dist (commit the result;
+## `make contract` fails when dist/ is not what the sources build to)
+console: $(NODE_DEPS) $(CONSOLE_DEPS)
+	cd $(CONSOLE) && node build.mjs dist
+
+## console-test: type-check the console and run its unit tests (node --test)
+console-test: $(NODE_DEPS) $(CONSOLE_DEPS)
+	cd $(CONSOLE) && rm -rf build-test && ./node_modules/.bin/tsc --noEmit -p tsconfig.json \
+		&& ./node_modules/.bin/tsc -p tsconfig.test.json && node --test build-test/
 
 vet:
 	$(GO) vet ./...
@@ -124,6 +158,13 @@ bench-profile:
 	$(GO) build -tags pprof -o bin/runtime-registry-pprof ./cmd/server
 	$(GO) run ./cmd/loadbench -server bin/runtime-registry-pprof -big-pods 0 -cpuprofile bench-profiles
 	$(GO) tool pprof -top -nodecount 25 bin/runtime-registry-pprof bench-profiles/page200.pprof
+
+## bench-embedded: the embedded Worker Runtime through the real server binary (create to
+## active, input to echo on an open stream, 1,000 streams on one worker) and the page
+## benchmarks over 10 and 10,000 stopped workers (stores generated once under $$TMPDIR)
+bench-embedded: build
+	$(GO) run ./cmd/loadbench -embedded -server $(BIN)
+	$(GO) test -run '^$$' -bench BenchmarkEmbeddedPages -benchmem ./internal/handlers/
 
 ## bench-go: Go benchmarks of the index (1,000 / 10,000 / 100,000 pods) and of whole requests
 bench-go:

@@ -66,11 +66,24 @@ func main() {
 	flag.DurationVar(&o.bigDuration, "big-duration", 5*time.Second, "length of each attack on the large store")
 	flag.IntVar(&o.connections, "connections", 32, "concurrent connections of each attack")
 	flag.IntVar(&o.freshness, "freshness-samples", 5, "metadata rewrites timed under load")
-	flag.IntVar(&o.rounds, "rounds", 5, "each attack is cut into this many rounds, server and baseline taking turns; a ratio is the median of the rounds' ratios")
+	flag.IntVar(&o.rounds, "turns", 5, "each attack is cut into this many rounds, server and baseline taking turns; a ratio is the median of the rounds' ratios")
 	flag.StringVar(&o.wrk, "wrk", "wrk", "wrk binary, run beside vegeta with -t1 (skipped when not found)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "directory for CPU profiles of the server during the page of 200 and the worker by id, taken during its wrk run (needs a server built with -tags pprof)")
 	prepare := flag.Bool("prepare", false, "only generate the stores (both sizes), then exit")
+	emb := flag.Bool("embedded", false, "run the embedded Worker Runtime benchmarks instead (see embedded.go)")
+	var eo embeddedOptions
+	flag.IntVar(&eo.creates, "creates", 50, "-embedded: creates timed to active")
+	flag.IntVar(&eo.inputs, "inputs", 300, "-embedded: inputs timed to their echo")
+	flag.IntVar(&eo.streams, "streams", 1000, "-embedded: concurrent streams on one worker")
+	flag.IntVar(&eo.rounds, "rounds", 20, "-embedded: inputs delivered to every stream")
 	flag.Parse()
+	if *emb {
+		if err := runEmbedded(o.server, eo); err != nil {
+			fmt.Fprintln(os.Stderr, "loadbench -embedded:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *prepare {
 		for _, n := range []int{o.pods, o.bigPods} {
 			if n > 0 {

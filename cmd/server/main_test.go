@@ -22,6 +22,7 @@ import (
 	"github.com/workspace-backend/runtime-registry/internal/compat"
 	"github.com/workspace-backend/runtime-registry/internal/handlers"
 	"github.com/workspace-backend/runtime-registry/internal/registry"
+	"github.com/workspace-backend/runtime-registry/internal/registry/registrytest"
 )
 
 // watchdog bounds every wait in these tests: reaching it means a hang, not
@@ -34,7 +35,8 @@ func TestParseConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	defaults := config{Listen: "127.0.0.1:8080", WorkspaceID: "local:default", WorkspaceRoot: cwd,
-		MaxRecords: registry.DefaultMaxRecords, LogLevel: slog.LevelInfo, MaxConns: defaultMaxConns}
+		MaxRecords: registry.DefaultMaxRecords, LogLevel: slog.LevelInfo, MaxConns: defaultMaxConns,
+		SourceTimeout: registry.DefaultSourceTimeout, Runtime: runtimeConfig{MaxWorkers: 64, MaxStreams: 256}}
 	tests := []struct {
 		name    string
 		args    []string
@@ -62,6 +64,11 @@ func TestParseConfig(t *testing.T) {
 		{"max-records not a number", []string{"--max-records", "many"}, nil, nil, "invalid value"},
 		{"bad variable names itself", nil, map[string]string{"RUNTIME_REGISTRY_MAX_RECORDS": "many"}, nil, "RUNTIME_REGISTRY_MAX_RECORDS"},
 		{"bad log level", []string{"--log-level", "loud"}, nil, nil, "invalid value"},
+		{"source timeout", []string{"--source-timeout", "500ms"}, nil, func(c *config) { c.SourceTimeout = 500 * time.Millisecond }, ""},
+		{"source timeout from the environment", nil, map[string]string{"RUNTIME_REGISTRY_SOURCE_TIMEOUT": "3s"},
+			func(c *config) { c.SourceTimeout = 3 * time.Second }, ""},
+		{"source timeout zero", []string{"--source-timeout", "0s"}, nil, nil, "--source-timeout must be positive"},
+		{"source timeout not a duration", []string{"--source-timeout", "2"}, nil, nil, "invalid value"},
 		{"unknown flag", []string{"--token", "x"}, nil, nil, "flag provided but not defined"},
 		{"positional argument", []string{"serve"}, nil, nil, "unexpected arguments"},
 		{"help", []string{"-h"}, nil, nil, flag.ErrHelp.Error()},
@@ -242,7 +249,14 @@ func get(t *testing.T, method, url string, body io.Reader, header ...string) rep
 // problemCode checks that resp is a problem document and returns its code.
 func problemCode(t *testing.T, resp *http.Response, body []byte) string {
 	t.Helper()
-	if ct := resp.Header.Get("Content-Type"); ct != "application/problem+json" {
+	return problemCodeOf(t, resp.StatusCode, resp.Header, body)
+}
+
+// problemCodeOf checks that an answer of status with header and body is a
+// problem document and returns its code.
+func problemCodeOf(t *testing.T, status int, header http.Header, body []byte) string {
+	t.Helper()
+	if ct := header.Get("Content-Type"); ct != "application/problem+json" {
 		t.Errorf("Content-Type %q, want application/problem+json; body %s", ct, body)
 	}
 	var p struct {
@@ -252,8 +266,8 @@ func problemCode(t *testing.T, resp *http.Response, body []byte) string {
 	if err := json.Unmarshal(body, &p); err != nil {
 		t.Fatalf("problem body %q: %v", body, err)
 	}
-	if p.Status != resp.StatusCode {
-		t.Errorf("problem status %d, response %d", p.Status, resp.StatusCode)
+	if p.Status != status {
+		t.Errorf("problem status %d, response %d", p.Status, status)
 	}
 	return p.Code
 }
@@ -356,40 +370,6 @@ func TestOversizeBodyOverTCP(t *testing.T) {
 	}
 }
 
-// stubSource is a Runtime double whose Summary runs a test's function.
-type stubSource struct {
-	Runtime registry.RuntimeID
-	summary func(ctx context.Context) (registry.RuntimeSummary, error)
-}
-
-var _ registry.Source = (*stubSource)(nil)
-
-func (s *stubSource) RuntimeID() registry.RuntimeID { return s.Runtime }
-
-func (s *stubSource) Summary(ctx context.Context) (registry.RuntimeSummary, error) {
-	return s.summary(ctx)
-}
-
-func (s *stubSource) Hosts(context.Context) ([]registry.Host, []registry.Diagnostic, error) {
-	return nil, nil, nil
-}
-
-func (s *stubSource) Workers(context.Context, registry.WorkerQuery) (registry.WorkerPage, error) {
-	return registry.WorkerPage{}, nil
-}
-
-func (s *stubSource) Worker(_ context.Context, id registry.WorkerID) (registry.Worker, error) {
-	return registry.Worker{}, registry.UnknownWorker(registry.WorkerRef{RuntimeID: s.Runtime, WorkerID: id})
-}
-
-func summaryOf(id registry.RuntimeID) registry.RuntimeSummary {
-	return registry.RuntimeSummary{ID: id, Label: "stub", Kind: "stub", Status: registry.Available,
-		HostIDs: []registry.HostID{}, Source: registry.SourceInfo{Kind: registry.SourceEmbeddedWorkerRuntime,
-			Status: registry.SourceActive, IdentityAuthority: registry.IdentityAuthorityProjection, Note: "stub"},
-		Capabilities: registry.Capabilities{LocalPodInspection: registry.InspectionUnavailable,
-			WorkspaceScope: registry.WorkspaceScopeCurrent, OS: "linux", Arch: "amd64"}}
-}
-
 // handlerOver builds the real HTTP handler over sources, logging to logs.
 func handlerOver(t *testing.T, logs io.Writer, sources ...registry.Source) http.Handler {
 	t.Helper()
@@ -410,10 +390,14 @@ func handlerOver(t *testing.T, logs io.Writer, sources ...registry.Source) http.
 // the panic, and the server goes on answering, on the same connection too.
 func TestPanicBecomesProblem(t *testing.T) {
 	const secret = "/var/lib/SECRET-PANIC-PATH token=SECRET-PANIC-TOKEN"
-	panicky := &stubSource{Runtime: "panicky",
-		summary: func(context.Context) (registry.RuntimeSummary, error) { panic(secret) }}
-	fine := &stubSource{Runtime: "fine",
-		summary: func(context.Context) (registry.RuntimeSummary, error) { return summaryOf("fine"), nil }}
+	panicky := registrytest.New("panicky")
+	panicky.SetHook(func(_ context.Context, m registrytest.Method) error {
+		if m == registrytest.MethodSummary {
+			panic(secret)
+		}
+		return nil
+	})
+	fine := registrytest.New("fine")
 	logs := &syncBuffer{}
 	s := startServe(t, config{}, handlerOver(t, logs, panicky, fine))
 
@@ -454,12 +438,14 @@ func TestPanicBecomesProblem(t *testing.T) {
 // completes with its answer, and only then returns.
 func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 	entered, release := make(chan struct{}), make(chan struct{})
-	slow := &stubSource{Runtime: "slow",
-		summary: func(context.Context) (registry.RuntimeSummary, error) {
+	slow := registrytest.New("slow")
+	slow.SetHook(func(_ context.Context, m registrytest.Method) error {
+		if m == registrytest.MethodSummary {
 			close(entered)
 			<-release
-			return summaryOf("slow"), nil
-		}}
+		}
+		return nil
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ready, done := make(chan net.Addr, 1), make(chan error, 1)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
@@ -31,6 +32,9 @@ type ServerOptions struct {
 	// DefaultBodyCacheBytes and a negative value turns the cache off (every
 	// answer is encoded and hashed afresh; for benchmarks).
 	BodyCacheBytes int
+	// Console is the built browser console served at / and /assets/; nil
+	// means the files embedded from web/console/dist.
+	Console fs.FS
 	// AllowedHosts are the Host header values answered ("host" accepts that
 	// host on any port, "host:port" exactly that); any other Host is
 	// 421 misdirected_request. Nil accepts every Host: only for in-process
@@ -39,6 +43,39 @@ type ServerOptions struct {
 	// AccessToken, when set, is required (as a bearer token or the console's
 	// cookie) by every /api/* and /metrics request; see ValidAccessToken.
 	AccessToken string
+	// MaxStreams bounds the event streams open at once (more answer 503
+	// too_many_streams); 0 means DefaultMaxStreams.
+	MaxStreams int
+	// Shutdown, when closed, ends every open event stream: the server's
+	// graceful shutdown closes it before it waits for connections to go
+	// idle, since a stream never does by itself. Nil means streams end only
+	// when their clients leave.
+	Shutdown <-chan struct{}
+}
+
+func (opts ServerOptions) logger() *slog.Logger {
+	if opts.Logger == nil {
+		return slog.Default()
+	}
+	return opts.Logger
+}
+
+func (opts ServerOptions) metrics() *Metrics {
+	if opts.Metrics == nil {
+		return NewMetrics()
+	}
+	return opts.Metrics
+}
+
+// bodyCache is the cache BodyCacheBytes asks for (nil: none).
+func (opts ServerOptions) bodyCache() *bodyCache {
+	switch {
+	case opts.BodyCacheBytes < 0:
+		return nil
+	case opts.BodyCacheBytes > 0:
+		return newBodyCache(opts.BodyCacheBytes)
+	}
+	return newBodyCache(DefaultBodyCacheBytes)
 }
 
 // NewServer builds the HTTP handler for reg: the guard (security headers,
@@ -55,10 +92,7 @@ func NewServer(reg *registry.Registry, opts ServerOptions) (http.Handler, error)
 // newServer is NewServer; tune, when not nil, adjusts the request validator
 // (tests turn its fast path off, or count what it admits).
 func newServer(reg *registry.Registry, opts ServerOptions, tune func(*requestValidator)) (http.Handler, error) {
-	log := opts.Logger
-	if log == nil {
-		log = slog.Default()
-	}
+	log := opts.logger()
 	maxBody := opts.MaxBodyBytes
 	if maxBody == 0 {
 		maxBody = DefaultMaxBodyBytes
@@ -81,21 +115,10 @@ func newServer(reg *registry.Registry, opts ServerOptions, tune func(*requestVal
 	if err != nil {
 		return nil, fmt.Errorf("handlers: routing the contract: %w", err)
 	}
-	h, err := New(reg, specJSON, log)
+	opts.Logger, opts.Metrics = log, opts.metrics()
+	h, err := New(reg, specJSON, opts)
 	if err != nil {
 		return nil, err
-	}
-	switch {
-	case opts.BodyCacheBytes < 0:
-		h.cache = nil
-	case opts.BodyCacheBytes > 0:
-		h.cache = newBodyCache(opts.BodyCacheBytes)
-	default:
-		h.cache = newBodyCache(DefaultBodyCacheBytes)
-	}
-	if opts.Metrics != nil {
-		h.metrics = opts.Metrics
-		h.streams = newStreamLimiter(DefaultMaxStreams, nil, h.metrics)
 	}
 	routes := map[string]bool{}
 	validator := newRequestValidator(doc, router, maxBody)

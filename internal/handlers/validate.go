@@ -34,9 +34,10 @@ type requestValidator struct {
 	// expressions of the contract router, which cost a third of a small
 	// request. The contract router remains the fallback.
 	routes map[string]*routers.Route
-	// templates are the contract's paths split into segments, ":name" for a
-	// parameter: the empty-id rule matches against them.
-	templates [][]string
+	// templates are the contract's paths of each method split into
+	// segments, ":name" for a parameter: the empty-id rule matches against
+	// them.
+	templates map[string][][]string
 	// fast holds, for each operation whose request can only be wrong in
 	// ways the middleware checks before kin-openapi (its path ids), what
 	// else a request may carry and still skip kin-openapi; see fastPathOf.
@@ -266,14 +267,14 @@ func echoPath(p string) string {
 
 func newRequestValidator(doc *openapi3.T, router routers.Router, maxBodyBytes int64) *requestValidator {
 	v := &requestValidator{router: router, maxBodyBytes: maxBodyBytes, queryParams: map[*openapi3.Operation][]string{},
-		routes: map[string]*routers.Route{}, fast: map[*openapi3.Operation]*fastPath{}}
+		routes: map[string]*routers.Route{}, templates: map[string][][]string{}, fast: map[*openapi3.Operation]*fastPath{}}
 	for path, item := range doc.Paths.Map() {
 		for method, op := range item.Operations() {
 			if fp := fastPathOf(doc, item, method, op); fp != nil {
 				v.fast[op] = fp
 			}
 			v.routes[method+" "+echoPath(path)] = &routers.Route{Spec: doc, Path: path, PathItem: item, Method: method, Operation: op}
-			v.templates = append(v.templates, strings.Split(echoPath(path)[1:], "/"))
+			v.templates[method] = append(v.templates[method], strings.Split(echoPath(path)[1:], "/"))
 			var names []string
 			for _, params := range []openapi3.Parameters{item.Parameters, op.Parameters} {
 				for _, p := range params {
@@ -293,7 +294,7 @@ func newRequestValidator(doc *openapi3.T, router routers.Router, maxBodyBytes in
 func (v *requestValidator) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		req := c.Request()
-		if name, ok := v.emptyIDParam(req.URL.EscapedPath()); ok {
+		if name, ok := v.emptyIDParam(req.Method, req.URL.EscapedPath()); ok {
 			return registry.InvalidIdentifier(name)
 		}
 		route, pathParams, err := v.findRoute(c)
@@ -306,10 +307,11 @@ func (v *requestValidator) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 			// Otherwise echo's router answers not_found or method_not_allowed.
 			return next(c)
 		}
-		// Ids come first: every path parameter of the contract is an id, and a
-		// bad id is invalid_identifier whatever else is wrong with the request.
+		// Ids come first: a bad id is invalid_identifier whatever else is
+		// wrong with the request. (The console's asset name is the one path
+		// parameter that is not an id; its own pattern is checked below.)
 		for _, name := range c.ParamNames() {
-			if id, ok := pathParams[name]; ok && !registry.ValidID(id) {
+			if id, ok := pathParams[name]; ok && isIDParam(name) && !registry.ValidID(id) {
 				return registry.InvalidIdentifier(name)
 			}
 		}
@@ -353,12 +355,13 @@ func (v *requestValidator) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 // emptyIDParam applies the one rule for empty path segments ("//", or a
-// trailing "/"): a path that matches a route of the contract, for any
-// method, when its empty segments are taken as path parameters is
-// invalid_identifier naming the first such parameter ("/api/runtimes/" and
-// "/api/runtimes//workers" name runtime_id); any other path with an empty
-// segment is not found (false here, echo's router answers it).
-func (v *requestValidator) emptyIDParam(path string) (string, bool) {
+// trailing "/"): a request whose path matches an operation of the contract
+// for its method when its empty segments are taken as path parameters is
+// invalid_identifier naming the first such parameter ("GET /api/runtimes/"
+// and "GET /api/runtimes//workers" name runtime_id); any other path with an
+// empty segment is not found, or a method not allowed (false here: echo's
+// router answers it).
+func (v *requestValidator) emptyIDParam(method, path string) (string, bool) {
 	if len(path) < 2 || !strings.Contains(path[1:], "/") && !strings.HasSuffix(path, "/") {
 		return "", false
 	}
@@ -366,7 +369,7 @@ func (v *requestValidator) emptyIDParam(path string) (string, bool) {
 	if !slices.Contains(segs, "") {
 		return "", false
 	}
-	for _, tmpl := range v.templates {
+	for _, tmpl := range v.templates[method] {
 		if len(tmpl) != len(segs) {
 			continue
 		}
@@ -458,8 +461,7 @@ func requestErrorOf(err error) error {
 	}
 	reason := schemaReason(re.Err)
 	switch {
-	case re.Parameter != nil && re.Parameter.In == openapi3.ParameterInPath:
-		// Every path parameter of the contract is an id.
+	case re.Parameter != nil && re.Parameter.In == openapi3.ParameterInPath && isIDParam(re.Parameter.Name):
 		return registry.InvalidIdentifier(re.Parameter.Name)
 	case re.Parameter != nil:
 		if reason == "" {
@@ -502,3 +504,7 @@ func schemaReason(err error) string {
 	}
 	return ""
 }
+
+// isIDParam tells the id path parameters (runtime_id, worker_id, host_id)
+// from the others (the console's asset name).
+func isIDParam(name string) bool { return strings.HasSuffix(name, "_id") }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -172,12 +173,22 @@ func TestWritesReadsAndHook(t *testing.T) {
 	if err != nil || got.Status != wr.StatusRunning || !got.UpdatedAt.Equal(t0.Add(time.Second)) || got.Intent.Purpose != "p" || !got.CreatedAt.Equal(t0) {
 		t.Fatalf("GetWorker: %+v %v", got, err)
 	}
-	if _, err := s.GetWorker(ctx, "nope"); err != wr.ErrStoreNotFound {
+	if _, err := s.GetWorker(ctx, "nope"); !errors.Is(err, wr.ErrStoreNotFound) {
 		t.Fatalf("unknown: %v", err)
 	}
 
-	// Many concurrent appends: sequences are unique and contiguous.
+	// Many concurrent appends: sequences are unique and contiguous, and a
+	// failing request sharing their transactions fails alone.
 	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for range 50 {
+			if _, err := s.AppendTranscript(ctx, "nope", []wr.TranscriptEntry{{Role: wr.RoleAssistant, Content: "x", At: t0}}); !errors.Is(err, wr.ErrStoreNotFound) {
+				t.Errorf("append to an unknown worker: %v", err)
+			}
+		}
+	}()
 	for g := range 8 {
 		wg.Add(1)
 		go func() {
