@@ -684,7 +684,13 @@ func otherSources(bin string) (extra, notes []string, cleanup func(), err error)
 	has := func(name string) bool {
 		return bytes.Contains(help, []byte("-"+name+" ")) || bytes.Contains(help, []byte("-"+name+"\n"))
 	}
-	if has("state-dir") && has("profiles") {
+	// The embedded runtime starts its workers in the workspace root, which
+	// must therefore exist (the pods only name it).
+	rootErr := os.MkdirAll(workspaceRoot, 0o755)
+	switch {
+	case has("state-dir") && has("profiles") && rootErr != nil:
+		notes = append(notes, fmt.Sprintf("The embedded runtime is skipped: it needs the workspace root %s, which cannot be made here (%v).", workspaceRoot, rootErr))
+	case has("state-dir") && has("profiles"):
 		dir, err := os.MkdirTemp("", "loadbench-embedded-")
 		if err != nil {
 			return nil, nil, cleanup, err
@@ -696,7 +702,7 @@ func otherSources(bin string) (extra, notes []string, cleanup func(), err error)
 			return nil, nil, cleanup, err
 		}
 		extra = append(extra, "--state-dir", filepath.Join(dir, "state"), "--profiles", profiles)
-	} else {
+	default:
 		notes = append(notes, "The embedded runtime is skipped: this server binary has no `--state-dir`/`--profiles` (the embedded source is not on main yet).")
 	}
 	// A remote double needs the worker-runtime API and the remote source
