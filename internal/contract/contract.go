@@ -325,11 +325,20 @@ func (c *ResponseChecker) Check(ctx context.Context, req *http.Request, status i
 		// An empty path segment is an empty id: if filling it in matches an
 		// operation, the answer is that operation's 400 invalid_identifier.
 		if filled := fillEmptySegments(req); filled != nil {
-			if r, p, ferr := c.router.FindRoute(filled); ferr == nil {
+			r, p, ferr := c.router.FindRoute(filled)
+			switch {
+			case ferr == nil:
 				if code := problemCode(body); status != http.StatusBadRequest || code != "invalid_identifier" {
 					errs = append(errs, fmt.Errorf("%s %s has an empty id, yet the answer is %d %q, not 400 invalid_identifier", req.Method, req.URL.Path, status, code))
 				}
 				route, params, err = r, p, nil
+			case errors.Is(ferr, routers.ErrMethodNotAllowed) && status == http.StatusBadRequest:
+				// The path with its id filled in exists for another method:
+				// the empty id may be reported before the method.
+				if code := problemCode(body); code != "invalid_identifier" {
+					errs = append(errs, fmt.Errorf("%s %s has an empty id, yet the answer is 400 %q, not invalid_identifier", req.Method, req.URL.Path, code))
+				}
+				return errors.Join(errs...)
 			}
 		}
 	}
@@ -356,10 +365,15 @@ func (c *ResponseChecker) Check(ctx context.Context, req *http.Request, status i
 // ("//") hold a placeholder id, or nil if the path has none.
 func fillEmptySegments(req *http.Request) *http.Request {
 	escaped := req.URL.EscapedPath()
-	if !strings.Contains(escaped, "//") {
+	// A trailing slash ends in an empty segment too ("/api/runtimes/").
+	trailing := len(escaped) > 1 && strings.HasSuffix(escaped, "/")
+	if !strings.Contains(escaped, "//") && !trailing {
 		return nil
 	}
 	escaped = strings.ReplaceAll(strings.ReplaceAll(escaped, "//", "/empty/"), "//", "/empty/")
+	if strings.HasSuffix(escaped, "/") {
+		escaped += "empty"
+	}
 	u, err := url.Parse(escaped)
 	if err != nil {
 		return nil
