@@ -14,9 +14,10 @@ NODE_DEPS     := $(TS_CLIENT)/node_modules/.package-lock.json
 
 all: build
 
-## generate: regenerate internal/gen and the TypeScript schema from api/openapi.yaml (never edit them by hand)
+## generate: regenerate internal/gen (both contracts) and the TypeScript schema from api/*.yaml (never edit them by hand)
 generate: $(NODE_DEPS)
 	$(GO) tool oapi-codegen -config oapi-codegen.yaml api/openapi.yaml
+	$(GO) tool oapi-codegen -config oapi-codegen-worker-runtime.yaml api/worker-runtime.yaml
 	cd $(TS_CLIENT) && npm run --silent generate
 
 ## build: compile the server into bin/
