@@ -2,6 +2,7 @@ package runtimehttp
 
 import (
 	"encoding/json"
+	"runtime"
 
 	gen "github.com/workspace-backend/runtime-registry/internal/gen/workerruntimeapi"
 	"github.com/workspace-backend/runtime-registry/internal/workerruntime"
@@ -115,6 +116,8 @@ func infoOut(info workerruntime.RuntimeInfo, label, version string, closing bool
 		InstanceId: info.InstanceID,
 		Label:      label,
 		Version:    version,
+		Os:         runtime.GOOS,
+		Arch:       runtime.GOARCH,
 		Status:     gen.RuntimeStatusAvailable,
 		Profiles:   make([]gen.ProfileSummary, 0, len(info.Profiles)),
 		Limits: gen.RuntimeLimits{

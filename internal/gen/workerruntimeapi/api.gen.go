@@ -365,6 +365,9 @@ type RuntimeCounts struct {
 
 // RuntimeInfo The Runtime as a whole.
 type RuntimeInfo struct {
+	// Arch CPU architecture the Runtime runs on, e.g. `amd64`.
+	Arch string `json:"arch"`
+
 	// Counts Live Workers by state.
 	Counts RuntimeCounts `json:"counts"`
 
@@ -376,6 +379,9 @@ type RuntimeInfo struct {
 
 	// Limits The Runtime's limits.
 	Limits RuntimeLimits `json:"limits"`
+
+	// Os Operating system the Runtime runs on, e.g. `linux`.
+	Os string `json:"os"`
 
 	// Profiles The profiles, in the operator's order.
 	Profiles []ProfileSummary `json:"profiles"`
