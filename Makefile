@@ -10,7 +10,7 @@ TS_CLIENT     := clients/typescript
 # npm ci writes this file last: it stamps an installed clients/typescript/node_modules.
 NODE_DEPS     := $(TS_CLIENT)/node_modules/.package-lock.json
 
-.PHONY: all generate build run test test-go lint vet fmt-check contract contract-fuzz node-deps fuzz fuzz-brief fuzz-run soak bench bench-go
+.PHONY: all generate build run test test-go lint tidy-check binaries-check vet fmt-check contract contract-fuzz node-deps fuzz fuzz-brief fuzz-run soak bench bench-go
 
 all: build
 
@@ -57,9 +57,18 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^internal/gen/')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
-## lint: golangci-lint (installed on demand at a pinned version)
-lint:
+## lint: golangci-lint (installed on demand at a pinned version), go.mod tidiness, no built binaries tracked
+lint: tidy-check binaries-check
 	$(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0 run ./...
+
+tidy-check:
+	$(GO) mod tidy -diff
+
+# A tracked file over 1 MiB that is not text is a build output committed by
+# mistake (a 13 MB binary once was): fail, naming it.
+binaries-check:
+	@bad=$$(git ls-files -z | xargs -0 -r sh -c 'for f; do [ -f "$$f" ] && [ $$(stat -c %s "$$f") -gt 1048576 ] && ! grep -Iq . "$$f" && echo "$$f"; done' sh); \
+	if [ -n "$$bad" ]; then echo "built binaries are tracked (add them to .gitignore):"; echo "$$bad"; exit 1; fi
 
 # Fuzz targets as package:FuzzName; go test runs one -fuzz target at a time.
 FUZZ_TARGETS := ./internal/registry:FuzzValidID ./internal/registry:FuzzRuntimeWorkersCursor \
