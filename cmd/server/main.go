@@ -33,6 +33,7 @@ type config struct {
 	WorkspaceID   string
 	WorkspaceRoot string
 	DataDir       string
+	Runtimes      string // the --runtimes file of remote Worker Runtimes (runtimes.go)
 	MaxRecords    int
 	LogLevel      slog.Level
 	// Timeouts of the HTTP server; zero fields take the defaults.
@@ -61,6 +62,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&cfg.WorkspaceID, "workspace-id", "local:default", "id of the workspace this backend serves")
 	fs.StringVar(&cfg.WorkspaceRoot, "workspace-root", cwd, "root of the workspace (compared with each pod's workspace_root)")
 	fs.StringVar(&cfg.DataDir, "data-dir", "", "Worker/Pod data directory holding pods/ (optional; without it the local runtime is degraded)")
+	fs.StringVar(&cfg.Runtimes, "runtimes", "", "YAML file of remote Worker Runtimes (optional; see README)")
 	fs.IntVar(&cfg.MaxRecords, "max-records", registry.DefaultMaxRecords, "list cap, 1 to 200")
 	fs.TextVar(&cfg.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
 	fs.Usage = func() {
@@ -164,14 +166,19 @@ func run(ctx context.Context, cfg config, logOut io.Writer, ready chan<- net.Add
 	})
 	metrics := handlers.NewMetrics()
 	registerIndexMetrics(metrics.Registry, local)
+	remotes, err := remoteRuntimes(cfg.Runtimes, os.Getenv, log)
+	if err != nil {
+		return err
+	}
 	reg, err := registry.New(registry.Options{
 		WorkspaceID: cfg.WorkspaceID,
 		MaxRecords:  cfg.MaxRecords,
 		Auditor:     registry.Auditors{registry.SlogAuditor{Logger: log}, metrics.Auditor(local.RuntimeID())},
-	}, local)
+	}, registrySources(local, remotes)...)
 	if err != nil {
 		return err
 	}
+	defer startRemotes(ctx, remotes)()
 	// The HTTP server (which loads the contract) is built while the index
 	// reads the store: neither needs the other until the listener opens.
 	type built struct {
