@@ -367,6 +367,24 @@ func TestRemoteThroughBackend(t *testing.T) {
 		t.Fatalf("the input event was replayed %d times: %v", n, got)
 	}
 
+	// Another backend (an empty relay) resumes the same cursor through a
+	// catch-up read upstream, then joins its live stream.
+	b2 := newBackend(t, remoteSpec{id: "rt-1", url: p1.URL, token: p1.Token})
+	caught := openEvents(t, b2.url+"/api/runtimes/rt-1/events", echoed.id)
+	got = nil
+	for len(got) == 0 || !strings.Contains(got[len(got)-1], "echo: second") {
+		e := caught.next(t, func(sseEvent) bool { return true })
+		if e.kind == "resync" || strings.Contains(e.data, "hello remote") {
+			t.Fatalf("catch-up delivered %+v", e)
+		}
+		got = append(got, e.data)
+	}
+	if n := strings.Count(strings.Join(got, "\n"), `"content":"second"`); n != 1 {
+		t.Fatalf("the catch-up delivered the input %d times: %v", n, got)
+	}
+	later := create(t, b, "rt-1")
+	caught.next(t, func(e sseEvent) bool { return e.kind == "worker_upserted" && strings.Contains(e.data, later) })
+
 	// The worker list of rt-1 has it, rt-2's does not; the merged list has it once.
 	if a := do(t, "GET", b.url+"/api/runtimes/rt-2/workers/"+id, ""); a.status != 404 || a.code() != "unknown_worker" {
 		t.Fatalf("rt-2 answers rt-1's worker: %d %s", a.status, a.body)
