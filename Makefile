@@ -10,7 +10,7 @@ TS_CLIENT     := clients/typescript
 # npm ci writes this file last: it stamps an installed clients/typescript/node_modules.
 NODE_DEPS     := $(TS_CLIENT)/node_modules/.package-lock.json
 
-.PHONY: all generate build run test test-go lint tidy-check binaries-check vet fmt-check contract contract-fuzz node-deps fuzz fuzz-brief fuzz-run soak bench bench-go
+.PHONY: all generate build build-worker-runtime run run-cluster test test-go lint tidy-check binaries-check vet fmt-check contract contract-fuzz node-deps fuzz fuzz-brief fuzz-run soak bench bench-go
 
 all: build
 
@@ -23,6 +23,16 @@ generate: $(NODE_DEPS)
 ## build: compile the server into bin/
 build:
 	$(GO) build -o $(BIN) ./cmd/server
+
+## build-worker-runtime: compile the Worker Runtime process into bin/
+build-worker-runtime:
+	$(GO) build -o bin/worker-runtime ./cmd/worker-runtime
+
+## run-cluster: the backend plus two worker-runtime processes on loopback, each
+## with its own state dir and token under .state/cluster/ (git-ignored), so
+## /api/runtimes lists the local and two remote runtimes (README "Runtimes on other machines")
+run-cluster: build build-worker-runtime
+	LISTEN=$(LISTEN) ./scripts/run-cluster.sh
 
 ## run: serve the API on the shipped sample workspace
 run: build
