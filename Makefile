@@ -10,7 +10,7 @@ TS_CLIENT     := clients/typescript
 # npm ci writes this file last: it stamps an installed clients/typescript/node_modules.
 NODE_DEPS     := $(TS_CLIENT)/node_modules/.package-lock.json
 
-.PHONY: all generate build build-worker-runtime run run-cluster test test-go lint tidy-check binaries-check vet fmt-check contract contract-fuzz node-deps fuzz fuzz-brief fuzz-run soak bench bench-go
+.PHONY: all generate build build-worker-runtime run run-cluster test test-go lint tidy-check binaries-check vet fmt-check contract contract-fuzz node-deps fuzz fuzz-brief fuzz-run soak bench bench-go bench-remote
 
 all: build
 
@@ -122,6 +122,11 @@ soak:
 ## (about 3 minutes; stores are generated once under $$TMPDIR). See BENCHMARKS.md.
 bench: build
 	$(GO) run ./cmd/loadbench -server $(BIN)
+
+## bench-remote: backend vs direct calls to worker-runtime processes on loopback (BENCHMARKS.md)
+bench-remote:
+	$(GO) test -run '^$$' -bench 'Lookup|InputRoundTrip' -benchtime 2000x ./internal/remote/
+	$(GO) test -run '^$$' -bench 'ConcurrentCreates' -benchtime 5x ./internal/remote/
 
 ## bench-go: Go benchmarks of the index (1,000 / 10,000 / 100,000 pods) and of whole requests
 bench-go:

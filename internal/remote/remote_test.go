@@ -91,7 +91,7 @@ type remoteSpec struct {
 
 // newBackend serves the browser API over the given remote runtimes (and
 // the local compatibility source without data) with fast probes.
-func newBackend(t *testing.T, specs ...remoteSpec) *backend {
+func newBackend(t testing.TB, specs ...remoteSpec) *backend {
 	t.Helper()
 	b := &backend{log: &lockedBuffer{}, sources: map[registry.RuntimeID]*remote.Source{}, counts: map[registry.RuntimeID]*countingTransport{}}
 	log := slog.New(slog.NewJSONHandler(b.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
