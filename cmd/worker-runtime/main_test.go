@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -244,8 +245,8 @@ func TestRefusesNonLoopbackWithoutToken(t *testing.T) {
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		err := cmd.Run()
-		ee, ok := err.(*exec.ExitError)
-		if !ok || ee.ExitCode() != 2 {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
 			t.Fatalf("%s: %v, want exit 2", listen, err)
 		}
 		if lines := strings.Count(strings.TrimSpace(stderr.String()), "\n"); lines != 0 || !strings.Contains(stderr.String(), "non-loopback") {
@@ -256,7 +257,7 @@ func TestRefusesNonLoopbackWithoutToken(t *testing.T) {
 	cmd := exec.CommandContext(t.Context(), bin, "--profiles", prof)
 	if err := cmd.Run(); err == nil {
 		t.Fatal("started without --state-dir")
-	} else if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+	} else if ee := (*exec.ExitError)(nil); !errors.As(err, &ee) || ee.ExitCode() != 2 {
 		t.Fatalf("without --state-dir: %v, want exit 2", err)
 	}
 }

@@ -84,7 +84,10 @@ func TestConfigRedacts(t *testing.T) {
 	var logged bytes.Buffer
 	log := slog.New(slog.NewJSONHandler(&logged, nil))
 	log.Info("x", slog.Any("cfg", cfg), slog.Any("rc", rc), "plain", rc)
+	src := remote.New(rc, remote.Options{})
+	log.Info("y", "source", src)
 	outs := []string{
+		fmt.Sprintf("%v %+v %#v %s", src, src, src, src), fmt.Sprint([]*remote.Source{src}),
 		fmt.Sprintf("%v %+v %#v %s %q", rc, rc, rc, rc, rc),
 		fmt.Sprintf("%v %+v %#v %s", cfg, cfg, cfg, cfg),
 		fmt.Sprintf("%v %+v", &rc, []remote.RuntimeConfig{rc}),

@@ -230,13 +230,14 @@ func openEvents(t *testing.T, url string, lastID string) *sseClient {
 	if lastID != "" {
 		req.Header.Set("Last-Event-ID", lastID)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := http.DefaultClient.Do(req) //nolint:bodyclose // the stream's close (a cleanup) closes it
 	if err != nil {
 		cancel()
 		t.Fatal(err)
 	}
 	if resp.StatusCode != 200 {
 		b, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
 		cancel()
 		t.Fatalf("events: %d %s", resp.StatusCode, b)
 	}

@@ -14,6 +14,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"runtime"
@@ -266,7 +267,7 @@ func (s *Source) do(ctx context.Context, probe bool, worker registry.WorkerID, w
 	}
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	resp, err := send(cctx)
+	resp, err := send(cctx) //nolint:bodyclose // readAnswer closes it
 	if err != nil {
 		if ctx.Err() != nil {
 			// The caller left: no verdict on the Runtime.
@@ -392,3 +393,16 @@ func newIdempotencyKey() string {
 	_, _ = rand.Read(b[:])
 	return "rr-" + hex.EncodeToString(b[:])
 }
+
+// String names the Source by its runtime id only: its config holds the URL
+// and token, which no print of a Source may show.
+func (s *Source) String() string { return "remote source " + string(s.cfg.ID) }
+
+// GoString is String, for %#v.
+func (s *Source) GoString() string { return s.String() }
+
+// Format makes every verb print String.
+func (s *Source) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(s.String())) }
+
+// LogValue is the runtime id.
+func (s *Source) LogValue() slog.Value { return slog.StringValue(string(s.cfg.ID)) }

@@ -45,7 +45,7 @@ func Build(root, dir string) (string, error) {
 	cmd := exec.Command("go", "build", "-o", bin, "./cmd/worker-runtime")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building worker-runtime: %v\n%s", err, out)
+		return "", fmt.Errorf("building worker-runtime: %w\n%s", err, out)
 	}
 	return bin, nil
 }
