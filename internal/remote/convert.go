@@ -188,4 +188,3 @@ func profilesIn(info gen.RuntimeInfo) []registry.Profile {
 }
 
 var profileNameRE = regexp.MustCompile(`^[A-Za-z0-9_:-]{1,80}$`)
-

@@ -589,4 +589,3 @@ func (st *stream) Close() {
 	st.cut()
 	st.r.remove(st)
 }
-
