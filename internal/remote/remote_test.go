@@ -661,3 +661,29 @@ func TestFaultBadResponses(t *testing.T) {
 		})
 	}
 }
+
+// A runtime whose store was replaced (a new instance_id at the same
+// address): a browser resuming with an old cursor gets resync
+// source_restarted, then live events.
+func TestInstanceChangeResyncs(t *testing.T) {
+	p := testproc.Start(t, bin, testproc.Options{})
+	b := newBackend(t, remoteSpec{id: "rt", url: p.URL, token: p.Token, timeout: 2 * time.Second})
+	ev := openEvents(t, b.url+"/api/runtimes/rt/events", "")
+	id := create(t, b, "rt")
+	old := ev.next(t, func(e sseEvent) bool { return e.kind == "worker_upserted" && strings.Contains(e.data, id) })
+	ev.close()
+	p.End(t)
+	q := testproc.Start(t, bin, testproc.Options{Token: p.Token, Listen: p.Addr})
+	waitFor(t, "the new instance", func() bool {
+		a := do(t, "GET", b.url+"/api/runtimes/rt/workers/"+id, "")
+		return a.status == 404
+	})
+	resumed := openEvents(t, b.url+"/api/runtimes/rt/events", old.id)
+	first := resumed.next(t, func(sseEvent) bool { return true })
+	if first.kind != "resync" || !strings.Contains(first.data, "source_restarted") {
+		t.Fatalf("first event %+v, want resync source_restarted", first)
+	}
+	fresh := create(t, b, "rt")
+	resumed.next(t, func(e sseEvent) bool { return e.kind == "worker_upserted" && strings.Contains(e.data, fresh) })
+	canarySweep(t, b, p, q)
+}
