@@ -10,7 +10,7 @@ TS_CLIENT     := clients/typescript
 # npm ci writes this file last: it stamps an installed clients/typescript/node_modules.
 NODE_DEPS     := $(TS_CLIENT)/node_modules/.package-lock.json
 
-.PHONY: all generate build build-worker-runtime run run-cluster test test-go lint tidy-check binaries-check vet fmt-check contract contract-fuzz node-deps fuzz fuzz-brief fuzz-run soak bench bench-go bench-remote
+.PHONY: all generate build build-worker-runtime run run-cluster test test-go test-big lint tidy-check binaries-check vet fmt-check contract contract-fuzz node-deps fuzz fuzz-brief fuzz-run soak bench bench-go bench-remote
 
 all: build
 
@@ -41,8 +41,14 @@ run: build
 ## test: everything CI checks (fuzzing briefly)
 test: vet fmt-check test-go contract fuzz-brief
 
+# internal/contract runs in `make contract` (once, with its tools): test-go
+# leaves it out so that its property tests do not run twice.
 test-go:
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v '/internal/contract$$')
+
+## test-big: the tests too big for every make test (a pods/ of 100,000 directories)
+test-big:
+	COMPAT_BIG=1 $(GO) test -race -count=1 -run 'TestManyPodDirectories' ./internal/compat/
 
 ## contract: the contract checks (see internal/contract): kin-openapi + Redocly lint,
 ## generation drift, oasdiff against api/released, forbidden names, tsc, the

@@ -20,8 +20,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/labstack/echo/v4"
-
 	"github.com/workspace-backend/runtime-registry/internal/compat"
 	"github.com/workspace-backend/runtime-registry/internal/handlers"
 	"github.com/workspace-backend/runtime-registry/internal/registry"
@@ -36,6 +34,16 @@ type config struct {
 	Runtimes      string // the --runtimes file of remote Worker Runtimes (runtimes.go)
 	MaxRecords    int
 	LogLevel      slog.Level
+	// SourceTimeout bounds each Runtime's answer in a merged list.
+	SourceTimeout time.Duration
+	// AllowedHosts are the extra Host values answered (comma-separated
+	// host[:port]) beside the loopback names and the listen address.
+	AllowedHosts string
+	// AccessTokenFile holds the access token; AccessToken is what it held.
+	AccessTokenFile string
+	AccessToken     string
+	// MaxConns bounds the open connections.
+	MaxConns int
 	// Timeouts of the HTTP server; zero fields take the defaults.
 	Timeouts timeouts
 }
@@ -65,6 +73,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&cfg.Runtimes, "runtimes", "", "YAML file of remote Worker Runtimes (optional; see README)")
 	fs.IntVar(&cfg.MaxRecords, "max-records", registry.DefaultMaxRecords, "list cap, 1 to 200")
 	fs.TextVar(&cfg.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
+	fs.DurationVar(&cfg.SourceTimeout, "source-timeout", registry.DefaultSourceTimeout, "how long a merged list waits for each runtime (e.g. 2s)")
+	fs.StringVar(&cfg.AllowedHosts, "allowed-hosts", "", "extra Host header values to answer, comma-separated host[:port] (localhost, 127.0.0.1 and [::1] with the listening port, and the listen address, are always allowed)")
+	fs.StringVar(&cfg.AccessTokenFile, "access-token-file", "", "file holding the access token that every /api/* and /metrics request must carry (required to listen on a non-loopback address)")
+	fs.IntVar(&cfg.MaxConns, "max-conns", defaultMaxConns, "most connections open at once")
 	fs.Usage = func() {
 		_, _ = fmt.Fprintf(stderr, "Usage: server [flags]\n\nEach flag can also be set by its environment variable, e.g. %s.\n\n", envName("data-dir"))
 		fs.PrintDefaults()
@@ -90,7 +102,95 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if cfg.MaxRecords < 1 || cfg.MaxRecords > registry.DefaultMaxRecords {
 		return config{}, fmt.Errorf("--max-records must be 1 to %d, not %s", registry.DefaultMaxRecords, strconv.Itoa(cfg.MaxRecords))
 	}
+	if cfg.SourceTimeout <= 0 {
+		return config{}, fmt.Errorf("--source-timeout must be positive, not %s", cfg.SourceTimeout)
+	}
+	if cfg.MaxConns < 1 {
+		return config{}, fmt.Errorf("--max-conns must be at least 1, not %d", cfg.MaxConns)
+	}
+	if _, err := allowedHosts(cfg, nil); err != nil {
+		return config{}, err
+	}
+	if cfg.AccessTokenFile != "" {
+		tok, err := readAccessToken(cfg.AccessTokenFile)
+		if err != nil {
+			return config{}, err
+		}
+		cfg.AccessToken = tok
+	}
+	if cfg.AccessToken == "" && !isLoopback(cfg.Listen) {
+		return config{}, fmt.Errorf("refusing to listen on %s, which is not a loopback address, without an access token: set --access-token-file (or %s)",
+			cfg.Listen, envName("access-token-file"))
+	}
 	return cfg, nil
+}
+
+// defaultMaxConns is the default of --max-conns. Beyond it, new connections
+// wait in the listen backlog until one closes, so that idle keep-alive
+// connections cannot use up the process's file descriptors (the pod index
+// needs some too). Raise the fd limit (ulimit -n) above it.
+const defaultMaxConns = 1024
+
+// readAccessToken reads the access token from path: the file's content
+// without surrounding white space. Its error names neither the path nor the
+// token.
+func readAccessToken(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return "", fmt.Errorf("--access-token-file: cannot read the file: %w", err)
+	}
+	tok := strings.TrimSpace(string(data))
+	if err := handlers.ValidAccessToken(tok); err != nil {
+		return "", fmt.Errorf("--access-token-file: %w", err)
+	}
+	return tok, nil
+}
+
+// isLoopback reports whether the listen address only accepts connections
+// from this machine: localhost or a loopback IP. An empty host listens on
+// every interface.
+func isLoopback(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// allowedHosts is the Host allow-list: localhost, 127.0.0.1 and [::1] with
+// the listening port, the listen address as given and as bound, and the
+// --allowed-hosts entries. bound is the listener's address (nil: only check
+// the entries).
+func allowedHosts(cfg config, bound net.Addr) ([]string, error) {
+	var hosts []string
+	for e := range strings.SplitSeq(cfg.AllowedHosts, ",") {
+		e = strings.TrimSpace(e)
+		if e == "" {
+			continue
+		}
+		if strings.ContainsAny(e, "/@?# ") || strings.HasPrefix(e, ":") {
+			return nil, fmt.Errorf("--allowed-hosts: %q is not host[:port]", e)
+		}
+		hosts = append(hosts, e)
+	}
+	if bound == nil {
+		return hosts, nil
+	}
+	_, port, err := net.SplitHostPort(bound.String())
+	if err != nil {
+		return nil, err
+	}
+	hosts = append(hosts, net.JoinHostPort("localhost", port), net.JoinHostPort("127.0.0.1", port),
+		net.JoinHostPort("::1", port), cfg.Listen, bound.String())
+	return hosts, nil
 }
 
 // defaultMemoryLimit is the Go runtime's soft memory limit unless GOMEMLIMIT
@@ -116,18 +216,19 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, cfg, os.Stderr, nil); err != nil {
-		fmt.Fprintln(os.Stderr, "server:", err)
+		slog.New(slog.NewJSONHandler(os.Stderr, nil)).Error("server stopped", slog.String("error", err.Error()))
 		os.Exit(1)
 	}
 }
 
 // Timeouts of the HTTP server: a client that sends no headers is dropped, and
-// idle keep-alive connections are closed.
+// idle keep-alive connections are closed soon, since each holds one of the
+// --max-conns slots.
 const (
 	readHeaderTimeout = 5 * time.Second
 	readTimeout       = 30 * time.Second
 	writeTimeout      = 60 * time.Second
-	idleTimeout       = 120 * time.Second
+	idleTimeout       = 15 * time.Second
 	shutdownTimeout   = 15 * time.Second
 	maxHeaderBytes    = 64 << 10
 )
@@ -170,7 +271,7 @@ func run(ctx context.Context, cfg config, logOut io.Writer, ready chan<- net.Add
 	if err != nil {
 		return err
 	}
-	reg, err := registry.New(registry.Options{
+	reg, err := registry.New(registry.Options{SourceTimeout: cfg.SourceTimeout, Logger: log,
 		WorkspaceID: cfg.WorkspaceID,
 		MaxRecords:  cfg.MaxRecords,
 		Auditor:     registry.Auditors{registry.SlogAuditor{Logger: log}, metrics.Auditor(local.RuntimeID())},
@@ -179,22 +280,35 @@ func run(ctx context.Context, cfg config, logOut io.Writer, ready chan<- net.Add
 		return err
 	}
 	defer startRemotes(ctx, remotes)()
+	// The listener opens first (the Host allow-list needs its port), but
+	// nothing is served until the index is built: early connections wait.
+	ln, err := listen(cfg)
+	if err != nil {
+		return err
+	}
+	hosts, err := allowedHosts(cfg, ln.Addr())
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
 	// The HTTP server (which loads the contract) is built while the index
-	// reads the store: neither needs the other until the listener opens.
+	// reads the store: neither needs the other until serving begins.
 	type built struct {
-		e   *echo.Echo
+		h   http.Handler
 		err error
 	}
 	server := make(chan built, 1)
 	go func() {
-		e, err := handlers.NewServer(reg, handlers.ServerOptions{Logger: log, Metrics: metrics})
-		server <- built{e, err}
+		h, err := handlers.NewServer(reg, handlers.ServerOptions{Logger: log, Metrics: metrics,
+			AllowedHosts: hosts, AccessToken: cfg.AccessToken})
+		server <- built{h, err}
 	}()
-	// The index is built before the listener opens, so the first request is
+	// The index is built before serving begins, so the first request is
 	// answered from a complete index; it is closed after the last request.
 	started := time.Now()
 	if err := local.Start(ctx); err != nil {
 		<-server
+		_ = ln.Close()
 		return fmt.Errorf("indexing the local pod store: %w", err)
 	}
 	defer func() { _ = local.Close() }()
@@ -202,31 +316,49 @@ func run(ctx context.Context, cfg config, logOut io.Writer, ready chan<- net.Add
 		slog.Bool("watching", local.Stats().Watching), slog.Duration("took", time.Since(started)))
 	b := <-server
 	if b.err != nil {
+		_ = ln.Close()
 		return b.err
 	}
-	e := b.e
-	log.Info("serving", slog.String("workspace_id", cfg.WorkspaceID), slog.Bool("data_dir_configured", cfg.DataDir != ""))
-	return serve(ctx, cfg, e, log, ready)
+	log.Info("serving", slog.String("workspace_id", cfg.WorkspaceID), slog.Bool("data_dir_configured", cfg.DataDir != ""),
+		slog.Bool("access_token", cfg.AccessToken != ""))
+	return serve(ctx, cfg, ln, b.h, log, ready)
 }
 
-// serve listens on cfg.Listen and serves h until ctx is done, then shuts down
-// gracefully: the listener closes at once, in-flight requests get up to the
-// shutdown timeout to finish.
-func serve(ctx context.Context, cfg config, h http.Handler, log *slog.Logger, ready chan<- net.Addr) error {
+// listen opens the listener on cfg.Listen, bounded to cfg.MaxConns open
+// connections (the default when 0).
+func listen(cfg config) (net.Listener, error) {
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+		return nil, fmt.Errorf("listening on %s: %w", cfg.Listen, err)
 	}
+	n := cfg.MaxConns
+	if n <= 0 {
+		n = defaultMaxConns
+	}
+	return newLimitListener(ln, n), nil
+}
+
+// serve serves h on ln until ctx is done, then shuts down gracefully: the
+// listener closes at once, request bodies still arriving are cut, and
+// in-flight requests get up to the shutdown timeout to finish; connections
+// still open then are closed. A shutdown that had to close connections is
+// still a clean stop (nil).
+func serve(ctx context.Context, cfg config, ln net.Listener, h http.Handler, log *slog.Logger, ready chan<- net.Addr) error {
 	to := cfg.Timeouts.withDefaults()
+	bodies := newBodyCutter()
 	srv := &http.Server{
-		Handler:           h,
+		Handler:           bodies.wrap(h),
 		ReadHeaderTimeout: to.ReadHeader,
 		ReadTimeout:       to.Read,
 		WriteTimeout:      to.Write,
 		IdleTimeout:       to.Idle,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ConnContext:       withConn,
+		// "OPTIONS *" reaches the handler, which answers it with a problem.
+		DisableGeneralOptionsHandler: true,
 	}
+	srv.RegisterOnShutdown(bodies.cut)
 	log.Info("listening", slog.String("listen", ln.Addr().String()))
 	if ready != nil {
 		ready <- ln.Addr()
@@ -243,10 +375,14 @@ func serve(ctx context.Context, cfg config, h http.Handler, log *slog.Logger, re
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), to.Shutdown)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+		log.Warn("shutdown timed out: closing the connections still open", slog.Duration("timeout", to.Shutdown))
+		if err := srv.Close(); err != nil {
+			log.Warn("closing connections", slog.String("error_type", fmt.Sprintf("%T", err)))
+		}
 	}
 	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	log.Info("stopped")
 	return nil
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/workspace-backend/runtime-registry/internal/compat"
 	"github.com/workspace-backend/runtime-registry/internal/handlers"
 	"github.com/workspace-backend/runtime-registry/internal/registry"
+	"github.com/workspace-backend/runtime-registry/internal/registry/registrytest"
 )
 
 // watchdog bounds every wait in these tests: reaching it means a hang, not
@@ -34,7 +35,8 @@ func TestParseConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	defaults := config{Listen: "127.0.0.1:8080", WorkspaceID: "local:default", WorkspaceRoot: cwd,
-		MaxRecords: registry.DefaultMaxRecords, LogLevel: slog.LevelInfo}
+		MaxRecords: registry.DefaultMaxRecords, LogLevel: slog.LevelInfo, MaxConns: defaultMaxConns,
+		SourceTimeout: registry.DefaultSourceTimeout}
 	tests := []struct {
 		name    string
 		args    []string
@@ -62,9 +64,28 @@ func TestParseConfig(t *testing.T) {
 		{"max-records not a number", []string{"--max-records", "many"}, nil, nil, "invalid value"},
 		{"bad variable names itself", nil, map[string]string{"RUNTIME_REGISTRY_MAX_RECORDS": "many"}, nil, "RUNTIME_REGISTRY_MAX_RECORDS"},
 		{"bad log level", []string{"--log-level", "loud"}, nil, nil, "invalid value"},
+		{"source timeout", []string{"--source-timeout", "500ms"}, nil, func(c *config) { c.SourceTimeout = 500 * time.Millisecond }, ""},
+		{"source timeout from the environment", nil, map[string]string{"RUNTIME_REGISTRY_SOURCE_TIMEOUT": "3s"},
+			func(c *config) { c.SourceTimeout = 3 * time.Second }, ""},
+		{"source timeout zero", []string{"--source-timeout", "0s"}, nil, nil, "--source-timeout must be positive"},
+		{"source timeout not a duration", []string{"--source-timeout", "2"}, nil, nil, "invalid value"},
 		{"unknown flag", []string{"--token", "x"}, nil, nil, "flag provided but not defined"},
 		{"positional argument", []string{"serve"}, nil, nil, "unexpected arguments"},
 		{"help", []string{"-h"}, nil, nil, flag.ErrHelp.Error()},
+		{"allowed hosts and max conns", []string{"--allowed-hosts", "a.example, b.example:8443", "--max-conns", "3"}, nil, func(c *config) {
+			c.AllowedHosts, c.MaxConns = "a.example, b.example:8443", 3
+		}, ""},
+		{"allowed hosts from the environment", nil, map[string]string{"RUNTIME_REGISTRY_ALLOWED_HOSTS": "c.example"}, func(c *config) {
+			c.AllowedHosts = "c.example"
+		}, ""},
+		{"allowed host with a path", []string{"--allowed-hosts", "a.example/x"}, nil, nil, "not host[:port]"},
+		{"max-conns 0", []string{"--max-conns", "0"}, nil, nil, "--max-conns must be at least 1"},
+		{"localhost listen needs no token", []string{"--listen", "localhost:9"}, nil, func(c *config) { c.Listen = "localhost:9" }, ""},
+		{"IPv6 loopback needs no token", []string{"--listen", "[::1]:9"}, nil, func(c *config) { c.Listen = "[::1]:9" }, ""},
+		{"every interface needs a token", []string{"--listen", ":8080"}, nil, nil, "not a loopback address"},
+		{"a LAN address needs a token", []string{"--listen", "192.168.1.5:8080"}, nil, nil, "not a loopback address"},
+		{"a host name needs a token", []string{"--listen", "myhost:8080"}, nil, nil, "not a loopback address"},
+		{"token file missing", []string{"--access-token-file", "/nonexistent/MARKPATH"}, nil, nil, "cannot read the file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -74,6 +95,9 @@ func TestParseConfig(t *testing.T) {
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
+				}
+				if strings.Contains(err.Error(), "MARKPATH") {
+					t.Errorf("the error names the file: %v", err)
 				}
 				return
 			}
@@ -138,7 +162,11 @@ func startServe(t *testing.T, cfg config, h http.Handler) *started {
 	t.Helper()
 	cfg.Listen = "127.0.0.1:0"
 	return start(t, func(ctx context.Context, logs io.Writer, ready chan<- net.Addr) error {
-		return serve(ctx, cfg, h, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), ready)
+		ln, err := listen(cfg)
+		if err != nil {
+			return err
+		}
+		return serve(ctx, cfg, ln, h, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), ready)
 	})
 }
 
@@ -234,7 +262,7 @@ func TestSlowClientIsDisconnected(t *testing.T) {
 		{"sends nothing", func(net.Conn) {}},
 		{"sends half a request line", func(c net.Conn) { _, _ = c.Write([]byte("GET /api/work")) }},
 		{"trickles headers", func(c net.Conn) {
-			for _, b := range []byte("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa") {
+			for _, b := range []byte("GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa") {
 				if _, err := c.Write([]byte{b}); err != nil {
 					return // closed by the server, as it should
 				}
@@ -268,84 +296,55 @@ func TestSlowClientIsDisconnected(t *testing.T) {
 	}
 }
 
-// TestOversizeBodyOverTCP sends bodies over 1 MiB over a real connection, with
-// and without Content-Length (chunked): each gets a 413 problem.
+// TestOversizeBodyOverTCP sends 3 MiB bodies (over every limit) over real
+// connections from a client that writes its whole request before it reads,
+// as Python's urllib and fetch do, 20 times, with and without Content-Length
+// (chunked): every one receives the 413 problem, none a reset, because the
+// server reads and discards the body before it answers.
 func TestOversizeBodyOverTCP(t *testing.T) {
 	s := startRun(t, config{WorkspaceID: "ws", MaxRecords: 200, LogLevel: slog.LevelError})
 	target := "/api/runtimes/" + string(compat.RuntimeID) + "/workers/w1/input"
-	body := `{"kind":"user","content":"` + strings.Repeat("x", 2<<20) + `"}`
-	for _, chunked := range []bool{false, true} {
-		t.Run(fmt.Sprintf("chunked=%v", chunked), func(t *testing.T) {
-			c, err := net.Dial("tcp", s.addr)
-			if err != nil {
-				t.Fatal(err)
+	body := `{"kind":"user","content":"` + strings.Repeat("x", 3<<20) + `"}`
+	for i := range 20 {
+		chunked := i%2 == 1
+		c, err := net.Dial("tcp", s.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.SetDeadline(time.Now().Add(watchdog)); err != nil {
+			t.Fatal(err)
+		}
+		// A small send buffer, as over a real network: the body cannot sit in
+		// the client's kernel, the server must read it for the write to end.
+		if err := c.(*net.TCPConn).SetWriteBuffer(128 << 10); err != nil {
+			t.Fatal(err)
+		}
+		w := bufio.NewWriterSize(c, 64<<10)
+		_, _ = fmt.Fprintf(w, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n", target, s.addr)
+		if chunked {
+			_, _ = fmt.Fprintf(w, "Transfer-Encoding: chunked\r\n\r\n")
+			for i := 0; i < len(body); i += 64 << 10 {
+				chunk := body[i:min(i+64<<10, len(body))]
+				_, _ = fmt.Fprintf(w, "%x\r\n%s\r\n", len(chunk), chunk)
 			}
-			defer func() { _ = c.Close() }()
-			if err := c.SetDeadline(time.Now().Add(watchdog)); err != nil {
-				t.Fatal(err)
-			}
-			go func() {
-				// The server may answer and close before the whole body is
-				// sent: write errors are expected.
-				w := bufio.NewWriter(c)
-				_, _ = fmt.Fprintf(w, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n", target)
-				if chunked {
-					_, _ = fmt.Fprintf(w, "Transfer-Encoding: chunked\r\n\r\n")
-					for i := 0; i < len(body); i += 64 << 10 {
-						chunk := body[i:min(i+64<<10, len(body))]
-						_, _ = fmt.Fprintf(w, "%x\r\n%s\r\n", len(chunk), chunk)
-					}
-					_, _ = fmt.Fprintf(w, "0\r\n\r\n")
-				} else {
-					_, _ = fmt.Fprintf(w, "Content-Length: %d\r\n\r\n%s", len(body), body)
-				}
-				_ = w.Flush()
-			}()
-			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-			if err != nil {
-				t.Fatalf("reading the response: %v", err)
-			}
-			defer func() { _ = resp.Body.Close() }()
-			data, _ := io.ReadAll(resp.Body)
-			if resp.StatusCode != http.StatusRequestEntityTooLarge || problemCode(t, resp, data) != "payload_too_large" {
-				t.Errorf("status %d body %s, want a 413 payload_too_large problem", resp.StatusCode, data)
-			}
-		})
+			_, _ = fmt.Fprintf(w, "0\r\n\r\n")
+		} else {
+			_, _ = fmt.Fprintf(w, "Content-Length: %d\r\n\r\n%s", len(body), body)
+		}
+		if err := w.Flush(); err != nil {
+			t.Fatalf("request %d (chunked %v): writing the body: %v", i, chunked, err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("request %d (chunked %v): reading the response: %v", i, chunked, err)
+		}
+		data, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		_ = c.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge || problemCode(t, resp, data) != "payload_too_large" {
+			t.Errorf("request %d: status %d body %s, want a 413 payload_too_large problem", i, resp.StatusCode, data)
+		}
 	}
-}
-
-// stubSource is a Runtime double whose Summary runs a test's function.
-type stubSource struct {
-	Runtime registry.RuntimeID
-	summary func(ctx context.Context) (registry.RuntimeSummary, error)
-}
-
-var _ registry.Source = (*stubSource)(nil)
-
-func (s *stubSource) RuntimeID() registry.RuntimeID { return s.Runtime }
-
-func (s *stubSource) Summary(ctx context.Context) (registry.RuntimeSummary, error) {
-	return s.summary(ctx)
-}
-
-func (s *stubSource) Hosts(context.Context) ([]registry.Host, []registry.Diagnostic, error) {
-	return nil, nil, nil
-}
-
-func (s *stubSource) Workers(context.Context, registry.WorkerQuery) (registry.WorkerPage, error) {
-	return registry.WorkerPage{}, nil
-}
-
-func (s *stubSource) Worker(_ context.Context, id registry.WorkerID) (registry.Worker, error) {
-	return registry.Worker{}, registry.UnknownWorker(registry.WorkerRef{RuntimeID: s.Runtime, WorkerID: id})
-}
-
-func summaryOf(id registry.RuntimeID) registry.RuntimeSummary {
-	return registry.RuntimeSummary{ID: id, Label: "stub", Kind: "stub", Status: registry.Available,
-		HostIDs: []registry.HostID{}, Source: registry.SourceInfo{Kind: registry.SourceEmbeddedWorkerRuntime,
-			Status: registry.SourceActive, IdentityAuthority: registry.IdentityAuthorityProjection, Note: "stub"},
-		Capabilities: registry.Capabilities{LocalPodInspection: registry.InspectionUnavailable,
-			WorkspaceScope: registry.WorkspaceScopeCurrent, OS: "linux", Arch: "amd64"}}
 }
 
 // handlerOver builds the real HTTP handler over sources, logging to logs.
@@ -368,10 +367,14 @@ func handlerOver(t *testing.T, logs io.Writer, sources ...registry.Source) http.
 // the panic, and the server goes on answering, on the same connection too.
 func TestPanicBecomesProblem(t *testing.T) {
 	const secret = "/var/lib/SECRET-PANIC-PATH token=SECRET-PANIC-TOKEN"
-	panicky := &stubSource{Runtime: "panicky",
-		summary: func(context.Context) (registry.RuntimeSummary, error) { panic(secret) }}
-	fine := &stubSource{Runtime: "fine",
-		summary: func(context.Context) (registry.RuntimeSummary, error) { return summaryOf("fine"), nil }}
+	panicky := registrytest.New("panicky")
+	panicky.SetHook(func(_ context.Context, m registrytest.Method) error {
+		if m == registrytest.MethodSummary {
+			panic(secret)
+		}
+		return nil
+	})
+	fine := registrytest.New("fine")
 	logs := &syncBuffer{}
 	s := startServe(t, config{}, handlerOver(t, logs, panicky, fine))
 
@@ -412,18 +415,24 @@ func TestPanicBecomesProblem(t *testing.T) {
 // completes with its answer, and only then returns.
 func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 	entered, release := make(chan struct{}), make(chan struct{})
-	slow := &stubSource{Runtime: "slow",
-		summary: func(context.Context) (registry.RuntimeSummary, error) {
+	slow := registrytest.New("slow")
+	slow.SetHook(func(_ context.Context, m registrytest.Method) error {
+		if m == registrytest.MethodSummary {
 			close(entered)
 			<-release
-			return summaryOf("slow"), nil
-		}}
+		}
+		return nil
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ready, done := make(chan net.Addr, 1), make(chan error, 1)
 	h := handlerOver(t, io.Discard, slow)
+	ln, err := listen(config{Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	go func() {
-		done <- serve(ctx, config{Listen: "127.0.0.1:0"}, h, slog.New(slog.DiscardHandler), ready)
+		done <- serve(ctx, config{Listen: "127.0.0.1:0"}, ln, h, slog.New(slog.DiscardHandler), ready)
 	}()
 	addr := (<-ready).String()
 
@@ -503,13 +512,15 @@ func TestSecurityHeadersOnEveryResponse(t *testing.T) {
 		{"GET", "/api/runtimes/nope", "", origin, 404},
 		{"GET", "/api/runtimes/bad.id", "", origin, 400},
 		{"GET", "/nowhere", "", origin, 404},
-		{"DELETE", "/api/runtimes", "", origin, 405},
-		{"POST", "/api/runtimes/" + string(compat.RuntimeID) + "/workers", `{"intent":{"kind":"task"}}`, append(origin, "Content-Type", "application/json"), 501},
+		{"DELETE", "/api/runtimes", "", nil, 405},
+		{"DELETE", "/api/runtimes", "", origin, 403},
+		{"POST", "/api/runtimes/" + string(compat.RuntimeID) + "/workers", `{"intent":{"kind":"task"}}`, []string{"Content-Type", "application/json"}, 501},
+		{"POST", "/api/runtimes/" + string(compat.RuntimeID) + "/workers", `{"intent":{"kind":"task"}}`, append(origin, "Content-Type", "application/json"), 403},
 		{"OPTIONS", "/api/runtimes", "", preflight, 405},
 		{"OPTIONS", "/api/runtimes/" + string(compat.RuntimeID) + "/workers", "", preflight, 405},
 		{"OPTIONS", "/nowhere", "", preflight, 404},
-		{"OPTIONS", "*", "", preflight, 0}, // answered by net/http itself
-		{"HEAD", "/api/runtimes", "", origin, 0},
+		{"OPTIONS", "*", "", preflight, 404},
+		{"HEAD", "/api/runtimes", "", origin, 200},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
@@ -540,7 +551,7 @@ func TestSecurityHeadersOnEveryResponse(t *testing.T) {
 			if tt.status != 0 && resp.StatusCode != tt.status {
 				t.Errorf("status %d, want %d; body %s", resp.StatusCode, tt.status, data)
 			}
-			if tt.path != "*" && resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+			if resp.Header.Get("X-Content-Type-Options") != "nosniff" {
 				t.Errorf("no nosniff: %v", resp.Header)
 			}
 			for k := range resp.Header {
@@ -548,7 +559,7 @@ func TestSecurityHeadersOnEveryResponse(t *testing.T) {
 					t.Errorf("CORS header %s: %v", k, resp.Header[k])
 				}
 			}
-			if resp.StatusCode >= 400 && tt.path != "*" && tt.method != "HEAD" {
+			if resp.StatusCode >= 400 && tt.method != "HEAD" {
 				problemCode(t, resp, data)
 			}
 		})

@@ -3,8 +3,10 @@
 // keep rewriting (atomically and with torn in-place writes), renaming,
 // adding to and deleting from, while requests arrive at a fixed rate. Every
 // response is checked against the contract; every listed worker id must
-// resolve or answer a clean unknown_worker; the server's goroutines and RSS
-// must be flat at the end. It prints the figures and exits non-zero if any
+// resolve or answer a clean unknown_worker; once the writers stop, the
+// server's list and lookups must agree with a fresh scan of the store (a
+// pod answered differently is counted lost or stale); the server's
+// goroutines and RSS must be flat at the end. It prints the figures and exits non-zero if any
 // check failed. `make soak` builds the server with -tags soakhooks (for the
 // goroutine count) and runs this.
 package main
@@ -120,7 +122,7 @@ func soak(o options) error {
 	// The server: the real binary on a free loopback port.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	cmd := exec.CommandContext(ctx, o.server, "--listen", "127.0.0.1:0", "--workspace-id", "soak:ws",
+	cmd := exec.CommandContext(ctx, o.server, "--listen", "127.0.0.1:0", "--workspace-id", workspaceID,
 		"--workspace-root", st.root, "--data-dir", st.dataDir, "--log-level", "info")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -233,6 +235,10 @@ func soak(o options) error {
 	stopWriters()
 	wg.Wait()
 
+	// The index must end where a fresh scan of the store is: every pod the
+	// server lists or resolves differently is lost or stale.
+	diff, converged, cmpErr := ld.finalCompare(ctx, st, 5*time.Second)
+
 	// The end: idle again, connections closed by the client.
 	transport.CloseIdleConnections()
 	time.Sleep(2 * time.Second)
@@ -258,6 +264,15 @@ func soak(o options) error {
 	fmt.Printf("malformed responses      %d\n", s.malformed.Load())
 	fmt.Printf("listed ids looked up     %d resolved, %d clean unknown_worker (gone since listed), %d other answers\n", s.resolved.Load(), s.unknownAfterList.Load(), s.badResolution.Load())
 	fmt.Printf("store operations         %s\n", st.opsLine())
+	if cmpErr != nil {
+		fmt.Printf("final index vs scan      not compared: %v\n", cmpErr)
+	} else {
+		fmt.Printf("final index vs scan      %d workers in the store; %d lost, %d stale (after %v)\n",
+			diff.workers, len(diff.lost), len(diff.stale), converged.Round(time.Millisecond))
+		for _, x := range append(slices.Clone(diff.lost), diff.stale...)[:min(10, len(diff.lost)+len(diff.stale))] {
+			fmt.Println("index differs:", x)
+		}
+	}
 	fmt.Printf("log lines                %d, holding a path of the store: %d\n", logs.lines.Load(), logs.leaks.Load())
 	fmt.Printf("server CPU under load    %v (%.0f%% of one core)\n", cpu.Round(10*time.Millisecond), 100*cpu.Seconds()/elapsed.Seconds())
 	fmt.Printf("soak CPU (load, checks)  %v (%.0f%% of one core)\n", selfCPU.Round(10*time.Millisecond), 100*selfCPU.Seconds()/elapsed.Seconds())
@@ -283,6 +298,8 @@ func soak(o options) error {
 	check(s.malformed.Load() == 0, "malformed responses")
 	check(s.badResolution.Load() == 0, "listed ids that neither resolved nor answered unknown_worker")
 	check(s.resolved.Load() > 0, "no listed id was ever resolved")
+	check(cmpErr == nil, "the final index could not be compared with a fresh scan")
+	check(diff.ok(), "the final index differs from a fresh scan of the store (lost or stale workers)")
 	check(logs.leaks.Load() == 0, "log lines holding a store path")
 	check(g1 <= g0+2, "goroutines grew")
 	check(fd1 <= fd0+2, "open file descriptors grew")
@@ -335,6 +352,9 @@ type load struct {
 }
 
 const runtimeID = "local-worker-runtime"
+
+// workspaceID is the workspace the soak's server serves.
+const workspaceID = "soak:ws"
 
 // one sends the n-th request of the mix: exactly one request per tick, so
 // the rate is requests per second. Lookups take ids from the latest list.

@@ -15,6 +15,8 @@
 //     the file relative to it, so a link swapped in after the listing is
 //     refused too. The configured data dir and its pods/ are configuration,
 //     not store content: they may be symlinks.
+//   - A metadata.json with more than one hard link is refused like a
+//     symlink: the other name may lie outside the data dir.
 //   - Only regular files are read (never a FIFO, device or socket; opening
 //     never blocks), and at most 1 MiB of each.
 //   - Metadata that is not a JSON object, has a known field of the wrong
@@ -38,23 +40,39 @@
 //
 // Freshness. The index watches pods/ and every pod directory with inotify
 // (github.com/fsnotify/fsnotify). Events are gathered for 20 ms and then only
-// the pods they name are looked at: a pod whose metadata.json has the same
-// inode, size, mtime and ctime as when it was read is not re-read. A change
+// the pods they name are read again (always: a rewrite of the same size
+// within one timestamp tick leaves the file's key as it was). A change
 // therefore shows within about 20 ms plus the rebuild of the snapshot (a few
-// milliseconds at 10,000 pods). When watches are unavailable (no inotify
+// milliseconds at 10,000 pods); a read that finds the same projection
+// publishes nothing. Watching is not trusted blindly: every
+// ReconcileInterval (default 30 s) the index sweeps the whole store (stat
+// only), watches pods/ again when it is another directory than the watched
+// one (`mv pods pods.old && mkdir pods`, a swapped symlinked data dir) and
+// adds any pod watch that went missing (a directory renamed over a pod);
+// an event about pods/ itself triggers that sweep at once. When watches are unavailable (no inotify
 // instance, the watch limit fs.inotify.max_user_watches is reached, pods/ is
 // missing) the index polls instead: every PollInterval (default 500 ms) it
 // lists pods/ and stats each metadata.json, re-reading only what changed; a
 // change then shows within PollInterval plus one sweep (about 5 µs per pod
 // here: ~50 ms at 10,000 pods). Both stay within 1 s up to roughly 50,000 pods
-// when polling. A lost-events overflow of the inotify queue triggers the same
-// sweep at once. A polling index tries to watch again every 30 s unless the
-// watch limit was the reason.
+// when polling. A pod is not re-read while its key (inode, size, mtime,
+// ctime) is unchanged, unless that key was taken within one timestamp tick
+// of a write (10 ms; 2 s when the times are whole seconds): such a "racy"
+// key is not trusted and the file is read again. A lost-events overflow of
+// the inotify queue triggers the same sweep at once. A polling index tries
+// to watch again every ReconcileInterval unless the watch limit was the
+// reason.
+//
+// Failed reads. An open or read that fails in a way that may pass (out of
+// file descriptors or memory, an I/O error) is not the file's answer: the
+// pod is read again after 1 s, backing off to ReconcileInterval, until it
+// reads.
 //
 // Torn writes. A metadata.json is read with one fstat before and one after:
 // a file that changed while it was read is never decoded. A pod that had a
-// projection and whose file stops parsing keeps its previous projection for
-// 500 ms (a writer is most likely half-way through) and is then re-read; if
+// projection and whose file stops parsing (or cannot be read for a reason
+// that may pass) keeps its previous projection for 500 ms, watching or
+// polling (a writer is most likely half-way through) and is then re-read; if
 // it is still invalid the pod is reported invalid like on a fresh scan. A
 // truncated file never parses as another Worker, so a torn write shows the
 // previous projection or the invalid diagnostic, never a wrong Worker.
@@ -111,6 +129,10 @@ type Config struct {
 	// DisableWatch makes a started Source poll instead of watching (for
 	// filesystems without inotify, and for tests of the fallback).
 	DisableWatch bool
+	// ReconcileInterval is how often a watching Source re-checks the whole
+	// store (stat only) and a polling one tries to watch again; 0 means
+	// DefaultReconcileInterval.
+	ReconcileInterval time.Duration
 }
 
 // Source is the local compatibility registry.Source. Once started it answers
@@ -125,6 +147,7 @@ type Source struct {
 	hostID    registry.HostID
 	hostLabel string
 	poll      time.Duration
+	reconcile time.Duration
 	noWatch   bool
 
 	mu      sync.Mutex // guards ix
@@ -152,6 +175,7 @@ func New(cfg Config) *Source {
 		hostID:    hostID,
 		hostLabel: hostLabel(cfg.WorkspaceRoot),
 		poll:      cfg.PollInterval,
+		reconcile: cfg.ReconcileInterval,
 		noWatch:   cfg.DisableWatch,
 	}
 }
@@ -174,7 +198,7 @@ func (s *Source) Start(ctx context.Context) error {
 		s.current.Store(snap)
 		return nil
 	}
-	ix := newIndex(s.scanCfg, s.poll, s.noWatch, s.current.Store)
+	ix := newIndex(s.scanCfg, s.poll, s.reconcile, s.noWatch, s.current.Store)
 	if err := ix.start(ctx); err != nil {
 		return err
 	}
@@ -206,12 +230,22 @@ type Stats struct {
 	// Pods is the number of pods/ entries in the index; Workers the number
 	// of Workers it lists.
 	Pods, Workers int
-	// RefreshedAt is when the index was last known to match the store (the
-	// last rebuild or the last sweep that found nothing new).
+	// RefreshedAt is when the index was last known to match the whole
+	// store: the last full sweep (every poll, or every reconcile interval
+	// while watching), or the last batch of events applied while every
+	// watch was in place. It does not move while the index is blind (its
+	// watch of pods/ is gone and the sweep that restores it has not run).
 	RefreshedAt time.Time
 	// Reads counts the pod entries the index has read and projected since
 	// Start: one per pod at start-up, then one per changed pod.
 	Reads uint64
+	// Held is the number of pods whose previous projection is kept right
+	// now because their metadata.json reads as half-written (or could not
+	// be read for a reason that may pass).
+	Held int
+	// Sweeps counts the full sweeps of the store since Start (the first
+	// scan, every poll, every reconciliation sweep, every resync).
+	Sweeps uint64
 }
 
 // Stats reports the index's size and freshness.
@@ -228,6 +262,8 @@ func (s *Source) Stats() Stats {
 		st.Watching = ix.watching.Load()
 		st.RefreshedAt = time.Unix(0, ix.lastReval.Load())
 		st.Reads = ix.reads.Load()
+		st.Held = int(ix.heldNow.Load())
+		st.Sweeps = ix.sweeps.Load()
 	}
 	return st
 }

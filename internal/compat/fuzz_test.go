@@ -260,5 +260,8 @@ func checkSafeWorker(t *testing.T, w registry.Worker) {
 	}
 }
 
-// unsafeRune is a code point a display string must not hold.
-func unsafeRune(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) }
+// unsafeRune is a code point a display string must not hold: controls,
+// format characters (Cf) and line/paragraph separators (Zl, Zp).
+func unsafeRune(r rune) bool {
+	return unicode.IsControl(r) || unicode.In(r, unicode.Bidi_Control, unicode.Cf, unicode.Zl, unicode.Zp)
+}

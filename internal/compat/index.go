@@ -28,9 +28,15 @@ const (
 	// its previous projection (a writer may be half-way through it); after
 	// it the pod is re-read and whatever it then says is shown.
 	settleDelay = 500 * time.Millisecond
-	// watchRetryInterval is how often a polling index tries to go back to
-	// watching, unless it gave up watching because the watch limit was hit.
-	watchRetryInterval = 30 * time.Second
+	// DefaultReconcileInterval is how often a watching index re-checks the
+	// whole store (stat only), so that a replaced pods/, a swapped symlinked
+	// data dir or a lost event heals by itself; a polling index tries to go
+	// back to watching as often (unless the watch limit was the reason).
+	DefaultReconcileInterval = 30 * time.Second
+	// firstRetry is the wait before a read that failed in a way that may
+	// pass is tried again; each further failure doubles it, up to the
+	// reconcile interval.
+	firstRetry = time.Second
 	// eventBuffer is the watcher's event channel size; the kernel queue in
 	// front of it holds far more (fs.inotify.max_queued_events).
 	eventBuffer = 4096
@@ -45,6 +51,9 @@ type index struct {
 	podsDir string
 	publish func(*snapshot)
 	poll    time.Duration
+	// reconcile is the interval of the full stat-only sweep while watching
+	// (and of the retries of watching while polling).
+	reconcile time.Duration
 
 	// The fields below belong to the index goroutine (and to start, before
 	// that goroutine exists).
@@ -56,14 +65,26 @@ type index struct {
 	// watched holds the pod directories with a watch.
 	watched map[string]bool
 	watcher *fsnotify.Watcher
+	// podsIdent is the directory pods/ was when its watch was added; a
+	// sweep that finds another one there watches again.
+	podsIdent dirIdent
+	// podsLost says the watch of pods/ itself is gone (pods/ was removed or
+	// renamed): the next sweep watches again whatever the identity says.
+	podsLost bool
 	// noWatch says why the index polls ("" while it watches).
-	noWatch   string
-	dirty     map[string]bool
-	resync    bool
-	batchAt   time.Time // when the pending batch is due; zero when none
-	held      map[string]time.Time
+	noWatch string
+	dirty   map[string]bool
+	resync  bool
+	batchAt time.Time // when the pending batch is due; zero when none
+	// held maps a pod whose projection is kept through a torn write to the
+	// end of its hold (zero once it is due to be read again).
+	held map[string]time.Time
+	// retry maps a pod whose read failed in a way that may pass to when it
+	// is read again.
+	retry     map[string]retryState
 	nextPoll  time.Time
 	nextRetry time.Time
+	nextSweep time.Time
 
 	stop chan struct{}
 	done chan struct{}
@@ -72,19 +93,49 @@ type index struct {
 	watching   atomic.Bool
 	lastReval  atomic.Int64  // unix nanoseconds of the last completed revalidation
 	reads      atomic.Uint64 // pod entries read (projected afresh) so far
+	heldNow    atomic.Int64  // pods whose previous projection is kept right now
+	sweeps     atomic.Uint64 // full sweeps of the store so far
 	stopOnce   sync.Once
 	forcePolls bool
 }
 
+// retryState is when a failed read is tried again, and the wait before it.
+type retryState struct {
+	at    time.Time
+	delay time.Duration
+}
+
+// dirIdent identifies a directory: a replaced one has another inode.
+type dirIdent struct{ dev, ino uint64 }
+
+// dirIdentity is the identity of the directory at path, symlinks followed
+// (the configured data dir and pods/ may be symlinks, and a watch follows
+// them too).
+func dirIdentity(path string) (dirIdent, error) {
+	var st syscall.Stat_t
+	for {
+		err := syscall.Stat(path, &st)
+		if err == nil {
+			return dirIdent{dev: uint64(st.Dev), ino: st.Ino}, nil //nolint:unconvert // the types differ between architectures
+		}
+		if err != syscall.EINTR { //nolint:errorlint // raw syscall errors are bare Errno values
+			return dirIdent{}, err
+		}
+	}
+}
+
 // newIndex makes an index; start builds its first snapshot.
-func newIndex(cfg scanConfig, poll time.Duration, forcePoll bool, publish func(*snapshot)) *index {
+func newIndex(cfg scanConfig, poll, reconcile time.Duration, forcePoll bool, publish func(*snapshot)) *index {
 	if poll <= 0 {
 		poll = DefaultPollInterval
 	}
+	if reconcile <= 0 {
+		reconcile = DefaultReconcileInterval
+	}
 	return &index{
-		cfg: cfg, podsDir: cfg.podsDir(), publish: publish, poll: poll, forcePolls: forcePoll,
+		cfg: cfg, podsDir: cfg.podsDir(), publish: publish, poll: poll, reconcile: reconcile, forcePolls: forcePoll,
 		records: map[string]*podRecord{}, watched: map[string]bool{},
-		dirty: map[string]bool{}, held: map[string]time.Time{},
+		dirty: map[string]bool{}, held: map[string]time.Time{}, retry: map[string]retryState{},
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}
 }
@@ -110,7 +161,8 @@ func (ix *index) start(ctx context.Context) error {
 		ix.resync, ix.batchAt = true, now
 	}
 	ix.nextPoll = now.Add(ix.poll)
-	ix.nextRetry = now.Add(watchRetryInterval)
+	ix.nextRetry = now.Add(ix.reconcile)
+	ix.nextSweep = now.Add(ix.reconcile)
 	go ix.run()
 	return nil
 }
@@ -129,6 +181,10 @@ func (ix *index) openWatcher() {
 	}
 	ix.watcher = w
 	ix.watched = map[string]bool{}
+	// The identity is taken before the watch is added: if pods/ is replaced
+	// in between, the next sweep sees an identity other than the watched
+	// one and watches again (the other order could miss it for good).
+	ident, identErr := dirIdentity(ix.podsDir)
 	if err := w.Add(ix.podsDir); err != nil {
 		// Still (or again) not watching: no new warning for the same reason.
 		if reason := watchFailure(err); reason != ix.noWatch {
@@ -139,7 +195,29 @@ func (ix *index) openWatcher() {
 		}
 		return
 	}
+	if identErr != nil {
+		ident = dirIdent{} // never matches: the next sweep watches again
+	}
+	ix.podsIdent, ix.podsLost = ident, false
 	ix.noWatch = ""
+}
+
+// checkPodsWatch watches pods/ again when its watch is gone or pods/ is
+// another directory than the watched one (`mv pods pods.old && mkdir pods`,
+// `rm -rf pods && mkdir pods`, a swapped symlinked data dir): a watch
+// follows the inode, not the name. It starts a new watcher, so every pod
+// watch is added again by the sweep that follows.
+func (ix *index) checkPodsWatch() {
+	ident, err := dirIdentity(ix.podsDir)
+	if err != nil {
+		return // the listing reports it
+	}
+	if !ix.podsLost && ident == ix.podsIdent {
+		return
+	}
+	ix.cfg.log.Debug("local pod store: pods directory replaced, watching it again")
+	ix.closeWatcher()
+	ix.openWatcher()
 }
 
 // watchFailure is the reason word for a failed watch: never the error text,
@@ -199,19 +277,34 @@ func (ix *index) watchPod(name string, force bool) {
 // metadata.json has not changed, and publishes the result. With watchPods it
 // (re-)adds the watch of every pod directory before looking at the pod.
 func (ix *index) fullScan(ctx context.Context, watchPods bool) error {
+	now := time.Now()
+	ix.sweeps.Add(1)
+	if watchPods && ix.watcher != nil {
+		ix.checkPodsWatch()
+	}
 	ents, err := os.ReadDir(ix.podsDir)
 	if err != nil {
 		ix.records, ix.names = map[string]*podRecord{}, nil
-		ix.state, ix.cause = storeUnreadable, err
+		clear(ix.held)
+		clear(ix.retry)
+		ix.heldNow.Store(0)
 		if ix.watcher != nil {
 			ix.fallBack("store_missing")
 		}
+		if ix.state == storeUnreadable && ix.gen > 0 {
+			// Still unreadable: the same answer, so the same snapshot (and
+			// version) as before; only the check is newer.
+			ix.lastReval.Store(now.UnixNano())
+			return nil
+		}
+		ix.state, ix.cause = storeUnreadable, err
 		ix.publishNow()
 		return nil
 	}
 	wasUnreadable := ix.state != storeOK
 	ix.state, ix.cause = storeOK, nil
 	recs := make([]*podRecord, len(ents))
+	read := make([]bool, len(ents))
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	var watchMu sync.Mutex
@@ -231,13 +324,22 @@ func (ix *index) fullScan(ctx context.Context, watchPods bool) error {
 					}
 					watchMu.Unlock()
 				}
-				recs[i] = ix.revalidate(ix.records[name], name, typ, false)
+				recs[i], read[i] = ix.revalidate(ix.records[name], name, typ, false, now)
 			}
 		})
 	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	// A sweep holds a torn write back as the event path does: polling
+	// must not drop a pod that is half-way through being rewritten.
+	for i, r := range recs {
+		prev := ix.records[r.name]
+		ix.noteRetry(r, read[i], now)
+		if r != prev && ix.hold(prev, r, now) {
+			recs[i] = prev
+		}
 	}
 	records := make(map[string]*podRecord, len(ents))
 	names := make([]string, len(ents))
@@ -255,38 +357,98 @@ func (ix *index) fullScan(ctx context.Context, watchPods bool) error {
 		}
 	}
 	ix.records, ix.names = records, names // os.ReadDir sorts by name
-	clear(ix.held)                        // a sweep shows every pod as it is now
 	for name := range ix.watched {
 		if _, ok := records[name]; !ok {
 			delete(ix.watched, name)
 		}
 	}
+	for name := range ix.held {
+		if _, ok := records[name]; !ok {
+			delete(ix.held, name)
+		}
+	}
+	for name := range ix.retry {
+		if _, ok := records[name]; !ok {
+			delete(ix.retry, name)
+		}
+	}
+	ix.heldNow.Store(int64(len(ix.held)))
 	ix.watching.Store(ix.watcher != nil && watchPods)
 	if changed || ix.gen == 0 {
 		ix.publishNow()
-	} else {
-		ix.lastReval.Store(time.Now().UnixNano())
 	}
+	// Every pod was looked at: the index matches the store as of now.
+	ix.lastReval.Store(now.UnixNano())
 	return nil
 }
 
-// revalidate returns the record of pod name: prev itself when its
-// metadata.json has the key prev was read with (nothing is re-read), else a
-// fresh record. force re-reads whatever the key. A pod that had a projection
-// and whose metadata stops parsing keeps the previous projection for
-// settleDelay (see run); the caller learns so from ix.held.
-func (ix *index) revalidate(prev *podRecord, name string, typ fs.FileMode, force bool) *podRecord {
+// revalidate returns the record of pod name, and whether the pod was read:
+// prev itself when its metadata.json has the key prev was read with and that
+// key can be trusted (nothing is read), else the record of a fresh read.
+// force reads whatever the key. A read that projects the same as prev keeps
+// prev (with the new key), so that nothing is published for it. It only reads
+// the index's maps, so the goroutines of a full scan may call it at once.
+func (ix *index) revalidate(prev *podRecord, name string, typ fs.FileMode, force bool, now time.Time) (*podRecord, bool) {
 	typ = typ.Type()
 	if prev != nil && !force && prev.dirType == typ {
 		if !typ.IsDir() {
-			return prev
+			return prev, false
 		}
-		if prev.key == statMetadata(filepath.Join(ix.podsDir, name)) && prev.problem != "changed_during_read" {
-			return prev
+		if ix.trusted(prev, now) && prev.key == ix.cfg.statKey(name) {
+			return prev, false
 		}
 	}
 	ix.reads.Add(1)
-	return recordFor(ix.cfg, name, typ)
+	rec := recordFor(ix.cfg, name, typ)
+	if prev != nil && sameProjection(prev, rec) {
+		// Only the index goroutine (or the one scan goroutine that owns
+		// this pod) touches a record; the snapshot holds its own copies.
+		prev.key, prev.racy, prev.retry = rec.key, rec.racy, rec.retry
+		return prev, true
+	}
+	return rec, true
+}
+
+// trusted reports whether rec's key still stands for what was read: not
+// when the read raced a write within one timestamp tick, not when the file
+// changed while it was read, and not once a failed read is due to be tried
+// again.
+func (ix *index) trusted(rec *podRecord, now time.Time) bool {
+	if rec.racy || rec.problem == "changed_during_read" {
+		return false
+	}
+	if rec.retry {
+		st, ok := ix.retry[rec.name]
+		return ok && now.Before(st.at)
+	}
+	return true
+}
+
+// noteRetry schedules the next read of a pod whose read failed in a way that
+// may pass (rec.retry), backing off from firstRetry to the reconcile
+// interval, and forgets the schedule once a read no longer fails so. read
+// says whether rec comes from a read just now.
+func (ix *index) noteRetry(rec *podRecord, read bool, now time.Time) {
+	if !read {
+		return
+	}
+	if !rec.retry {
+		delete(ix.retry, rec.name)
+		return
+	}
+	st, ok := ix.retry[rec.name]
+	switch {
+	case !ok:
+		st.delay = min(firstRetry, ix.reconcile)
+	case now.Before(st.at):
+		// Read early (an event, a racy key, a held pod settling): the
+		// schedule stands.
+		return
+	default:
+		st.delay = min(2*st.delay, ix.reconcile)
+	}
+	st.at = now.Add(st.delay)
+	ix.retry[rec.name] = st
 }
 
 // publishNow builds a snapshot from the records and publishes it.
@@ -321,6 +483,7 @@ func (ix *index) run() {
 			events, errs = ix.watcher.Events, ix.watcher.Errors
 		}
 		timer.Reset(time.Until(ix.nextWake()))
+		ix.heldNow.Store(int64(len(ix.held)))
 		select {
 		case <-ix.stop:
 			return
@@ -357,11 +520,16 @@ func (ix *index) nextWake() time.Time {
 			wake = t
 		}
 	}
+	for _, r := range ix.retry {
+		wake = minTime(wake, r.at)
+	}
 	if ix.watcher == nil {
 		wake = minTime(wake, ix.nextPoll)
 		if ix.noWatch != "watch_limit" && ix.noWatch != "disabled" {
 			wake = minTime(wake, ix.nextRetry)
 		}
+	} else {
+		wake = minTime(wake, ix.nextSweep)
 	}
 	return wake
 }
@@ -385,12 +553,15 @@ func (ix *index) note(ev fsnotify.Event) {
 	dir, base := filepath.Dir(ev.Name), filepath.Base(ev.Name)
 	switch {
 	case ev.Name == ix.podsDir:
-		// pods/ itself was removed or renamed: its watch is gone too.
-		ix.resync = true
+		// pods/ itself was removed or renamed: its watch is gone too, and
+		// the index is blind until the sweep watches pods/ again.
+		ix.podsLost, ix.resync = true, true
+		ix.watching.Store(false)
 	case dir == ix.podsDir:
-		if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
-			// The directory's watch went with it; a directory made in its
-			// place (perhaps with the same inode) needs a new one.
+		if ev.Has(fsnotify.Create) || ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
+			// The directory's watch went with it; a directory made or
+			// renamed in its place (perhaps over it, perhaps with the same
+			// inode) needs a new one.
 			delete(ix.watched, base)
 		}
 		ix.dirty[base] = true
@@ -402,11 +573,12 @@ func (ix *index) note(ev fsnotify.Event) {
 	ix.due(time.Now())
 }
 
-// tick does what is due at now: a batch of events, held pods, a poll sweep or
-// a retry of the watches.
+// tick does what is due at now: a batch of events, held pods, failed reads
+// to try again, a poll sweep, a reconciliation sweep or a retry of the
+// watches.
 func (ix *index) tick(now time.Time) {
 	if ix.watcher == nil && ix.noWatch != "watch_limit" && ix.noWatch != "disabled" && !now.Before(ix.nextRetry) {
-		ix.nextRetry = now.Add(watchRetryInterval)
+		ix.nextRetry = now.Add(ix.reconcile)
 		ix.openWatcher()
 		if ix.watcher != nil {
 			ix.resync = true // adds every pod's watch and catches up
@@ -414,6 +586,12 @@ func (ix *index) tick(now time.Time) {
 	}
 	if ix.watcher == nil && !now.Before(ix.nextPoll) {
 		ix.nextPoll = now.Add(ix.poll)
+		ix.resync = true
+	}
+	if ix.watcher != nil && !now.Before(ix.nextSweep) {
+		// Watching is not trusted blindly: a replaced pods/, a swapped
+		// symlinked data dir or a lost event is found by this stat-only
+		// sweep, which also adds any pod watch that went missing.
 		ix.resync = true
 	}
 	for name, t := range ix.held {
@@ -424,8 +602,15 @@ func (ix *index) tick(now time.Time) {
 			ix.batchAt = now
 		}
 	}
+	for name, r := range ix.retry {
+		if !now.Before(r.at) && !ix.dirty[name] {
+			ix.dirty[name] = true
+			ix.batchAt = now
+		}
+	}
 	if ix.resync {
 		ix.resync, ix.batchAt = false, time.Time{}
+		ix.nextSweep = now.Add(ix.reconcile)
 		clear(ix.dirty)
 		if err := ix.fullScan(context.Background(), true); err != nil {
 			ix.cfg.log.Debug("local pod store: sweep failed")
@@ -458,14 +643,18 @@ func (ix *index) applyDirty(now time.Time) {
 			}
 			delete(ix.watched, name)
 			delete(ix.held, name)
+			delete(ix.retry, name)
 			continue
 		}
 		typ := fi.Mode().Type()
 		if typ.IsDir() {
 			ix.watchPod(name, false)
 		}
-		deadline, held := ix.held[name]
-		rec := ix.revalidate(prev, name, typ, held && deadline.IsZero())
+		// Always read: an event says the file was written, and a rewrite
+		// of the same size within one timestamp tick leaves its key as it
+		// was. Held pods and due retries are read again the same way.
+		rec, read := ix.revalidate(prev, name, typ, true, now)
+		ix.noteRetry(rec, read, now)
 		if rec == prev {
 			continue
 		}
@@ -481,18 +670,22 @@ func (ix *index) applyDirty(now time.Time) {
 	}
 	if changed {
 		ix.publishNow()
+	} else if ix.watcher != nil && !ix.podsLost {
+		// Nothing new, and the watches say nothing else happened.
+		ix.lastReval.Store(now.UnixNano())
 	}
 }
 
 // hold keeps prev for settleDelay when a pod that had a projection now reads
-// as invalid JSON or as changed while read: a writer is most likely half-way
-// through the file. It reports whether prev was kept.
+// as invalid JSON or as changed while read (a writer is most likely half-way
+// through the file), or could not be read for a reason that may pass. It
+// reports whether prev was kept.
 func (ix *index) hold(prev, rec *podRecord, now time.Time) bool {
 	if prev == nil || (prev.kind != recListed && prev.kind != recHidden) {
 		return false
 	}
 	deadline, held := ix.held[rec.name]
-	if rec.kind != recProblem || (rec.problem != "json" && rec.problem != "changed_during_read") {
+	if rec.kind != recProblem || (rec.problem != "json" && rec.problem != "changed_during_read" && !rec.retry) {
 		delete(ix.held, rec.name)
 		return false
 	}

@@ -109,9 +109,11 @@ func parseMetadata(data []byte) (*podMetadata, error) {
 const maxDisplayRunes = 80
 
 // sanitizeDisplay makes a store string safe to show: control characters,
-// bidirectional-text controls, '/' and '\' (so a display string never looks
-// like a path) and invalid UTF-8 are dropped, surrounding white space is
-// trimmed, and at most 80 code points are kept.
+// format characters (Unicode Cf: bidirectional-text controls, zero-width
+// characters, U+FEFF, the soft hyphen, the tag characters U+E0000–E007F, …),
+// line and paragraph separators (Zl, Zp), '/' and '\' (so a display string
+// never looks like a path) and invalid UTF-8 are dropped, surrounding white
+// space is trimmed, and at most 80 code points are kept.
 func sanitizeDisplay(s string) string {
 	if displaySafe(s) {
 		// Nothing to change: keep the string itself, no copy (the index
@@ -128,9 +130,7 @@ func sanitizeDisplay(s string) string {
 		if r == utf8.RuneError {
 			continue
 		}
-		// Bidi controls (U+202E and kin) are not control characters to
-		// unicode.IsControl, yet they can make a label read as something else.
-		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) || r == '/' || r == '\\' {
+		if hiddenRune(r) || r == '/' || r == '\\' {
 			continue
 		}
 		b.WriteRune(r)
@@ -147,6 +147,15 @@ func sanitizeDisplay(s string) string {
 		}
 	}
 	return out
+}
+
+// hiddenRune reports whether r is a code point a display string never
+// keeps: a control character, a format character (Cf: invisible, yet it can
+// reorder, join, hide or tag text, so a label reads as something it is not;
+// the bidi controls U+202A–202E and U+2066–2069 are among them) or a line or
+// paragraph separator (Zl, Zp: a line break that is not a control character).
+func hiddenRune(r rune) bool {
+	return unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp, unicode.Bidi_Control)
 }
 
 // displaySafe reports whether sanitizeDisplay would return s unchanged:

@@ -9,7 +9,10 @@ import (
 )
 
 // readMetadataFile reads podDir/metadata.json and returns the key of the file
-// it read. The Lstat rejects a symlink, FIFO or device without opening it.
+// it read. The Lstat rejects a symlink, FIFO or device without opening it,
+// and a file with more than one hard link: like a symlink, a second link may
+// be a name for a file outside the data dir that whoever writes the store
+// could not otherwise make this server show (the fstat checks it again).
 // The pod directory is then opened with O_NOFOLLOW and the file relative to it
 // with openat and O_NOFOLLOW|O_NONBLOCK, and an fstat refuses anything but a
 // regular file swapped in between: a read never follows a link and never
@@ -29,6 +32,8 @@ func readMetadataFile(podDir string) ([]byte, fileKey, *podProblem) {
 		return nil, fileKey{}, unreadable("stat_failed", err)
 	case !fi.Mode().IsRegular():
 		return nil, keyOf(fi), unreadable("not_regular", nil)
+	case linkCount(fi) > 1:
+		return nil, keyOf(fi), unreadable("hard_link", nil)
 	}
 	fd, err := openMetadataFD(podDir)
 	if err != nil {
@@ -42,6 +47,9 @@ func readMetadataFile(podDir string) ([]byte, fileKey, *podProblem) {
 	}
 	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
 		return nil, keyOf(fi), unreadable("not_regular", nil)
+	}
+	if st.Nlink > 1 {
+		return nil, keyOfStat(&st), unreadable("hard_link", nil)
 	}
 	key := keyOfStat(&st)
 	size := min(max(st.Size, 0), maxMetadataBytes) + 1

@@ -18,7 +18,8 @@ func openMetadata(podDir string) (*os.File, error) {
 }
 
 // readMetadataFile reads podDir/metadata.json and returns the key of the file
-// it read. The Lstat rejects a symlink, FIFO or device without opening it;
+// it read. The Lstat rejects a symlink, FIFO or device without opening it,
+// and a file with more than one hard link (see the Linux version);
 // O_NOFOLLOW, O_NONBLOCK and the fstat after opening refuse one swapped in
 // between, so a read never follows a link and never blocks. At most 1 MiB + 1
 // byte is read: one byte more than the limit is enough to tell that the file
@@ -33,6 +34,8 @@ func readMetadataFile(podDir string) ([]byte, fileKey, *podProblem) {
 		return nil, fileKey{}, unreadable("stat_failed", err)
 	case !fi.Mode().IsRegular():
 		return nil, keyOf(fi), unreadable("not_regular", nil)
+	case linkCount(fi) > 1:
+		return nil, keyOf(fi), unreadable("hard_link", nil)
 	}
 	f, err := openMetadata(podDir)
 	if err != nil {
@@ -45,6 +48,8 @@ func readMetadataFile(podDir string) ([]byte, fileKey, *podProblem) {
 		return nil, keyOf(fi), unreadable("stat_failed", err)
 	} else if !st.Mode().IsRegular() {
 		return nil, keyOf(st), unreadable("not_regular", nil)
+	} else if linkCount(st) > 1 {
+		return nil, keyOf(st), unreadable("hard_link", nil)
 	}
 	key := keyOf(st)
 	data, err := io.ReadAll(io.LimitReader(f, maxMetadataBytes+1))

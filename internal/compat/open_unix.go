@@ -3,6 +3,7 @@
 package compat
 
 import (
+	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -31,3 +32,11 @@ func statMetadata(podDir string) fileKey {
 // metadataOpenFlags never follow a final symlink and never wait for a writer
 // on a FIFO.
 const metadataOpenFlags = syscall.O_RDONLY | syscall.O_NOFOLLOW | syscall.O_NONBLOCK | syscall.O_CLOEXEC
+
+// linkCount is the number of hard links of fi (1 when unknown).
+func linkCount(fi fs.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return uint64(st.Nlink) //nolint:unconvert // the type differs between systems
+	}
+	return 1
+}

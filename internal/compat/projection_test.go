@@ -40,6 +40,12 @@ func TestProjection(t *testing.T) {
 	}{
 		{"plain", "coder", meta("worker_name", "coder"), idle("coder", "coder")},
 		{"label drops controls and slashes", "lbl1", meta("worker_name", "a/b\\c\x01\x7f\td\u0085e"), idle("abcde", "lbl1")},
+		{"label drops format and separator chars", "lbl6",
+			meta("worker_name", "a\u200bb\ufeffc\u00add\U000E0041\U000E007Fe\u2028f\u2029g\u200dh\u2066i\u061cj\u180ek"),
+			idle("abcdefghijk", "lbl6")},
+		{"display hint drops format chars", "hint\u200b\u2029x", meta(), idle("hintx", "hintx")},
+		{"role and profile drop format chars", "rp12", snap("role", "\u200b\ufeff", "role_claim", meta("role", "re\u00adviewer"), "profile", "fa\U000E0020st\u2028"),
+			withRP(idle("rp12", "rp12"), ptr("reviewer"), ptr("fast"))},
 		{"label drops replacement chars", "lbl2", meta("worker_name", "x\ufffdy"), idle("xy", "lbl2")},
 		{"label is cut to 80 runes", "lbl3", meta("worker_name", strings.Repeat("é", 100)), idle(strings.Repeat("é", 80), "lbl3")},
 		{"label trims space", "lbl4", meta("worker_name", "  spaced  "), idle("spaced", "lbl4")},

@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/workspace-backend/runtime-registry/internal/registry"
@@ -93,9 +95,43 @@ type scanConfig struct {
 	root    string // normalized workspace root; "" matches nothing
 	hostID  registry.HostID
 	log     *slog.Logger
+	// hooks are nil outside tests (see export_test.go).
+	hooks *testHooks
+}
+
+// testHooks let a test stand in for what it cannot make the kernel do on
+// demand: a filesystem whose timestamps do not move, a failing open.
+type testHooks struct {
+	// key rewrites every file key the scan sees.
+	key func(fileKey) fileKey
+	// now is the clock a read is timed with.
+	now func() time.Time
+	// failRead makes the read of pod name fail as if open(2) had.
+	failRead func(name string) bool
 }
 
 func (cfg scanConfig) podsDir() string { return filepath.Join(cfg.dataDir, podsDirName) }
+
+// now is the time a read starts at.
+func (cfg scanConfig) now() time.Time {
+	if cfg.hooks != nil && cfg.hooks.now != nil {
+		return cfg.hooks.now()
+	}
+	return time.Now()
+}
+
+func (cfg scanConfig) adjustKey(k fileKey) fileKey {
+	if cfg.hooks != nil && cfg.hooks.key != nil {
+		return cfg.hooks.key(k)
+	}
+	return k
+}
+
+// statKey is the key of pod name's metadata.json as it is now, without
+// opening it (zero when it cannot be stat'ed).
+func (cfg scanConfig) statKey(name string) fileKey {
+	return cfg.adjustKey(statMetadata(filepath.Join(cfg.podsDir(), name)))
+}
 
 // recordKind says what one entry of the pods directory amounts to.
 type recordKind uint8
@@ -117,6 +153,14 @@ type podRecord struct {
 	dirType fs.FileMode
 	// key identifies the metadata.json that was read (zero when none was).
 	key fileKey
+	// racy says key cannot be trusted: the file's times were within one
+	// timestamp tick of the read, so a rewrite of the same size right after
+	// the read may have left the key as it was. The index reads it again.
+	racy bool
+	// retry says the read failed in a way that may pass (an open or read
+	// error: out of file descriptors, memory, I/O): the failure is not the
+	// file's answer, so the index reads it again (see index.go).
+	retry bool
 	// problem is the reason word of a recProblem record ("" otherwise); an
 	// invalid read is held back by the index for a while (see index.go).
 	problem string
@@ -179,9 +223,19 @@ func recordFor(cfg scanConfig, name string, typ fs.FileMode) *podRecord {
 		rec.kind = recSkip
 		return rec
 	}
-	m, key, prob := readPod(cfg.podsDir(), name)
-	rec.key = key
+	start := cfg.now()
+	var m *podMetadata
+	var key fileKey
+	var prob *podProblem
+	if cfg.hooks != nil && cfg.hooks.failRead != nil && cfg.hooks.failRead(name) {
+		key, prob = statMetadata(filepath.Join(cfg.podsDir(), name)), unreadable("open_failed", syscall.EMFILE)
+	} else {
+		m, key, prob = readPod(cfg.podsDir(), name)
+	}
+	rec.key = cfg.adjustKey(key)
+	rec.racy = racyKey(rec.key, start)
 	if prob != nil {
+		rec.retry = transientProblem(prob.reason)
 		return warn(prob.code, prob.reason, prob.message)
 	}
 	if m.WorkspaceRoot == "" {
@@ -205,6 +259,58 @@ func recordFor(cfg scanConfig, name string, typ fs.FileMode) *podRecord {
 	}
 	rec.kind, rec.entry = recListed, entry{worker: &w, visible: true}
 	return rec
+}
+
+// Timestamp granularity. A file's times are stamped from a coarse clock:
+// two writes within one tick of it get the same times, so a key taken
+// within a tick of a write may not change when the file is written again.
+const (
+	// racyWindow is the tick assumed for filesystems with sub-second
+	// timestamps (the kernel's coarse clock ticks every 1 to 10 ms).
+	racyWindow = 10 * time.Millisecond
+	// coarseRacyWindow is assumed when both times are whole seconds: a
+	// filesystem with 1 s (or FAT's 2 s) timestamps.
+	coarseRacyWindow = 2 * time.Second
+)
+
+// racyKey reports whether a key read at start may miss a later rewrite of
+// the same size: the file changed within one timestamp tick before the read.
+// Such a key is not trusted, and the file is read again next time.
+func racyKey(k fileKey, start time.Time) bool {
+	changed := max(k.mtime, k.ctime)
+	if changed == 0 {
+		return false
+	}
+	window := racyWindow
+	if k.mtime%int64(time.Second) == 0 && k.ctime%int64(time.Second) == 0 {
+		window = coarseRacyWindow
+	}
+	return start.UnixNano()-changed < int64(window)
+}
+
+// transientProblem reports whether a read that failed for reason may succeed
+// when tried again with the file unchanged.
+func transientProblem(reason string) bool {
+	switch reason {
+	case "open_failed", "read_failed", "stat_failed":
+		return true
+	}
+	return false
+}
+
+// sameProjection reports whether a and b show the same thing: a re-read that
+// finds the same projection keeps the previous record (and snapshot).
+func sameProjection(a, b *podRecord) bool {
+	if a.kind != b.kind || a.dirType != b.dirType || a.problem != b.problem || a.entry.visible != b.entry.visible {
+		return false
+	}
+	if (a.warn == nil) != (b.warn == nil) || (a.warn != nil && *a.warn != *b.warn) {
+		return false
+	}
+	if (a.entry.worker == nil) != (b.entry.worker == nil) {
+		return false
+	}
+	return a.entry.worker == nil || reflect.DeepEqual(*a.entry.worker, *b.entry.worker)
 }
 
 // build makes the snapshot of a readable store from its records, given in

@@ -77,6 +77,8 @@ func TestHostLabel(t *testing.T) {
 		{".", "workspace"},
 		{"///", "workspace"},
 		{"/x/bad\x01name", "badname"},
+		{"/x/in\u200bvis\u2028ible\U000E0041", "invisible"},
+		{"/x/\ufeff\u00ad", "workspace"},
 	}
 	for _, tt := range tests {
 		hosts, _, _ := compat.New(compat.Config{WorkspaceRoot: tt.root}).Hosts(context.Background())

@@ -70,6 +70,16 @@ func TestPodDiagnostics(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, false, false, compat.DiagMetadataUnreadable, registry.SeverityWarning, registry.CodeUnknownWorker},
+		{"metadata.json is a hard link", func(f *fixture, pod string) {
+			// A second name of a file elsewhere (here outside the data dir).
+			target := filepath.Join(t.TempDir(), "real.json")
+			if err := os.WriteFile(target, []byte(`{"worker_name":"x","workspace_root":`+quote(f.root)+`}`), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Link(target, filepath.Join(f.podDir(pod), "metadata.json")); err != nil {
+				t.Skipf("no hard links here: %v", err)
+			}
+		}, false, false, compat.DiagMetadataUnreadable, registry.SeverityWarning, registry.CodeUnknownWorker},
 		{"pod dir is a symlink", func(f *fixture, pod string) {
 			real := filepath.Join(t.TempDir(), "realpod")
 			if err := os.MkdirAll(real, 0o755); err != nil {

@@ -8,7 +8,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -29,14 +28,15 @@ type Handlers struct {
 
 var _ gen.StrictServerInterface = (*Handlers)(nil)
 
-// New returns the handlers for reg. specJSON is the contract served, as is,
+// New returns the handlers for reg, with fresh metrics and no body cache
+// (NewServer adds one). specJSON is the contract served, as is,
 // at /api/openapi.json; it fails only if specJSON is not a JSON object.
 func New(reg *registry.Registry, specJSON []byte, log *slog.Logger) (*Handlers, error) {
 	if !json.Valid(specJSON) || !bytes.HasPrefix(bytes.TrimSpace(specJSON), []byte("{")) {
 		return nil, errors.New("handlers: the embedded spec is not a JSON object")
 	}
 	m := NewMetrics()
-	return &Handlers{reg: reg, spec: specResponse(specJSON), log: log, cache: newBodyCache(DefaultBodyCacheBytes), metrics: m,
+	return &Handlers{reg: reg, spec: specResponse(specJSON), log: log, metrics: m,
 		streams: newStreamLimiter(DefaultMaxStreams, nil, m)}, nil
 }
 
@@ -132,13 +132,11 @@ func (h *Handlers) ListRuntimeWorkers(ctx context.Context, req gen.ListRuntimeWo
 	if err != nil {
 		return h.problem(err), nil
 	}
+	// The validator has checked limit against the contract (1 to 200); the
+	// registry checks it against --max-records. 0 means its default.
 	limit := 0
 	if req.Params.Limit != nil {
 		limit = *req.Params.Limit
-		if limit == 0 {
-			// 0 means "default" to the registry; to a client it is out of range.
-			return h.problem(registry.InvalidRequest("limit", fmt.Sprintf("The limit must be between 1 and %d.", h.reg.MaxRecords()))), nil
-		}
 	}
 	list, err := h.reg.RuntimeWorkers(ctx, id, limit, deref(req.Params.Cursor))
 	if err != nil {
@@ -167,9 +165,6 @@ func (h *Handlers) CreateWorker(ctx context.Context, req gen.CreateWorkerRequest
 	if err != nil {
 		return h.problem(err), nil
 	}
-	if req.Body == nil {
-		return h.problem(registry.InvalidRequest("", "A request body is required.")), nil
-	}
 	create := createRequestIn(*req.Body)
 	create.IdempotencyKey = deref(req.Params.IdempotencyKey)
 	w, err := h.reg.CreateWorker(ctx, id, create)
@@ -184,9 +179,6 @@ func (h *Handlers) SendWorkerInput(ctx context.Context, req gen.SendWorkerInputR
 	ref, err := registry.ParseWorkerRef(req.RuntimeId, req.WorkerId)
 	if err != nil {
 		return h.problem(err), nil
-	}
-	if req.Body == nil {
-		return h.problem(registry.InvalidRequest("", "A request body is required.")), nil
 	}
 	ack, err := h.reg.SendInput(ctx, ref, registry.WorkerInput{Kind: registry.InputKind(req.Body.Kind), Content: req.Body.Content})
 	if err != nil {
@@ -204,9 +196,6 @@ func (h *Handlers) StopWorker(ctx context.Context, req gen.StopWorkerRequestObje
 	ref, err := registry.ParseWorkerRef(req.RuntimeId, req.WorkerId)
 	if err != nil {
 		return h.problem(err), nil
-	}
-	if req.Body == nil {
-		return h.problem(registry.InvalidRequest("", "A request body is required.")), nil
 	}
 	ack, err := h.reg.StopWorker(ctx, ref, registry.StopMode(req.Body.Mode))
 	if err != nil {

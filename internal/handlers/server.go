@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/labstack/echo/v4"
 
@@ -30,14 +31,24 @@ type ServerOptions struct {
 	// DefaultBodyCacheBytes and a negative value turns the cache off (every
 	// answer is encoded and hashed afresh; for benchmarks).
 	BodyCacheBytes int
+	// AllowedHosts are the Host header values answered ("host" accepts that
+	// host on any port, "host:port" exactly that); any other Host is
+	// 421 misdirected_request. Nil accepts every Host: only for in-process
+	// tests, cmd/server always sets the list.
+	AllowedHosts []string
+	// AccessToken, when set, is required (as a bearer token or the console's
+	// cookie) by every /api/* and /metrics request; see ValidAccessToken.
+	AccessToken string
 }
 
-// NewServer builds the echo server for reg: the embedded contract with its
-// servers cleared (so that routes match on any host), the request validator,
-// panic recovery, security headers, request logging, the problem error
-// handler and the generated routes. It fails only if the embedded contract
-// cannot be loaded, which is a build defect.
-func NewServer(reg *registry.Registry, opts ServerOptions) (*echo.Echo, error) {
+// NewServer builds the HTTP handler for reg: the guard (security headers,
+// Host allow-list, cross-origin write rejection, access token, HEAD as GET)
+// in front of the echo server with the embedded contract (its servers
+// cleared so that routes match on any host), the request validator, panic
+// recovery, request logging, the problem error handler and the generated
+// routes. It fails if the embedded contract cannot be loaded, which is a
+// build defect, or if an allowed host or the access token is malformed.
+func NewServer(reg *registry.Registry, opts ServerOptions) (http.Handler, error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
@@ -56,6 +67,10 @@ func NewServer(reg *registry.Registry, opts ServerOptions) (*echo.Echo, error) {
 		return nil, fmt.Errorf("handlers: encoding the contract: %w", err)
 	}
 	doc.Servers = nil
+	// The guard checks the access token before routing; the contract
+	// declares it for clients. Validating it again would make kin-openapi
+	// buffer every request body (even a GET's) for an authentication hook.
+	clearSecurity(doc)
 	router, err := gorillamux.NewRouter(doc)
 	if err != nil {
 		return nil, fmt.Errorf("handlers: routing the contract: %w", err)
@@ -69,9 +84,12 @@ func NewServer(reg *registry.Registry, opts ServerOptions) (*echo.Echo, error) {
 		h.cache = nil
 	case opts.BodyCacheBytes > 0:
 		h.cache = newBodyCache(opts.BodyCacheBytes)
+	default:
+		h.cache = newBodyCache(DefaultBodyCacheBytes)
 	}
 	if opts.Metrics != nil {
 		h.metrics = opts.Metrics
+		h.streams = newStreamLimiter(DefaultMaxStreams, nil, h.metrics)
 	}
 	routes := map[string]bool{}
 
@@ -80,7 +98,6 @@ func NewServer(reg *registry.Registry, opts ServerOptions) (*echo.Echo, error) {
 	e.HidePort = true
 	e.HTTPErrorHandler = ErrorHandler(log)
 	e.Use(
-		securityHeaders,
 		requestLog(log, h.metrics, routes),
 		recoverPanics(log),
 		newRequestValidator(doc, router, maxBody).middleware,
@@ -89,20 +106,7 @@ func NewServer(reg *registry.Registry, opts ServerOptions) (*echo.Echo, error) {
 	for _, r := range e.Routes() {
 		routes[r.Path] = true
 	}
-	return e, nil
-}
-
-// securityHeaders stops browsers from sniffing a JSON body as something else,
-// and from storing answers: Cache-Control is no-store unless a cacheable GET
-// answers (it then sets no-cache with its ETag, see cache.go). No CORS header
-// is set: the API grants no cross-origin access by default.
-func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		hdr := c.Response().Header()
-		hdr.Set("X-Content-Type-Options", "nosniff")
-		hdr.Set("Cache-Control", "no-store")
-		return next(c)
-	}
+	return newGuard(e, opts, log, h.metrics)
 }
 
 // requestLog writes one line per request with the route template, never the
@@ -157,6 +161,17 @@ func recoverPanics(log *slog.Logger) echo.MiddlewareFunc {
 				}
 			}()
 			return next(c)
+		}
+	}
+}
+
+// clearSecurity removes every security requirement from doc, which is the
+// copy used for request validation only.
+func clearSecurity(doc *openapi3.T) {
+	doc.Security = nil
+	for _, item := range doc.Paths.Map() {
+		for _, op := range item.Operations() {
+			op.Security = nil
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -23,6 +24,7 @@ import (
 	"github.com/workspace-backend/runtime-registry/internal/gen"
 	"github.com/workspace-backend/runtime-registry/internal/handlers"
 	"github.com/workspace-backend/runtime-registry/internal/registry"
+	"github.com/workspace-backend/runtime-registry/internal/registry/registrytest"
 )
 
 // contract is the embedded spec, loaded once, with the router the response
@@ -164,13 +166,14 @@ func checkResponse(t *testing.T, method, target string, resp response) {
 	if resp.Status >= 400 {
 		checkProblem(t, c, method, target, resp)
 	}
-	req := httptest.NewRequest(method, target, nil)
+	req := httptest.NewRequest(routeMethod(method), target, nil)
 	route, params, err := c.router.FindRoute(req)
 	if err != nil {
 		// No operation: only not_found and method_not_allowed may answer (or
-		// invalid_identifier for an empty id, "/api/runtimes//workers"), and
-		// checkProblem has validated their bodies against Problem.
-		emptyID := resp.Status == http.StatusBadRequest && strings.Contains(req.URL.Path, "//") &&
+		// invalid_identifier for an empty id, "/api/runtimes//workers" or
+		// "/api/runtimes/"), and checkProblem has validated their bodies
+		// against Problem.
+		emptyID := resp.Status == http.StatusBadRequest && (strings.Contains(req.URL.Path, "//") || strings.HasSuffix(req.URL.Path, "/")) &&
 			resp.problem(t).Code == gen.ProblemCodeInvalidIdentifier
 		if resp.Status != http.StatusNotFound && resp.Status != http.StatusMethodNotAllowed && !emptyID {
 			t.Errorf("%s %s: no operation, yet status %d", method, target, resp.Status)
@@ -187,6 +190,15 @@ func checkResponse(t *testing.T, method, target string, resp response) {
 	if err := openapi3filter.ValidateResponse(context.Background(), input); err != nil {
 		t.Errorf("%s %s: response %d does not match the contract: %v\nbody: %s", method, target, resp.Status, err, resp.Body)
 	}
+}
+
+// routeMethod is the method whose operation answers method: HEAD is
+// answered by the GET operation.
+func routeMethod(method string) string {
+	if method == http.MethodHead {
+		return http.MethodGet
+	}
+	return method
 }
 
 func checkProblem(t *testing.T, c *contractRouter, method, target string, resp response) {
@@ -213,113 +225,18 @@ func checkProblem(t *testing.T, c *contractRouter, method, target string, resp r
 	}
 }
 
-// fakeSource is a test double of a Runtime: it holds Workers in memory and
-// can be told to panic or to support operations.
-type fakeSource struct {
-	id      registry.RuntimeID
-	workers []registry.Worker
-	hidden  map[registry.WorkerID]bool
-	panics  bool
-	ops     bool
-}
-
-var _ registry.Source = (*fakeSource)(nil)
-
-func newFakeSource(id registry.RuntimeID, workerIDs ...registry.WorkerID) *fakeSource {
-	s := &fakeSource{id: id, hidden: map[registry.WorkerID]bool{}}
-	for _, w := range workerIDs {
-		s.workers = append(s.workers, registry.Worker{
-			ID: w, RuntimeID: id, HostID: registry.HostID("host-" + id), Label: "Worker " + string(w),
-			State: registry.WorkerActive, Status: "active:segment",
-			Workspace:      registry.WorkerWorkspace{Visibility: "current_workspace", Identity: "runtime_workspace"},
-			Implementation: registry.WorkerImplementation{Kind: registry.ImplementationEmbeddedWorker, DisplayHint: string(w)},
-			Capabilities:   registry.WorkerCapabilities{CanGetWorker: true, CanStopWorker: true, CanAcceptInput: true},
-		})
-	}
+// newFakeSource is the shared registry test double with a host note, which
+// the host lists pass on.
+func newFakeSource(id registry.RuntimeID, workerIDs ...registry.WorkerID) *registrytest.Source {
+	s := registrytest.New(id, workerIDs...)
+	s.SetHostDiagnostics(registry.Diagnostic{Code: "fake_note", Severity: registry.SeverityInfo, Message: "a note"})
 	return s
-}
-
-func (s *fakeSource) RuntimeID() registry.RuntimeID { return s.id }
-
-func (s *fakeSource) Summary(context.Context) (registry.RuntimeSummary, error) {
-	if s.panics {
-		panic("fake source: summary of /very/secret/path")
-	}
-	return s.summary(), nil
-}
-
-func (s *fakeSource) summary() registry.RuntimeSummary {
-	return registry.RuntimeSummary{
-		ID: s.id, Label: "Fake " + string(s.id), Kind: "fake", Status: registry.Available,
-		HostIDs: []registry.HostID{registry.HostID("host-" + s.id)},
-		Source: registry.SourceInfo{Kind: registry.SourceEmbeddedWorkerRuntime, Status: registry.SourceActive,
-			IdentityAuthority: registry.IdentityAuthorityProjection, Note: "test double"},
-		Capabilities: registry.Capabilities{CanListWorkers: true, LocalPodInspection: registry.InspectionUnavailable,
-			WorkspaceScope: registry.WorkspaceScopeCurrent, OS: "linux", Arch: "amd64"},
-	}
-}
-
-func (s *fakeSource) Hosts(context.Context) ([]registry.Host, []registry.Diagnostic, error) {
-	sum := s.summary()
-	return []registry.Host{{ID: sum.HostIDs[0], RuntimeID: s.id, Kind: "fake-host", Label: "fake", Status: registry.Available, Capabilities: sum.Capabilities}},
-		[]registry.Diagnostic{{Code: "fake_note", Severity: registry.SeverityInfo, Message: "a note"}}, nil
-}
-
-func (s *fakeSource) Workers(_ context.Context, q registry.WorkerQuery) (registry.WorkerPage, error) {
-	var page registry.WorkerPage
-	for _, w := range s.workers {
-		if w.ID <= q.After || (q.HostID != "" && q.HostID != w.HostID) {
-			continue
-		}
-		if len(page.Workers) == q.Limit {
-			page.More = true
-			break
-		}
-		page.Workers = append(page.Workers, w)
-	}
-	return page, nil
-}
-
-func (s *fakeSource) Worker(_ context.Context, id registry.WorkerID) (registry.Worker, error) {
-	for _, w := range s.workers {
-		if w.ID == id {
-			if s.hidden[id] {
-				return registry.Worker{}, registry.WorkerNotVisible(w.Ref())
-			}
-			return w, nil
-		}
-	}
-	return registry.Worker{}, registry.UnknownWorker(registry.WorkerRef{RuntimeID: s.id, WorkerID: id})
-}
-
-func (s *fakeSource) CreateWorker(_ context.Context, req registry.CreateWorkerRequest) (registry.Worker, error) {
-	if !s.ops {
-		return registry.Worker{}, registry.OperationUnsupported(s.id, registry.OpCreateWorker)
-	}
-	w := s.workers[0]
-	w.Label = req.WorkerName
-	return w, nil
-}
-
-func (s *fakeSource) SendInput(_ context.Context, id registry.WorkerID, _ registry.WorkerInput) (registry.InputAck, error) {
-	if !s.ops {
-		return registry.InputAck{}, registry.OperationUnsupported(s.id, registry.OpSendInput)
-	}
-	return registry.InputAck{Ref: registry.WorkerRef{RuntimeID: s.id, WorkerID: id}, Accepted: true}, nil
-}
-
-func (s *fakeSource) StopWorker(_ context.Context, id registry.WorkerID, mode registry.StopMode) (registry.StopAck, error) {
-	if !s.ops {
-		return registry.StopAck{}, registry.OperationUnsupported(s.id, registry.OpStopWorker)
-	}
-	return registry.StopAck{Ref: registry.WorkerRef{RuntimeID: s.id, WorkerID: id}, Mode: mode, State: registry.WorkerStopping}, nil
 }
 
 func TestEveryEndpointAnswersPerContract(t *testing.T) {
 	a := newFakeSource("runtime-a", "w1", "w2", "w3")
-	a.ops = true
 	b := newFakeSource("runtime-b", "w1")
-	s := newTestServer(t, registry.Options{WorkspaceID: "ws:test"}, a, b)
+	s := newTestServer(t, registry.Options{WorkspaceID: "ws:test"}, registrytest.Full{Source: a}, b)
 
 	tests := []struct {
 		method, target, body string
@@ -332,7 +249,7 @@ func TestEveryEndpointAnswersPerContract(t *testing.T) {
 		{"GET", "/api/hosts", "", 200, []string{`"host_id":"host-runtime-a"`, `"code":"fake_note"`}},
 		{"GET", "/api/workers", "", 200, []string{`"worker_id":"w3"`, `"runtime_id":"runtime-b"`}},
 		{"GET", "/api/hosts/host-runtime-b/workers", "", 200, []string{`"runtime_id":"runtime-b"`}},
-		{"GET", "/api/runtimes/runtime-a", "", 200, []string{`"label":"Fake runtime-a"`}},
+		{"GET", "/api/runtimes/runtime-a", "", 200, []string{`"label":"Test runtime-a"`}},
 		{"GET", "/api/runtimes/runtime-a/hosts", "", 200, []string{`"host_id":"host-runtime-a"`}},
 		{"GET", "/api/runtimes/runtime-a/workers?limit=2", "", 200, []string{`"limit":2`, `"next_cursor":`}},
 		{"GET", "/api/runtimes/runtime-a/workers/w2", "", 200, []string{`"worker_id":"w2"`, `"role":null`}},
@@ -381,9 +298,14 @@ func TestPagingThroughNextCursor(t *testing.T) {
 
 func TestEveryErrorCodeIsAProblem(t *testing.T) {
 	a := newFakeSource("runtime-a", "w1", "secret")
-	a.hidden["secret"] = true
+	a.Hide("secret")
 	broken := newFakeSource("runtime-panics")
-	broken.panics = true
+	broken.SetHook(func(_ context.Context, m registrytest.Method) error {
+		if m == registrytest.MethodSummary {
+			panic("fake source: summary of /very/secret/path")
+		}
+		return nil
+	})
 	reserved := registry.NewReservedSource("runtime-later", registry.SourceRemoteHTTP, "Remote later")
 	s := newTestServer(t, registry.Options{MaxRecords: 50}, a, reserved, broken)
 
@@ -424,7 +346,7 @@ func TestEveryErrorCodeIsAProblem(t *testing.T) {
 		{"unsupported stop", "POST", "/api/runtimes/runtime-a/workers/w1/stop", `{"mode":"force"}`, gen.ProblemCodeOperationUnsupported, ""},
 		{"unsupported create", "POST", "/api/runtimes/runtime-a/workers", `{"intent":{"kind":"assistant"}}`, gen.ProblemCodeOperationUnsupported, ""},
 		{"no route", "GET", "/api/nothing-here", "", gen.ProblemCodeNotFound, ""},
-		{"trailing slash", "GET", "/api/runtimes/", "", gen.ProblemCodeNotFound, ""},
+		{"trailing slash", "GET", "/api/runtimes/", "", gen.ProblemCodeInvalidIdentifier, "runtime_id"},
 		{"wrong method", "DELETE", "/api/runtimes/runtime-a", "", gen.ProblemCodeMethodNotAllowed, ""},
 		{"OPTIONS is not declared", "OPTIONS", "/api/runtimes/runtime-a", "", gen.ProblemCodeMethodNotAllowed, ""},
 		{"body over 1 MiB", "POST", "/api/runtimes/runtime-a/workers/w1/input", tooLarge, gen.ProblemCodePayloadTooLarge, ""},
@@ -522,7 +444,8 @@ func TestServedSpecIsTheContract(t *testing.T) {
 
 func TestInternalErrorRevealsNothing(t *testing.T) {
 	err := errors.New("open /data/pods/x/metadata.json: permission denied")
-	src := &erroringSource{fakeSource: newFakeSource("runtime-a"), err: err}
+	src := newFakeSource("runtime-a")
+	src.FailWith(err, registrytest.MethodSummary)
 	s := newTestServer(t, registry.Options{}, src)
 	resp := s.do("GET", "/api/runtimes/runtime-a", "")
 	if resp.Status != 500 || bytes.Contains(resp.Body, []byte("/data/pods")) {
@@ -533,11 +456,41 @@ func TestInternalErrorRevealsNothing(t *testing.T) {
 	}
 }
 
-type erroringSource struct {
-	*fakeSource
-	err error
-}
-
-func (s *erroringSource) Summary(context.Context) (registry.RuntimeSummary, error) {
-	return registry.RuntimeSummary{}, s.err
+// TestBlockedRuntimeLeavesListsAnswering: a Runtime that never answers is
+// listed as unavailable (the summary still matches the contract), left out
+// of the other merged lists with a diagnostic, and makes an unknown host 503.
+func TestBlockedRuntimeLeavesListsAnswering(t *testing.T) {
+	const timeout = 100 * time.Millisecond
+	blocked := newFakeSource("runtime-blocked", "w1")
+	blocked.BlockForever(t)
+	s := newTestServer(t, registry.Options{SourceTimeout: timeout}, newFakeSource("runtime-a", "w1"), blocked)
+	for _, tc := range []struct {
+		target     string
+		wantStatus int
+		wantInBody []string
+	}{
+		{"/api/runtimes", 200, []string{`"label":"runtime-blocked"`, `"status":"unavailable"`, `"code":"runtime_unavailable"`}},
+		{"/api/hosts", 200, []string{`"host_id":"host-runtime-a"`, `"code":"runtime_unavailable"`}},
+		{"/api/workers", 200, []string{`"runtime_id":"runtime-a"`, `"code":"runtime_unavailable"`}},
+		{"/api/hosts/host-runtime-a/workers", 200, []string{`"worker_id":"w1"`}},
+		{"/api/hosts/host-runtime-blocked/workers", 503, []string{`"code":"runtime_unavailable"`, `"host_id":"host-runtime-blocked"`}},
+	} {
+		t.Run(tc.target, func(t *testing.T) {
+			s.t = t
+			started := time.Now()
+			resp := s.do("GET", tc.target, "")
+			// A hang guard, not a timing assertion.
+			if took := time.Since(started); took > timeout+5*time.Second {
+				t.Errorf("answered after %s", took)
+			}
+			if resp.Status != tc.wantStatus {
+				t.Fatalf("status %d, want %d: %s", resp.Status, tc.wantStatus, resp.Body)
+			}
+			for _, want := range tc.wantInBody {
+				if !bytes.Contains(resp.Body, []byte(want)) {
+					t.Errorf("body lacks %s: %s", want, resp.Body)
+				}
+			}
+		})
+	}
 }

@@ -1,11 +1,10 @@
 package handlers
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -34,6 +33,9 @@ type requestValidator struct {
 	// expressions of the contract router, which cost a third of a small
 	// request. The contract router remains the fallback.
 	routes map[string]*routers.Route
+	// templates are the contract's paths split into segments, ":name" for a
+	// parameter: the empty-id rule matches against them.
+	templates [][]string
 }
 
 // echoPath turns a contract path template into echo's: {id} becomes :id.
@@ -59,6 +61,7 @@ func newRequestValidator(doc *openapi3.T, router routers.Router, maxBodyBytes in
 	for path, item := range doc.Paths.Map() {
 		for method, op := range item.Operations() {
 			v.routes[method+" "+echoPath(path)] = &routers.Route{Spec: doc, Path: path, PathItem: item, Method: method, Operation: op}
+			v.templates = append(v.templates, strings.Split(echoPath(path)[1:], "/"))
 			var names []string
 			for _, params := range []openapi3.Parameters{item.Parameters, op.Parameters} {
 				for _, p := range params {
@@ -78,20 +81,11 @@ func newRequestValidator(doc *openapi3.T, router routers.Router, maxBodyBytes in
 func (v *requestValidator) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		req := c.Request()
-		if err := v.bufferBody(req); err != nil {
-			return err
+		if name, ok := v.emptyIDParam(req.URL.EscapedPath()); ok {
+			return registry.InvalidIdentifier(name)
 		}
 		route, pathParams, err := v.findRoute(c)
 		if err != nil {
-			// No operation matches. Echo's router may still have matched a
-			// route with an empty path parameter ("/api/runtimes//workers"):
-			// that is an invalid id, not a missing route.
-			values := c.ParamValues()
-			for i, name := range c.ParamNames() {
-				if i < len(values) && values[i] == "" {
-					return registry.InvalidIdentifier(name)
-				}
-			}
 			// Echo answers OPTIONS on a known path with 204; the contract
 			// declares no OPTIONS, so it is a method not allowed.
 			if req.Method == http.MethodOptions && c.Get(echo.ContextKeyHeaderAllow) != nil {
@@ -107,8 +101,19 @@ func (v *requestValidator) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 				return registry.InvalidIdentifier(name)
 			}
 		}
-		if err := v.rejectUnknownQuery(route.Operation, req); err != nil {
+		if err := v.checkQuery(route.Operation, req); err != nil {
 			return err
+		}
+		// Only an operation that declares a body reads one: a body sent with
+		// a GET is never buffered.
+		if rb := route.Operation.RequestBody; rb != nil && rb.Value != nil {
+			var schema *openapi3.Schema
+			if mt := rb.Value.Content.Get("application/json"); mt != nil && mt.Schema != nil {
+				schema = mt.Schema.Value
+			}
+			if err := readBody(c.Response(), req, v.bodyLimit(route.Operation), schema); err != nil {
+				return err
+			}
 		}
 		input := &openapi3filter.RequestValidationInput{
 			Request:    req,
@@ -118,9 +123,6 @@ func (v *requestValidator) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 				// The generated binder then decodes exactly what was validated.
 				KeepValidatedValue:  true,
 				SkipSettingDefaults: true,
-				// The access token is checked before routing (auth.go);
-				// the contract declares it for clients, not for this check.
-				AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
 			},
 		}
 		if err := openapi3filter.ValidateRequest(req.Context(), input); err != nil {
@@ -128,6 +130,45 @@ func (v *requestValidator) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return next(c)
 	}
+}
+
+// emptyIDParam applies the one rule for empty path segments ("//", or a
+// trailing "/"): a path that matches a route of the contract, for any
+// method, when its empty segments are taken as path parameters is
+// invalid_identifier naming the first such parameter ("/api/runtimes/" and
+// "/api/runtimes//workers" name runtime_id); any other path with an empty
+// segment is not found (false here, echo's router answers it).
+func (v *requestValidator) emptyIDParam(path string) (string, bool) {
+	if len(path) < 2 || !strings.Contains(path[1:], "/") && !strings.HasSuffix(path, "/") {
+		return "", false
+	}
+	segs := strings.Split(path[1:], "/")
+	if !slices.Contains(segs, "") {
+		return "", false
+	}
+	for _, tmpl := range v.templates {
+		if len(tmpl) != len(segs) {
+			continue
+		}
+		name, matched := "", true
+		for i, t := range tmpl {
+			switch {
+			case strings.HasPrefix(t, ":"):
+				if segs[i] == "" && name == "" {
+					name = t[1:]
+				}
+			case t != segs[i]:
+				matched = false
+			}
+			if !matched {
+				break
+			}
+		}
+		if matched && name != "" {
+			return name, true
+		}
+	}
+	return "", false
 }
 
 // findRoute is the operation and path parameters of the request: from the
@@ -148,36 +189,28 @@ func (v *requestValidator) findRoute(c echo.Context) (*routers.Route, map[string
 	return v.router.FindRoute(req)
 }
 
-// bufferBody reads the body once, within the limit, so that both the validator
-// and the binder can read it and an oversize body is refused before parsing.
-func (v *requestValidator) bufferBody(req *http.Request) error {
-	if req.ContentLength > v.maxBodyBytes {
-		return payloadTooLarge()
-	}
-	if req.Body == nil || req.Body == http.NoBody {
-		return nil
-	}
-	body, err := io.ReadAll(io.LimitReader(req.Body, v.maxBodyBytes+1))
-	_ = req.Body.Close()
-	if err != nil {
-		return registry.InvalidRequest("", "The request body could not be read.")
-	}
-	if int64(len(body)) > v.maxBodyBytes {
-		return payloadTooLarge()
-	}
-	req.Body = io.NopCloser(bytes.NewReader(body))
-	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-	return nil
-}
+// maxQueryParams bounds the parameters of a query string: no operation
+// takes more than a few.
+const maxQueryParams = 100
 
-// rejectUnknownQuery answers invalid_request for a query parameter the
-// operation does not declare: kin-openapi does not check this by itself.
-func (v *requestValidator) rejectUnknownQuery(op *openapi3.Operation, req *http.Request) error {
-	if req.URL.RawQuery == "" {
+// checkQuery answers invalid_request for a query string that does not parse
+// cleanly (a ";" separator, a bad escape, more than maxQueryParams
+// parameters: net/url would drop what it cannot parse and the defaults would
+// answer) and for a query parameter the operation does not declare, which
+// kin-openapi does not check by itself.
+func (v *requestValidator) checkQuery(op *openapi3.Operation, req *http.Request) error {
+	raw := req.URL.RawQuery
+	if raw == "" {
 		return nil
+	}
+	if strings.Count(raw, "&") >= maxQueryParams {
+		return registry.InvalidRequest("", fmt.Sprintf("The query string has more than %d parameters.", maxQueryParams))
+	}
+	query, err := url.ParseQuery(raw)
+	if err != nil {
+		return registry.InvalidRequest("", "The query string is malformed: parameters are name=value pairs separated by \"&\", percent-encoded.")
 	}
 	declared := v.queryParams[op]
-	query := req.URL.Query()
 	keys := make([]string, 0, len(query))
 	for k := range query {
 		keys = append(keys, k)

@@ -43,22 +43,27 @@ func clampWorkerCapabilities(ops operations, c WorkerCapabilities) WorkerCapabil
 	return c
 }
 
+// clampWorker clamps w's flags and forces its runtime_id to s's: a Source
+// cannot present a Worker as another Runtime's.
 func clampWorker(s Source, w Worker) Worker {
 	w.Capabilities = clampWorkerCapabilities(operationsOf(s), w.Capabilities)
+	w.RuntimeID = s.RuntimeID()
 	return w
 }
 
-// clampWorkers returns ws with every Worker's flags clamped. Pages are
-// shared read-only with their Source, so ws is copied only when some flag
-// actually has to change.
+// clampWorkers returns ws with every Worker's flags clamped and runtime_id
+// forced to s's. Pages are shared read-only with their Source, so ws is
+// copied only when something actually has to change.
 func clampWorkers(s Source, ws []Worker) []Worker {
 	ops := operationsOf(s)
+	id := s.RuntimeID()
 	for i := range ws {
-		if clampWorkerCapabilities(ops, ws[i].Capabilities) != ws[i].Capabilities {
+		if ws[i].RuntimeID != id || clampWorkerCapabilities(ops, ws[i].Capabilities) != ws[i].Capabilities {
 			out := make([]Worker, len(ws))
 			copy(out, ws)
 			for j := i; j < len(out); j++ {
 				out[j].Capabilities = clampWorkerCapabilities(ops, out[j].Capabilities)
+				out[j].RuntimeID = id
 			}
 			return out
 		}
@@ -66,17 +71,22 @@ func clampWorkers(s Source, ws []Worker) []Worker {
 	return ws
 }
 
+// clampHosts returns a copy of hs with flags clamped and runtime_id forced
+// to s's.
 func clampHosts(s Source, hs []Host) []Host {
 	out := make([]Host, len(hs))
 	for i, h := range hs {
 		h.Capabilities = clampCapabilities(s, h.Capabilities)
+		h.RuntimeID = s.RuntimeID()
 		out[i] = h
 	}
 	return out
 }
 
+// clampSummary clamps the summary's flags and forces its runtime_id to s's.
 func clampSummary(s Source, sum RuntimeSummary) RuntimeSummary {
 	sum.Capabilities = clampCapabilities(s, sum.Capabilities)
+	sum.ID = s.RuntimeID()
 	if sum.Diagnostics == nil {
 		sum.Diagnostics = []Diagnostic{}
 	}

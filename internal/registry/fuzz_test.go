@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/workspace-backend/runtime-registry/internal/registry"
+	"github.com/workspace-backend/runtime-registry/internal/registry/registrytest"
 )
 
 // idPattern is the id rule of the contract, written independently of ValidID.
@@ -108,7 +109,7 @@ func FuzzRuntimeWorkersCursor(f *testing.F) {
 	f.Add("", -1)
 	f.Add("", 201)
 	reg, err := registry.New(registry.Options{WorkspaceID: "ws", Auditor: registry.SlogAuditor{Logger: discardLogger()}},
-		newMemSource("rt", "w-01", "w-02", "w-03", "w-04", "w-05", "w-06", "w-07"))
+		registrytest.New("rt", "w-01", "w-02", "w-03", "w-04", "w-05", "w-06", "w-07"))
 	if err != nil {
 		f.Fatal(err)
 	}

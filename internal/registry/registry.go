@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"time"
 )
 
 // DefaultMaxRecords is the default and highest list limit.
@@ -28,6 +29,12 @@ type Options struct {
 	Visibility VisibilityPolicy
 	// Auditor receives every authority-bearing call; nil logs with slog.Default.
 	Auditor Auditor
+	// SourceTimeout bounds how long a merged list or a host lookup waits for
+	// each Source; 0 means DefaultSourceTimeout.
+	SourceTimeout time.Duration
+	// Logger receives the registry's own logs (a Source's failure, by type
+	// only); nil means slog.Default.
+	Logger *slog.Logger
 }
 
 // Registry is the aggregation boundary in front of all Runtimes. It is
@@ -40,6 +47,9 @@ type Registry struct {
 	byID        map[RuntimeID]Source
 	visibility  VisibilityPolicy
 	auditor     Auditor
+	log         *slog.Logger
+	// sourceTimeout bounds each Source's answer in a fan-out.
+	sourceTimeout time.Duration
 	// versioned is true when lists may carry a Version: only the default
 	// visibility policy is known not to depend on the caller.
 	versioned bool
@@ -64,8 +74,8 @@ type List[T any] struct {
 }
 
 // New builds a Registry over sources, in the order they are listed. It fails
-// when a runtime_id is invalid or registered twice, or MaxRecords is out of
-// range: both are start-up errors.
+// when a runtime_id is invalid or registered twice, MaxRecords is out of
+// range or SourceTimeout is negative: all are start-up errors.
 func New(opts Options, sources ...Source) (*Registry, error) {
 	maxRecords := opts.MaxRecords
 	if maxRecords == 0 {
@@ -74,12 +84,23 @@ func New(opts Options, sources ...Source) (*Registry, error) {
 	if maxRecords < 1 || maxRecords > DefaultMaxRecords {
 		return nil, fmt.Errorf("registry: max records %d is outside 1..%d", opts.MaxRecords, DefaultMaxRecords)
 	}
+	if opts.SourceTimeout < 0 {
+		return nil, fmt.Errorf("registry: source timeout %s is negative", opts.SourceTimeout)
+	}
 	r := &Registry{
-		workspaceID: opts.WorkspaceID,
-		maxRecords:  maxRecords,
-		byID:        make(map[RuntimeID]Source, len(sources)),
-		visibility:  opts.Visibility,
-		auditor:     opts.Auditor,
+		workspaceID:   opts.WorkspaceID,
+		maxRecords:    maxRecords,
+		byID:          make(map[RuntimeID]Source, len(sources)),
+		visibility:    opts.Visibility,
+		auditor:       opts.Auditor,
+		log:           opts.Logger,
+		sourceTimeout: opts.SourceTimeout,
+	}
+	if r.sourceTimeout == 0 {
+		r.sourceTimeout = DefaultSourceTimeout
+	}
+	if r.log == nil {
+		r.log = slog.Default()
 	}
 	if r.visibility == nil {
 		r.visibility = SourceScopedVisibility{}
@@ -129,34 +150,30 @@ func (r *Registry) source(id RuntimeID) (Source, error) {
 	return s, nil
 }
 
-// sourceError makes sure every error leaving the registry is an *Error: a
-// Source's untyped error becomes internal, keeping the cause for logs only.
-func sourceError(id RuntimeID, err error) error {
-	if err == nil {
-		return nil
-	}
-	var e *Error
-	if errors.As(err, &e) {
-		return err
-	}
-	return &Error{Code: CodeInternal, RuntimeID: id, Detail: "The server failed to answer.", Cause: err}
-}
-
-// Runtimes lists every registered Runtime's summary, in registration order. A
-// Runtime that cannot summarise itself is left out with a diagnostic.
+// Runtimes lists every registered Runtime's summary, in registration order.
+// The Runtimes are asked concurrently, each under the source timeout: one
+// that fails or is late is listed as unavailable (from what the registry
+// knows of it), with one runtime_unavailable diagnostic naming it.
 func (r *Registry) Runtimes(ctx context.Context) List[RuntimeSummary] {
 	out := newList[RuntimeSummary](r, r.maxRecords)
-	for _, s := range r.sources {
-		if len(out.Items) == r.maxRecords {
-			out.Diagnostics = appendDiagnostics(out.Diagnostics, truncated("runtimes", r.maxRecords))
-			break
-		}
-		sum, err := s.Summary(ctx)
-		if err != nil {
-			out.Diagnostics = appendDiagnostics(out.Diagnostics, runtimeFailed(s.RuntimeID(), "describe itself"))
+	sources := r.sources
+	if len(sources) > r.maxRecords {
+		sources = sources[:r.maxRecords]
+	}
+	answers := fanOut(ctx, r, sources, OpGetRuntime, func(ctx context.Context, s Source) (RuntimeSummary, error) {
+		return s.Summary(ctx)
+	})
+	for i, a := range answers {
+		s := sources[i]
+		if a.failed() {
+			out.Diagnostics = appendDiagnostics(out.Diagnostics, unavailableDiagnostic(s.RuntimeID(), a.late, "describe itself", listedUnavailable))
+			out.Items = append(out.Items, unavailableSummary(s, a.late))
 			continue
 		}
-		out.Items = append(out.Items, clampSummary(s, sum))
+		out.Items = append(out.Items, clampSummary(s, a.v))
+	}
+	if len(r.sources) > len(sources) {
+		out.Diagnostics = appendDiagnostics(out.Diagnostics, truncated("runtimes", r.maxRecords))
 	}
 	return out
 }
@@ -171,29 +188,45 @@ func (r *Registry) Runtime(ctx context.Context, id RuntimeID) (sum RuntimeSummar
 	}
 	sum, err = s.Summary(ctx)
 	if err != nil {
-		return RuntimeSummary{}, sourceError(id, err)
+		return RuntimeSummary{}, r.sanitise(err, route{runtime: id, op: OpGetRuntime})
 	}
 	return clampSummary(s, sum), nil
 }
 
-// Hosts lists the hosts of every Runtime, bounded by the list cap. A Runtime
-// that cannot list its hosts is skipped with a diagnostic.
+// hostsAnswer is one Source's answer to Hosts.
+type hostsAnswer struct {
+	hosts []Host
+	diags []Diagnostic
+}
+
+func askHosts(ctx context.Context, s Source) (hostsAnswer, error) {
+	hosts, diags, err := s.Hosts(ctx)
+	return hostsAnswer{hosts: hosts, diags: diags}, err
+}
+
+// Hosts lists the hosts of every Runtime, in registration order, bounded by
+// the list cap. The Runtimes are asked concurrently, each under the source
+// timeout: one that fails or is late is left out with one
+// runtime_unavailable diagnostic naming it.
 func (r *Registry) Hosts(ctx context.Context) List[Host] {
 	out := newList[Host](r, r.maxRecords)
-	for _, s := range r.sources {
-		hosts, diags, err := s.Hosts(ctx)
-		if err != nil {
-			out.Diagnostics = appendDiagnostics(out.Diagnostics, runtimeFailed(s.RuntimeID(), "list its hosts"))
+	answers := fanOut(ctx, r, r.sources, OpListRuntimeHosts, askHosts)
+	cut := false
+	for i, a := range answers {
+		s := r.sources[i]
+		if a.failed() {
+			out.Diagnostics = appendDiagnostics(out.Diagnostics, unavailableDiagnostic(s.RuntimeID(), a.late, "list its hosts", leftOut))
 			continue
 		}
-		hosts = clampHosts(s, hosts)
-		out.Diagnostics = appendDiagnostics(out.Diagnostics, diags...)
+		out.Diagnostics = appendDiagnostics(out.Diagnostics, a.v.diags...)
+		hosts := a.v.hosts
 		if room := r.maxRecords - len(out.Items); len(hosts) > room {
-			out.Items = append(out.Items, hosts[:room]...)
-			out.Diagnostics = appendDiagnostics(out.Diagnostics, truncated("hosts", r.maxRecords))
-			break
+			hosts, cut = hosts[:room], true
 		}
-		out.Items = append(out.Items, hosts...)
+		out.Items = append(out.Items, clampHosts(s, hosts)...)
+	}
+	if cut {
+		out.Diagnostics = appendDiagnostics(out.Diagnostics, truncated("hosts", r.maxRecords))
 	}
 	return out
 }
@@ -208,47 +241,53 @@ func (r *Registry) RuntimeHosts(ctx context.Context, id RuntimeID) (out List[Hos
 	}
 	hosts, diags, err := s.Hosts(ctx)
 	if err != nil {
-		return List[Host]{}, sourceError(id, err)
+		return List[Host]{}, r.sanitise(err, route{runtime: id, op: OpListRuntimeHosts})
 	}
-	hosts = clampHosts(s, hosts)
 	out = newList[Host](r, r.maxRecords)
 	out.Diagnostics = appendDiagnostics(out.Diagnostics, diags...)
 	if len(hosts) > r.maxRecords {
 		hosts = hosts[:r.maxRecords]
 		out.Diagnostics = appendDiagnostics(out.Diagnostics, truncated("hosts", r.maxRecords))
 	}
-	out.Items = append(out.Items, hosts...)
+	out.Items = append(out.Items, clampHosts(s, hosts)...)
 	return out, nil
 }
 
 // Workers lists the Workers of every Runtime merged, in registration order,
-// bounded by the list cap. A Runtime that cannot list is skipped with a
-// diagnostic; a cut list says so in a diagnostic.
+// bounded by the list cap. The Runtimes are asked concurrently, each under
+// the source timeout: one that fails or is late is left out with one
+// runtime_unavailable diagnostic naming it. A list cut while more Workers
+// exist says so in a diagnostic.
 func (r *Registry) Workers(ctx context.Context) List[Worker] {
 	out := newList[Worker](r, r.maxRecords)
+	answers := fanOut(ctx, r, r.sources, OpListRuntimeWorkers, func(ctx context.Context, s Source) (collected, error) {
+		return r.collect(ctx, s, WorkerQuery{Limit: r.maxRecords})
+	})
 	versions := make([]string, 0, len(r.sources))
-	for _, s := range r.sources {
-		room := r.maxRecords - len(out.Items)
-		if room == 0 {
-			out.Diagnostics = appendDiagnostics(out.Diagnostics, truncated("workers", r.maxRecords))
-			break
-		}
-		items, diags, next, version, err := r.collect(ctx, s, WorkerQuery{Limit: room})
-		versions = append(versions, version)
-		if err != nil {
-			out.Diagnostics = appendDiagnostics(out.Diagnostics, runtimeFailed(s.RuntimeID(), "list its workers"))
+	cut := false
+	for i, a := range answers {
+		s := r.sources[i]
+		versions = append(versions, a.v.version)
+		if a.failed() {
+			versions[i] = ""
+			out.Diagnostics = appendDiagnostics(out.Diagnostics, unavailableDiagnostic(s.RuntimeID(), a.late, "list its workers", leftOut))
 			continue
+		}
+		out.Diagnostics = appendDiagnostics(out.Diagnostics, a.v.diags...)
+		items := a.v.items
+		if room := r.maxRecords - len(out.Items); len(items) > room {
+			items, cut = items[:room:room], true
+		} else if a.v.next != "" {
+			cut = true
 		}
 		if len(out.Items) == 0 {
 			out.Items = items // read-only and capacity-cut: a later append copies
 		} else {
 			out.Items = append(out.Items, items...)
 		}
-		out.Diagnostics = appendDiagnostics(out.Diagnostics, diags...)
-		if next != "" {
-			out.Diagnostics = appendDiagnostics(out.Diagnostics, truncated("workers", r.maxRecords))
-			break
-		}
+	}
+	if cut {
+		out.Diagnostics = appendDiagnostics(out.Diagnostics, truncated("workers", r.maxRecords))
 	}
 	out.Version = joinVersions(versions)
 	return out
@@ -264,7 +303,8 @@ func joinVersions(vs []string) string {
 }
 
 // HostWorkers lists the Workers on one host, bounded by the list cap. Errors:
-// unknown_host, runtime_unavailable (the owning Runtime cannot list).
+// unknown_host, runtime_unavailable (the owning Runtime cannot list, or a
+// Runtime that may own the host cannot answer).
 func (r *Registry) HostWorkers(ctx context.Context, id HostID) (out List[Worker], err error) {
 	rec := AuditRecord{Operation: OpListHostWorkers, HostID: id}
 	defer func() { r.audit(ctx, rec, err) }()
@@ -273,32 +313,52 @@ func (r *Registry) HostWorkers(ctx context.Context, id HostID) (out List[Worker]
 		return List[Worker]{}, err
 	}
 	rec.RuntimeID = s.RuntimeID()
-	items, diags, next, version, err := r.collect(ctx, s, WorkerQuery{Limit: r.maxRecords, HostID: id})
+	c, err := r.collect(ctx, s, WorkerQuery{Limit: r.maxRecords, HostID: id})
 	if err != nil {
-		return List[Worker]{}, err
+		return List[Worker]{}, r.sanitise(err, route{runtime: s.RuntimeID(), host: id, op: OpListHostWorkers})
 	}
 	out = newList[Worker](r, r.maxRecords)
-	out.Items = items
-	out.Version = version
-	out.Diagnostics = appendDiagnostics(out.Diagnostics, diags...)
-	if next != "" {
+	out.Items = c.items
+	out.Version = c.version
+	out.Diagnostics = appendDiagnostics(out.Diagnostics, c.diags...)
+	if c.next != "" {
 		out.Diagnostics = appendDiagnostics(out.Diagnostics, truncated("workers", r.maxRecords))
 	}
 	return out, nil
 }
 
-// hostOwner finds the Source that reports host id.
+// hostOwner finds the first Source, in registration order, that reports
+// host id, asking all concurrently under the source timeout. When none of
+// those that answered reports it and some failed or were late, the owner may
+// be one of those: runtime_unavailable (naming the Runtime when only one
+// failed), never unknown_host.
 func (r *Registry) hostOwner(ctx context.Context, id HostID) (Source, error) {
+	// A reserved Runtime is not connected and has no host: it is not asked,
+	// so that it does not turn every unknown host into runtime_unavailable.
+	sources := make([]Source, 0, len(r.sources))
 	for _, s := range r.sources {
-		hosts, _, err := s.Hosts(ctx)
-		if err != nil {
+		if _, reserved := s.(*ReservedSource); !reserved {
+			sources = append(sources, s)
+		}
+	}
+	answers := fanOut(ctx, r, sources, OpListHostWorkers, askHosts)
+	var down []RuntimeID
+	for i, a := range answers {
+		if a.failed() {
+			down = append(down, sources[i].RuntimeID())
 			continue
 		}
-		for _, h := range hosts {
-			if h.ID == id {
-				return s, nil
-			}
+		if slices.ContainsFunc(a.v.hosts, func(h Host) bool { return h.ID == id }) {
+			return sources[i], nil
 		}
+	}
+	if len(down) > 0 {
+		e := RuntimeUnavailable("", "A runtime that may report this host cannot answer now.", nil)
+		if len(down) == 1 {
+			e.RuntimeID = down[0]
+		}
+		e.HostID = id
+		return nil, e
 	}
 	return nil, UnknownHost(id)
 }
@@ -325,51 +385,88 @@ func (r *Registry) RuntimeWorkers(ctx context.Context, id RuntimeID, limit int, 
 			return List[Worker]{}, err
 		}
 	}
-	items, diags, next, version, err := r.collect(ctx, s, WorkerQuery{After: after, Limit: limit})
+	c, err := r.collect(ctx, s, WorkerQuery{After: after, Limit: limit})
 	if err != nil {
-		return List[Worker]{}, err
+		return List[Worker]{}, r.sanitise(err, route{runtime: id, op: OpListRuntimeWorkers})
 	}
 	out = newList[Worker](r, limit)
-	out.Items = items
-	out.Version = version
-	out.Diagnostics = appendDiagnostics(out.Diagnostics, diags...)
-	if next != "" {
-		out.NextCursor = encodeCursor(id, next)
+	out.Items = c.items
+	out.Version = c.version
+	out.Diagnostics = appendDiagnostics(out.Diagnostics, c.diags...)
+	if c.next != "" {
+		out.NextCursor = encodeCursor(id, c.next)
 	}
 	return out, nil
 }
 
-// collect pages through s until it has q.Limit visible Workers or the Source
-// has no more. next is the position to resume from ("" when nothing is left).
-// Diagnostics are taken from the first page only: they describe the listing.
-// version is the pages' common Version, or "" when they differ, any is empty
-// or the visibility policy is a custom one.
-func (r *Registry) collect(ctx context.Context, s Source, q WorkerQuery) (items []Worker, diags []Diagnostic, next WorkerID, version string, err error) {
+// collected is what collect gathered from one Source.
+type collected struct {
+	items []Worker
+	diags []Diagnostic
+	// next is the position to resume from ("" when nothing is left).
+	next WorkerID
+	// version is the pages' common Version, or "" when they differ, any is
+	// empty or the visibility policy is a custom one.
+	version string
+}
+
+// maxCollectPages bounds the pages collect asks one Source for in one call:
+// when a hiding policy hides page after page, the call answers what it found
+// with a cursor to resume from instead of walking the whole Runtime.
+const maxCollectPages = 32
+
+// collect pages through s until it has q.Limit visible Workers, the Source
+// has no more, or maxCollectPages pages were read. Diagnostics are taken from
+// the first page only: they describe the listing. It must make progress or
+// stop: Workers at or before the position asked for (a Source that ignores
+// After) are dropped, and a page that does not move the position ends the
+// walk. The error is the Source's own, for the caller to sanitise.
+func (r *Registry) collect(ctx context.Context, s Source, q WorkerQuery) (c collected, err error) {
 	want := q.Limit
-	for first := true; ; first = false {
-		q.Limit = want - len(items)
+	for pages := 0; ; pages++ {
+		if pages == maxCollectPages {
+			c.next = q.After
+			return c, nil
+		}
+		q.Limit = want - len(c.items)
 		page, err := s.Workers(ctx, q)
 		if err != nil {
-			return nil, nil, "", "", sourceError(s.RuntimeID(), err)
+			return collected{}, err
 		}
-		if first {
-			diags = page.Diagnostics
-			version = page.Version
+		if pages == 0 {
+			c.diags = page.Diagnostics
+			c.version = page.Version
 			if !r.versioned {
-				version = ""
+				c.version = ""
 			}
-		} else if page.Version != version {
-			version = ""
+		} else if page.Version != c.version {
+			c.version = ""
 		}
-		items = r.appendVisible(ctx, items, clampWorkers(s, page.Workers))
-		// A misbehaving Source that says More but returns nothing must not
-		// loop forever.
-		if !page.More || len(page.Workers) == 0 {
-			return items, diags, "", version, nil
+		ws, more := page.Workers, page.More
+		if len(ws) > q.Limit {
+			ws, more = ws[:q.Limit], true
 		}
-		q.After = page.Workers[len(page.Workers)-1].ID
-		if len(items) >= want {
-			return items, diags, q.After, version, nil
+		if q.After != "" && len(ws) > 0 && ws[0].ID <= q.After {
+			// The Source repeated Workers it was asked to skip.
+			c.diags = appendDiagnostics(slices.Clip(c.diags), pagingIgnored(s.RuntimeID()))
+			i := slices.IndexFunc(ws, func(w Worker) bool { return w.ID > q.After })
+			if i < 0 {
+				return c, nil
+			}
+			ws = ws[i:]
+		}
+		c.items = r.appendVisible(ctx, c.items, clampWorkers(s, ws))
+		if !more || len(ws) == 0 {
+			return c, nil
+		}
+		last := ws[len(ws)-1].ID
+		if last <= q.After {
+			return c, nil
+		}
+		q.After = last
+		if len(c.items) >= want {
+			c.next = q.After
+			return c, nil
 		}
 	}
 }
@@ -407,26 +504,29 @@ func (r *Registry) Worker(ctx context.Context, ref WorkerRef) (w Worker, err err
 	defer func() {
 		r.audit(ctx, AuditRecord{Operation: OpGetWorker, RuntimeID: ref.RuntimeID, WorkerID: ref.WorkerID}, err)
 	}()
-	_, w, err = r.resolve(ctx, ref)
+	_, w, err = r.resolve(ctx, ref, OpGetWorker)
 	return w, err
 }
 
 // resolve routes ref to its Source and checks that the Worker exists and is
 // visible. Operations are routed only after this, so an unknown or hidden
 // Worker never reaches an operation.
-func (r *Registry) resolve(ctx context.Context, ref WorkerRef) (Source, Worker, error) {
+func (r *Registry) resolve(ctx context.Context, ref WorkerRef, op Operation) (Source, Worker, error) {
 	s, err := r.source(ref.RuntimeID)
 	if err != nil {
 		return nil, Worker{}, err
 	}
 	w, err := s.Worker(ctx, ref.WorkerID)
 	if err != nil {
-		return nil, Worker{}, sourceError(ref.RuntimeID, err)
+		return nil, Worker{}, r.sanitise(err, route{runtime: ref.RuntimeID, worker: ref.WorkerID, op: op})
 	}
+	// The Worker is the one routed to, whatever ids the Source put in it.
+	w = clampWorker(s, w)
+	w.ID = ref.WorkerID
 	if !r.visibility.WorkerVisible(ctx, w) {
 		return nil, Worker{}, WorkerNotVisible(ref)
 	}
-	return s, clampWorker(s, w), nil
+	return s, w, nil
 }
 
 // CreateWorker asks Runtime id to create a Worker. Errors: unknown_runtime,
@@ -445,7 +545,7 @@ func (r *Registry) CreateWorker(ctx context.Context, id RuntimeID, req CreateWor
 	}
 	w, err = c.CreateWorker(ctx, req)
 	if err != nil {
-		return Worker{}, sourceError(id, err)
+		return Worker{}, r.sanitise(err, route{runtime: id, op: OpCreateWorker})
 	}
 	rec.WorkerID = w.ID
 	return clampWorker(s, w), nil
@@ -458,7 +558,7 @@ func (r *Registry) SendInput(ctx context.Context, ref WorkerRef, in WorkerInput)
 	defer func() {
 		r.audit(ctx, AuditRecord{Operation: OpSendInput, RuntimeID: ref.RuntimeID, WorkerID: ref.WorkerID}, err)
 	}()
-	s, _, err := r.resolve(ctx, ref)
+	s, _, err := r.resolve(ctx, ref, OpSendInput)
 	if err != nil {
 		return InputAck{}, err
 	}
@@ -468,7 +568,7 @@ func (r *Registry) SendInput(ctx context.Context, ref WorkerRef, in WorkerInput)
 	}
 	ack, err = in2.SendInput(ctx, ref.WorkerID, in)
 	if err != nil {
-		return InputAck{}, sourceError(ref.RuntimeID, err)
+		return InputAck{}, r.sanitise(err, route{runtime: ref.RuntimeID, worker: ref.WorkerID, op: OpSendInput})
 	}
 	ack.Ref = ref
 	return ack, nil
@@ -481,7 +581,7 @@ func (r *Registry) StopWorker(ctx context.Context, ref WorkerRef, mode StopMode)
 	defer func() {
 		r.audit(ctx, AuditRecord{Operation: OpStopWorker, RuntimeID: ref.RuntimeID, WorkerID: ref.WorkerID}, err)
 	}()
-	s, _, err := r.resolve(ctx, ref)
+	s, _, err := r.resolve(ctx, ref, OpStopWorker)
 	if err != nil {
 		return StopAck{}, err
 	}
@@ -491,7 +591,7 @@ func (r *Registry) StopWorker(ctx context.Context, ref WorkerRef, mode StopMode)
 	}
 	ack, err = st.StopWorker(ctx, ref.WorkerID, mode)
 	if err != nil {
-		return StopAck{}, sourceError(ref.RuntimeID, err)
+		return StopAck{}, r.sanitise(err, route{runtime: ref.RuntimeID, worker: ref.WorkerID, op: OpStopWorker})
 	}
 	ack.Ref = ref
 	return ack, nil
@@ -511,7 +611,7 @@ func (r *Registry) Profiles(ctx context.Context, id RuntimeID) (out List[Profile
 	}
 	profiles, err := pl.Profiles(ctx)
 	if err != nil {
-		return List[Profile]{}, sourceError(id, err)
+		return List[Profile]{}, r.sanitise(err, route{runtime: id, op: OpListProfiles})
 	}
 	out = newList[Profile](r, r.maxRecords)
 	if len(profiles) > r.maxRecords {
@@ -538,7 +638,7 @@ func (r *Registry) Transcript(ctx context.Context, ref WorkerRef, q TranscriptQu
 	if q.After < 0 {
 		return TranscriptPage{}, InvalidRequest("after", "after must not be negative.")
 	}
-	s, _, err := r.resolve(ctx, ref)
+	s, _, err := r.resolve(ctx, ref, OpReadTranscript)
 	if err != nil {
 		return TranscriptPage{}, err
 	}
@@ -548,7 +648,7 @@ func (r *Registry) Transcript(ctx context.Context, ref WorkerRef, q TranscriptQu
 	}
 	page, err = tr.Transcript(ctx, ref.WorkerID, q)
 	if err != nil {
-		return TranscriptPage{}, sourceError(ref.RuntimeID, err)
+		return TranscriptPage{}, r.sanitise(err, route{runtime: ref.RuntimeID, worker: ref.WorkerID, op: OpReadTranscript})
 	}
 	page.Ref = ref
 	if page.Items == nil {
@@ -569,7 +669,7 @@ func (r *Registry) Events(ctx context.Context, id RuntimeID, q EventQuery) (stre
 	}
 	var s Source
 	if q.WorkerID != "" {
-		s, _, err = r.resolve(ctx, WorkerRef{RuntimeID: id, WorkerID: q.WorkerID})
+		s, _, err = r.resolve(ctx, WorkerRef{RuntimeID: id, WorkerID: q.WorkerID}, OpStreamEvents)
 	} else {
 		s, err = r.source(id)
 	}
@@ -582,7 +682,7 @@ func (r *Registry) Events(ctx context.Context, id RuntimeID, q EventQuery) (stre
 	}
 	stream, err = es.Events(ctx, q)
 	if err != nil {
-		return nil, sourceError(id, err)
+		return nil, r.sanitise(err, route{runtime: id, worker: q.WorkerID, op: OpStreamEvents})
 	}
 	return &routedStream{r: r, s: s, inner: stream}, nil
 }
@@ -605,10 +705,13 @@ func (rs *routedStream) Next(ctx context.Context) (Event, error) {
 	for {
 		ev, err := rs.inner.Next(ctx)
 		if err != nil {
-			return Event{}, err
+			if errors.Is(err, ErrStreamEnded) || (ctx.Err() != nil && errors.Is(err, ctx.Err())) {
+				return Event{}, err
+			}
+			return Event{}, rs.r.sanitise(err, route{runtime: id, op: OpStreamEvents})
 		}
 		if ev.Kind == EventResync {
-			return Event{Kind: EventResync, Reason: ev.Reason}, nil
+			return Event{Kind: EventResync, Reason: resyncReason(ev.Reason)}, nil
 		}
 		ev.Ref.RuntimeID = id
 		if ev.Kind == EventWorkerUpserted {
@@ -628,6 +731,15 @@ func (rs *routedStream) Next(ctx context.Context) (Event, error) {
 		}
 		return ev, nil
 	}
+}
+
+// resyncReason keeps a Source's resync reason when it is one of ours.
+func resyncReason(reason string) string {
+	switch reason {
+	case ResyncCursorUnknown, ResyncCursorExpired, ResyncSourceRestarted, ResyncSubscriberLagged:
+		return reason
+	}
+	return ResyncSourceRestarted
 }
 
 // Close closes the Source's stream.
@@ -684,7 +796,7 @@ func truncated(what string, limit int) Diagnostic {
 		Message: fmt.Sprintf("Only the first %d %s are listed; use the runtime-scoped endpoints to page through all.", limit, what)}
 }
 
-func runtimeFailed(id RuntimeID, what string) Diagnostic {
-	return Diagnostic{Code: "runtime_unavailable", Severity: SeverityWarning,
-		Message: fmt.Sprintf("Runtime %s could not %s.", id, what)}
+func pagingIgnored(id RuntimeID) Diagnostic {
+	return Diagnostic{Code: "runtime_paging_inconsistent", Severity: SeverityWarning,
+		Message: fmt.Sprintf("Runtime %s repeated workers it was asked to skip; the list may be incomplete.", id)}
 }

@@ -7,132 +7,13 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/workspace-backend/runtime-registry/internal/registry"
+	"github.com/workspace-backend/runtime-registry/internal/registry/registrytest"
 )
-
-// memSource is an in-memory Source whose Workers a test can change at any
-// time. It is a test double, not a Runtime: operations echo what they route.
-type memSource struct {
-	id    registry.RuntimeID
-	host  registry.HostID
-	diags []registry.Diagnostic
-	// failWith, when set, is returned by every read.
-	failWith error
-	// supportsOps makes SendInput and StopWorker succeed.
-	supportsOps bool
-
-	mu      sync.Mutex
-	workers map[registry.WorkerID]registry.Worker
-	routed  []string
-}
-
-var _ registry.Source = (*memSource)(nil)
-
-func newMemSource(id registry.RuntimeID, workerIDs ...registry.WorkerID) *memSource {
-	s := &memSource{
-		id:      id,
-		host:    registry.HostID("host-" + string(id)),
-		workers: map[registry.WorkerID]registry.Worker{},
-	}
-	for _, w := range workerIDs {
-		s.put(w, "worker "+string(w))
-	}
-	return s
-}
-
-func (s *memSource) put(id registry.WorkerID, label string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.workers[id] = registry.Worker{ID: id, RuntimeID: s.id, HostID: s.host, Label: label, State: registry.WorkerActive}
-}
-
-func (s *memSource) remove(id registry.WorkerID) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.workers, id)
-}
-
-func (s *memSource) RuntimeID() registry.RuntimeID { return s.id }
-
-func (s *memSource) Summary(context.Context) (registry.RuntimeSummary, error) {
-	if s.failWith != nil {
-		return registry.RuntimeSummary{}, s.failWith
-	}
-	return registry.RuntimeSummary{ID: s.id, Label: "mem " + string(s.id), HostIDs: []registry.HostID{s.host}}, nil
-}
-
-func (s *memSource) Hosts(context.Context) ([]registry.Host, []registry.Diagnostic, error) {
-	if s.failWith != nil {
-		return nil, nil, s.failWith
-	}
-	return []registry.Host{{ID: s.host, RuntimeID: s.id}}, s.diags, nil
-}
-
-func (s *memSource) Workers(_ context.Context, q registry.WorkerQuery) (registry.WorkerPage, error) {
-	if s.failWith != nil {
-		return registry.WorkerPage{}, s.failWith
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ids := make([]string, 0, len(s.workers))
-	for id := range s.workers {
-		ids = append(ids, string(id))
-	}
-	sort.Strings(ids)
-	page := registry.WorkerPage{Diagnostics: s.diags}
-	if q.HostID != "" && q.HostID != s.host {
-		return page, nil
-	}
-	for _, id := range ids {
-		if id <= string(q.After) {
-			continue
-		}
-		if len(page.Workers) == q.Limit {
-			page.More = true
-			break
-		}
-		page.Workers = append(page.Workers, s.workers[registry.WorkerID(id)])
-	}
-	return page, nil
-}
-
-func (s *memSource) Worker(_ context.Context, id registry.WorkerID) (registry.Worker, error) {
-	if s.failWith != nil {
-		return registry.Worker{}, s.failWith
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	w, ok := s.workers[id]
-	if !ok {
-		return registry.Worker{}, registry.UnknownWorker(registry.WorkerRef{RuntimeID: s.id, WorkerID: id})
-	}
-	return w, nil
-}
-
-func (s *memSource) SendInput(_ context.Context, id registry.WorkerID, in registry.WorkerInput) (registry.InputAck, error) {
-	if !s.supportsOps {
-		return registry.InputAck{}, registry.OperationUnsupported(s.id, registry.OpSendInput)
-	}
-	s.mu.Lock()
-	s.routed = append(s.routed, "input:"+string(id)+":"+in.Content)
-	s.mu.Unlock()
-	return registry.InputAck{Ref: registry.WorkerRef{RuntimeID: s.id, WorkerID: id}, Accepted: true}, nil
-}
-
-func (s *memSource) StopWorker(_ context.Context, id registry.WorkerID, mode registry.StopMode) (registry.StopAck, error) {
-	if !s.supportsOps {
-		return registry.StopAck{}, registry.OperationUnsupported(s.id, registry.OpStopWorker)
-	}
-	s.mu.Lock()
-	s.routed = append(s.routed, "stop:"+string(id)+":"+string(mode))
-	s.mu.Unlock()
-	return registry.StopAck{Ref: registry.WorkerRef{RuntimeID: s.id, WorkerID: id}, Mode: mode, State: registry.WorkerStopping}, nil
-}
 
 // auditLog records every audit record.
 type auditLog struct {
@@ -151,6 +32,9 @@ func mustRegistry(tb testing.TB, opts registry.Options, sources ...registry.Sour
 	if opts.Auditor == nil {
 		opts.Auditor = &auditLog{}
 	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
 	r, err := registry.New(opts, sources...)
 	if err != nil {
 		tb.Fatalf("registry.New: %v", err)
@@ -163,12 +47,11 @@ func ref(rid, wid string) registry.WorkerRef {
 }
 
 func TestSameWorkerIDIsReachedOnlyThroughItsOwnRuntime(t *testing.T) {
-	a := newMemSource("runtime-a", "shared-worker")
-	b := newMemSource("runtime-b", "shared-worker")
-	a.put("shared-worker", "label in A")
-	b.put("shared-worker", "label in B")
-	a.supportsOps, b.supportsOps = true, true
-	r := mustRegistry(t, registry.Options{}, a, b)
+	a := registrytest.New("runtime-a", "shared-worker")
+	b := registrytest.New("runtime-b", "shared-worker")
+	a.Add("shared-worker", "label in A")
+	b.Add("shared-worker", "label in B")
+	r := mustRegistry(t, registry.Options{}, registrytest.Full{Source: a}, registrytest.Full{Source: b})
 
 	for _, tc := range []struct{ runtime, wantLabel string }{
 		{"runtime-a", "label in A"},
@@ -186,8 +69,8 @@ func TestSameWorkerIDIsReachedOnlyThroughItsOwnRuntime(t *testing.T) {
 	if _, err := r.SendInput(t.Context(), ref("runtime-b", "shared-worker"), registry.WorkerInput{Kind: registry.InputUser, Content: "hi"}); err != nil {
 		t.Fatalf("SendInput: %v", err)
 	}
-	if len(a.routed) != 0 || !slices.Equal(b.routed, []string{"input:shared-worker:hi"}) {
-		t.Errorf("input routed to a=%v b=%v, want only b", a.routed, b.routed)
+	if len(a.Calls()) != 0 || !slices.Equal(b.Calls(), []string{"input:shared-worker:hi"}) {
+		t.Errorf("input routed to a=%v b=%v, want only b", a.Calls(), b.Calls())
 	}
 
 	// A label is display only: looking a Worker up by it fails as unknown.
@@ -197,9 +80,9 @@ func TestSameWorkerIDIsReachedOnlyThroughItsOwnRuntime(t *testing.T) {
 }
 
 func TestTypedErrors(t *testing.T) {
-	broken := newMemSource("runtime-broken")
-	broken.failWith = errors.New("open /secret/data/pods: permission denied")
-	healthy := newMemSource("runtime-ok", "w1", "hidden")
+	broken := registrytest.New("runtime-broken")
+	broken.FailWith(errors.New("open /secret/data/pods: permission denied"))
+	healthy := registrytest.New("runtime-ok", "w1", "hidden")
 	hidden := registry.VisibilityFunc(func(_ context.Context, w registry.Worker) bool { return w.ID != "hidden" })
 	r := mustRegistry(t, registry.Options{Visibility: hidden}, healthy, broken,
 		registry.NewReservedSource("runtime-reserved", registry.SourceRemoteHTTP, "Remote"))
@@ -236,7 +119,7 @@ func TestTypedErrors(t *testing.T) {
 		{"limit too high", func() error { _, err := r.RuntimeWorkers(t.Context(), "runtime-ok", 201, ""); return err }, registry.ErrInvalidRequest, "", ""},
 		{"negative limit", func() error { _, err := r.RuntimeWorkers(t.Context(), "runtime-ok", -1, ""); return err }, registry.ErrInvalidRequest, "", ""},
 		{"garbage cursor", func() error { _, err := r.RuntimeWorkers(t.Context(), "runtime-ok", 1, "!!"); return err }, registry.ErrInvalidRequest, "", ""},
-		{"unknown host", func() error { _, err := r.HostWorkers(t.Context(), "host-x"); return err }, registry.ErrUnknownHost, "", ""},
+		{"unknown host while a runtime is down", func() error { _, err := r.HostWorkers(t.Context(), "host-x"); return err }, registry.ErrRuntimeUnavailable, "runtime-broken", ""},
 		{"untyped source error is internal", func() error { _, err := r.Runtime(t.Context(), "runtime-broken"); return err }, registry.ErrInternal, "runtime-broken", ""},
 		{"bad id", func() error { _, err := registry.ParseWorkerRef("ok", "bad id"); return err }, registry.ErrInvalidIdentifier, "", ""},
 	}
@@ -285,8 +168,8 @@ func TestNewRejectsDuplicateAndInvalidRuntimeIDs(t *testing.T) {
 		opts    registry.Options
 		sources []registry.Source
 	}{
-		{"duplicate", registry.Options{}, []registry.Source{newMemSource("dup"), newMemSource("dup")}},
-		{"invalid id", registry.Options{}, []registry.Source{newMemSource("has space")}},
+		{"duplicate", registry.Options{}, []registry.Source{registrytest.New("dup"), registrytest.New("dup")}},
+		{"invalid id", registry.Options{}, []registry.Source{registrytest.New("has space")}},
 		{"max records too high", registry.Options{MaxRecords: 201}, nil},
 		{"max records negative", registry.Options{MaxRecords: -1}, nil},
 	}
@@ -308,8 +191,8 @@ func workerIDs(n int, prefix string) []registry.WorkerID {
 }
 
 func TestMergedListsAreBoundedByTheCap(t *testing.T) {
-	a := newMemSource("runtime-a", workerIDs(4, "a")...)
-	b := newMemSource("runtime-b", workerIDs(4, "b")...)
+	a := registrytest.New("runtime-a", workerIDs(4, "a")...)
+	b := registrytest.New("runtime-b", workerIDs(4, "b")...)
 	r := mustRegistry(t, registry.Options{MaxRecords: 6, WorkspaceID: "ws"}, a, b)
 
 	list := r.Workers(t.Context())
@@ -332,10 +215,12 @@ func TestMergedListsAreBoundedByTheCap(t *testing.T) {
 func TestDiagnosticsAreCapped(t *testing.T) {
 	for _, n := range []int{0, 15, 16, 17, 100} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
-			s := newMemSource("runtime-a", "w1")
+			s := registrytest.New("runtime-a", "w1")
+			var diags []registry.Diagnostic
 			for i := range n {
-				s.diags = append(s.diags, registry.Diagnostic{Code: "d", Severity: registry.SeverityWarning, Message: fmt.Sprint(i)})
+				diags = append(diags, registry.Diagnostic{Code: "d", Severity: registry.SeverityWarning, Message: fmt.Sprint(i)})
 			}
+			s.SetDiagnostics(diags...)
 			r := mustRegistry(t, registry.Options{}, s)
 			list := r.Workers(t.Context())
 			want := min(n, registry.MaxDiagnostics)
@@ -355,7 +240,7 @@ func hasDiagnostic(ds []registry.Diagnostic, code string) bool {
 
 func TestRuntimeWorkersPagesThroughEverythingOnce(t *testing.T) {
 	all := workerIDs(23, "w")
-	s := newMemSource("runtime-a", all...)
+	s := registrytest.New("runtime-a", all...)
 	hideEveryThird := registry.VisibilityFunc(func(_ context.Context, w registry.Worker) bool {
 		return !strings.HasSuffix(string(w.ID), "3")
 	})
@@ -407,8 +292,8 @@ func TestRuntimeWorkersPagesThroughEverythingOnce(t *testing.T) {
 }
 
 func TestCursorIsBoundToItsRuntime(t *testing.T) {
-	a := newMemSource("runtime-a", workerIDs(3, "w")...)
-	b := newMemSource("runtime-b", workerIDs(3, "w")...)
+	a := registrytest.New("runtime-a", workerIDs(3, "w")...)
+	b := registrytest.New("runtime-b", workerIDs(3, "w")...)
 	r := mustRegistry(t, registry.Options{}, a, b)
 	list, err := r.RuntimeWorkers(t.Context(), "runtime-a", 1, "")
 	if err != nil || list.NextCursor == "" {
@@ -420,7 +305,7 @@ func TestCursorIsBoundToItsRuntime(t *testing.T) {
 }
 
 func TestHidingPolicyRemovesFromListsAndLookups(t *testing.T) {
-	s := newMemSource("runtime-a", "keep", "secret")
+	s := registrytest.New("runtime-a", "keep", "secret")
 	policy := registry.VisibilityFunc(func(_ context.Context, w registry.Worker) bool { return w.ID != "secret" })
 	r := mustRegistry(t, registry.Options{Visibility: policy}, s)
 
@@ -446,7 +331,7 @@ func must[T any](v T, err error) T {
 }
 
 func TestAuditRecordsEveryAuthorityBearingCall(t *testing.T) {
-	s := newMemSource("runtime-a", "w1")
+	s := registrytest.New("runtime-a", "w1")
 	audit := &auditLog{}
 	r := mustRegistry(t, registry.Options{Auditor: audit}, s)
 	ctx := t.Context()
@@ -493,15 +378,15 @@ func TestSlogAuditorWritesOneStructuredLine(t *testing.T) {
 }
 
 func TestRegistryKeepsNoWorkerState(t *testing.T) {
-	s := newMemSource("runtime-a", "w1")
+	s := registrytest.New("runtime-a", "w1")
 	r := mustRegistry(t, registry.Options{}, s)
 	ctx := t.Context()
 	if _, err := r.Worker(ctx, ref("runtime-a", "w1")); err != nil {
 		t.Fatal(err)
 	}
 
-	s.put("w1", "renamed")
-	s.put("w2", "new")
+	s.Add("w1", "renamed")
+	s.Add("w2", "new")
 	if w, err := r.Worker(ctx, ref("runtime-a", "w1")); err != nil || w.Label != "renamed" {
 		t.Errorf("after rename: %q, %v; want renamed", w.Label, err)
 	}
@@ -509,24 +394,33 @@ func TestRegistryKeepsNoWorkerState(t *testing.T) {
 		t.Errorf("after add: %d workers, want 2", len(list.Items))
 	}
 
-	s.remove("w1")
+	s.Remove("w1")
 	if _, err := r.Worker(ctx, ref("runtime-a", "w1")); !errors.Is(err, registry.ErrUnknownWorker) {
 		t.Errorf("after remove: %v, want unknown_worker", err)
 	}
 }
 
 func TestBrokenRuntimeDegradesLegacyListsWithADiagnostic(t *testing.T) {
-	good := newMemSource("runtime-good", "w1")
-	bad := newMemSource("runtime-bad")
-	bad.failWith = registry.RuntimeUnavailable("runtime-bad", "", errors.New("dial unix /run/secret.sock"))
+	good := registrytest.New("runtime-good", "w1")
+	bad := registrytest.New("runtime-bad")
+	bad.FailWith(registry.RuntimeUnavailable("runtime-bad", "", errors.New("dial unix /run/secret.sock")))
 	r := mustRegistry(t, registry.Options{}, bad, good)
 	ctx := t.Context()
 
 	runtimes := r.Runtimes(ctx)
 	hosts := r.Hosts(ctx)
 	workers := r.Workers(ctx)
-	if len(runtimes.Items) != 1 || len(hosts.Items) != 1 || len(workers.Items) != 1 {
-		t.Errorf("items: runtimes %d hosts %d workers %d, want 1 each", len(runtimes.Items), len(hosts.Items), len(workers.Items))
+	if len(runtimes.Items) != 2 || len(hosts.Items) != 1 || len(workers.Items) != 1 {
+		t.Errorf("items: runtimes %d hosts %d workers %d, want 2, 1, 1", len(runtimes.Items), len(hosts.Items), len(workers.Items))
+	}
+	// The broken runtime is still listed, as unavailable, in its place.
+	if len(runtimes.Items) == 2 {
+		if got := runtimes.Items[0]; got.ID != "runtime-bad" || got.Status != registry.Unavailable || !hasDiagnostic(got.Diagnostics, "runtime_unavailable") {
+			t.Errorf("broken runtime's summary = %+v", got)
+		}
+		if got := runtimes.Items[1]; got.ID != "runtime-good" || got.Status != registry.Available {
+			t.Errorf("healthy runtime's summary = %+v", got)
+		}
 	}
 	for _, ds := range [][]registry.Diagnostic{runtimes.Diagnostics, hosts.Diagnostics, workers.Diagnostics} {
 		if !hasDiagnostic(ds, "runtime_unavailable") {
@@ -591,22 +485,12 @@ func TestReservedSourceNeverFakesAResult(t *testing.T) {
 	}
 }
 
-// versionedSource stamps every page with a version.
-type versionedSource struct {
-	*memSource
-	version string
-}
-
-func (s *versionedSource) Workers(ctx context.Context, q registry.WorkerQuery) (registry.WorkerPage, error) {
-	page, err := s.memSource.Workers(ctx, q)
-	page.Version = s.version
-	return page, err
-}
-
 func TestListVersionIsPassedThrough(t *testing.T) {
-	a := &versionedSource{memSource: newMemSource("runtime-a", "w1", "w2"), version: "7"}
-	b := &versionedSource{memSource: newMemSource("runtime-b", "w1"), version: "9"}
-	plain := newMemSource("runtime-c", "w1")
+	a := registrytest.New("runtime-a", "w1", "w2")
+	a.SetVersion("7")
+	b := registrytest.New("runtime-b", "w1")
+	b.SetVersion("9")
+	plain := registrytest.New("runtime-c", "w1")
 	ctx := t.Context()
 
 	r := mustRegistry(t, registry.Options{}, a, b)
@@ -620,7 +504,7 @@ func TestListVersionIsPassedThrough(t *testing.T) {
 		t.Errorf("HostWorkers version %q, want 9", l.Version)
 	}
 	// The registry stores nothing: a change of the source shows at once.
-	a.version = "8"
+	a.SetVersion("8")
 	if l, _ := r.RuntimeWorkers(ctx, "runtime-a", 1, ""); l.Version != "8" {
 		t.Errorf("after a change: version %q, want 8", l.Version)
 	}

@@ -58,8 +58,12 @@ type WorkerPage struct {
 // operation_unsupported for the others and derives the capability flags from
 // what is implemented (a Source may report less, never more). A Source owns
 // its Workers; the registry keeps no copy of them and calls the Source every
-// time. Every method must be safe for concurrent use, and every error it
-// returns should be an *Error (anything else is reported as internal).
+// time. Every method must be safe for concurrent use and should honour its
+// context: merged lists and host lookups wait for each Source only
+// Options.SourceTimeout. Every error it returns should be an *Error with one
+// of the domain codes its method documents: the registry keeps only the
+// code (replacing the text, ids and cause with its own) and reports anything
+// else as internal.
 type Source interface {
 	// RuntimeID is the Runtime authority this Source answers for. It is
 	// constant for the life of the Source.
