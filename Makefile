@@ -3,14 +3,22 @@
 
 GO            ?= go
 LISTEN        ?= 127.0.0.1:8080
-SAMPLE_DATA   := examples/sample-workspace/data
-SAMPLE_ROOT   := /srv/workspaces/sample-app
+SAMPLE        := examples/sample-workspace
+# The sample workspace's root: a real directory, where embedded workers start.
+SAMPLE_ROOT   := $(CURDIR)/$(SAMPLE)/app
+# The committed pod metadata names this root; `make sample-data` writes a copy
+# under .state/ that names SAMPLE_ROOT instead (the local source compares the
+# two lexically), so both runtimes agree on a fresh clone.
+TEMPLATE_ROOT := /srv/workspaces/sample-app
+STATE         := .state
+SAMPLE_DATA   := $(STATE)/sample-data
+RUN_STATE     := $(STATE)/embedded-runtime
 BIN           := bin/runtime-registry
 TS_CLIENT     := clients/typescript
 # npm ci writes this file last: it stamps an installed clients/typescript/node_modules.
 NODE_DEPS     := $(TS_CLIENT)/node_modules/.package-lock.json
 
-.PHONY: all generate build build-worker-runtime run run-cluster test test-go test-big lint tidy-check binaries-check vet fmt-check contract contract-fuzz node-deps fuzz fuzz-brief fuzz-run soak bench bench-go bench-remote
+.PHONY: all generate build build-worker-runtime run run-cluster sample-data test test-go test-big lint tidy-check binaries-check vet fmt-check contract contract-fuzz node-deps fuzz fuzz-brief fuzz-run soak bench bench-go bench-embedded bench-remote
 
 all: build
 
@@ -30,13 +38,25 @@ build-worker-runtime:
 
 ## run-cluster: the backend plus two worker-runtime processes on loopback, each
 ## with its own state dir and token under .state/cluster/ (git-ignored), so
-## /api/runtimes lists the local and two remote runtimes (README "Runtimes on other machines")
-run-cluster: build build-worker-runtime
-	LISTEN=$(LISTEN) ./scripts/run-cluster.sh
+## /api/runtimes lists the local, the embedded and two remote runtimes (README "Runtimes on other machines")
+run-cluster: build build-worker-runtime sample-data
+	LISTEN=$(LISTEN) ./scripts/run-cluster.sh --workspace-id local:sample --workspace-root $(SAMPLE_ROOT) \
+		--data-dir $(SAMPLE_DATA) --state-dir $(STATE)/cluster/embedded --profiles $(SAMPLE)/profiles.yaml
 
-## run: serve the API on the shipped sample workspace
-run: build
-	./$(BIN) --listen $(LISTEN) --workspace-id local:sample --workspace-root $(SAMPLE_ROOT) --data-dir $(SAMPLE_DATA)
+## run: serve the API on the shipped sample workspace: the local pods of
+## $(SAMPLE)/data and an embedded Worker Runtime with $(SAMPLE)/profiles.yaml
+## (its database under the git-ignored $(STATE)/)
+run: build sample-data
+	./$(BIN) --listen $(LISTEN) --workspace-id local:sample --workspace-root $(SAMPLE_ROOT) --data-dir $(SAMPLE_DATA) \
+		--state-dir $(RUN_STATE) --profiles $(SAMPLE)/profiles.yaml
+
+## sample-data: write the sample pods under $(STATE)/ with their workspace_root set to SAMPLE_ROOT
+sample-data:
+	@rm -rf $(SAMPLE_DATA)
+	@for d in $(SAMPLE)/data/pods/*/; do \
+		n=$$(basename "$$d"); mkdir -p "$(SAMPLE_DATA)/pods/$$n"; \
+		sed 's|$(TEMPLATE_ROOT)|$(SAMPLE_ROOT)|' "$$d/metadata.json" > "$(SAMPLE_DATA)/pods/$$n/metadata.json"; \
+	done
 
 ## test: everything CI checks (fuzzing briefly)
 test: vet fmt-check test-go contract fuzz-brief
@@ -133,6 +153,13 @@ bench: build
 bench-remote:
 	$(GO) test -run '^$$' -bench 'Lookup|InputRoundTrip' -benchtime 2000x ./internal/remote/
 	$(GO) test -run '^$$' -bench 'ConcurrentCreates' -benchtime 5x ./internal/remote/
+
+## bench-embedded: the embedded Worker Runtime through the real server binary (create to
+## active, input to echo on an open stream, 1,000 streams on one worker) and the page
+## benchmarks over 10 and 10,000 stopped workers (stores generated once under $$TMPDIR)
+bench-embedded: build
+	$(GO) run ./cmd/loadbench -embedded -server $(BIN)
+	$(GO) test -run '^$$' -bench BenchmarkEmbeddedPages -benchmem ./internal/handlers/
 
 ## bench-go: Go benchmarks of the index (1,000 / 10,000 / 100,000 pods) and of whole requests
 bench-go:

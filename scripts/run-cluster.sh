@@ -3,7 +3,8 @@
 # if on three machines. Each runtime has its own state directory and token
 # under .state/cluster/ (git-ignored); the backend reaches them through a
 # generated --runtimes file and the browser sees them in /api/runtimes.
-# Ctrl-C stops all three (the runtimes stop their workers first).
+# Ctrl-C stops all three (the runtimes stop their workers first). Arguments
+# are passed to the backend (make run-cluster passes the sample workspace's).
 set -eu
 
 BACKEND_BIN=${BACKEND_BIN:-bin/runtime-registry}
@@ -55,7 +56,6 @@ done
 mv "$DIR/runtimes.yaml.tmp" "$DIR/runtimes.yaml"
 echo "worker-runtime logs: $DIR/rt-1/worker-runtime.log, $DIR/rt-2/worker-runtime.log" >&2
 echo "backend on http://$LISTEN  (try: curl -s http://$LISTEN/api/runtimes)" >&2
-"$BACKEND_BIN" --listen "$LISTEN" --workspace-id local:sample --workspace-root /srv/workspaces/sample-app \
-	--data-dir examples/sample-workspace/data --runtimes "$DIR/runtimes.yaml" &
+"$BACKEND_BIN" --listen "$LISTEN" --runtimes "$DIR/runtimes.yaml" "$@" &
 pids="$pids $!"
 wait "$!"

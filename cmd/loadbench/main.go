@@ -63,7 +63,20 @@ func main() {
 	flag.DurationVar(&o.bigDuration, "big-duration", 5*time.Second, "length of each attack on the large store")
 	flag.IntVar(&o.connections, "connections", 32, "concurrent connections of each attack")
 	flag.IntVar(&o.freshness, "freshness-samples", 5, "metadata rewrites timed under load")
+	emb := flag.Bool("embedded", false, "run the embedded Worker Runtime benchmarks instead (see embedded.go)")
+	var eo embeddedOptions
+	flag.IntVar(&eo.creates, "creates", 50, "-embedded: creates timed to active")
+	flag.IntVar(&eo.inputs, "inputs", 300, "-embedded: inputs timed to their echo")
+	flag.IntVar(&eo.streams, "streams", 1000, "-embedded: concurrent streams on one worker")
+	flag.IntVar(&eo.rounds, "rounds", 20, "-embedded: inputs delivered to every stream")
 	flag.Parse()
+	if *emb {
+		if err := runEmbedded(o.server, eo); err != nil {
+			fmt.Fprintln(os.Stderr, "loadbench -embedded:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *static != "" {
 		if err := serveStatic(*static, *listen); err != nil {
 			fmt.Fprintln(os.Stderr, "loadbench static:", err)

@@ -121,6 +121,10 @@ func (b *cutBody) Read(p []byte) (int, error) {
 	b.bc.mu.Lock()
 	if b.bc.cutting {
 		b.bc.mu.Unlock()
+		// The connection's deadline too: net/http reads what is left of a
+		// small body after the handler, and a body first read after the
+		// cut was never in the reading set that cut() ended.
+		_ = b.conn.SetReadDeadline(time.Now())
 		return 0, errShuttingDown
 	}
 	b.bc.reading[b] = struct{}{}

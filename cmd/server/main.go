@@ -46,6 +46,8 @@ type config struct {
 	MaxConns int
 	// Timeouts of the HTTP server; zero fields take the defaults.
 	Timeouts timeouts
+	// Runtime configures the embedded Worker Runtime and the event streams.
+	Runtime runtimeConfig
 }
 
 // envPrefix prefixes the environment variable of each flag:
@@ -77,6 +79,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&cfg.AllowedHosts, "allowed-hosts", "", "extra Host header values to answer, comma-separated host[:port] (localhost, 127.0.0.1 and [::1] with the listening port, and the listen address, are always allowed)")
 	fs.StringVar(&cfg.AccessTokenFile, "access-token-file", "", "file holding the access token that every /api/* and /metrics request must carry (required to listen on a non-loopback address)")
 	fs.IntVar(&cfg.MaxConns, "max-conns", defaultMaxConns, "most connections open at once")
+	cfg.Runtime.register(fs)
 	fs.Usage = func() {
 		_, _ = fmt.Fprintf(stderr, "Usage: server [flags]\n\nEach flag can also be set by its environment variable, e.g. %s.\n\n", envName("data-dir"))
 		fs.PrintDefaults()
@@ -104,6 +107,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	if cfg.SourceTimeout <= 0 {
 		return config{}, fmt.Errorf("--source-timeout must be positive, not %s", cfg.SourceTimeout)
+	}
+	if err := cfg.Runtime.validate(); err != nil {
+		return config{}, err
 	}
 	if cfg.MaxConns < 1 {
 		return config{}, fmt.Errorf("--max-conns must be at least 1, not %d", cfg.MaxConns)
@@ -267,15 +273,31 @@ func run(ctx context.Context, cfg config, logOut io.Writer, ready chan<- net.Add
 	})
 	metrics := handlers.NewMetrics()
 	registerIndexMetrics(metrics.Registry, local)
+	sources := []registry.Source{local}
+	emb, err := openEmbedded(ctx, cfg, log, metrics.Registry)
+	if err != nil {
+		return err
+	}
+	// Closed after the HTTP server has stopped (serve returned), so no
+	// request still uses it; its workers get the graceful stop sequence.
+	defer closeEmbedded(emb, log)
+	if emb != nil {
+		sources = append(sources, emb)
+	}
 	remotes, err := remoteRuntimes(cfg.Runtimes, os.Getenv, log)
 	if err != nil {
 		return err
 	}
+	sources = registrySources(sources, remotes)
+	runtimeIDs := make([]registry.RuntimeID, len(sources))
+	for i, s := range sources {
+		runtimeIDs[i] = s.RuntimeID()
+	}
 	reg, err := registry.New(registry.Options{SourceTimeout: cfg.SourceTimeout, Logger: log,
 		WorkspaceID: cfg.WorkspaceID,
 		MaxRecords:  cfg.MaxRecords,
-		Auditor:     registry.Auditors{registry.SlogAuditor{Logger: log}, metrics.Auditor(local.RuntimeID())},
-	}, registrySources(local, remotes)...)
+		Auditor:     registry.Auditors{registry.SlogAuditor{Logger: log}, metrics.Auditor(runtimeIDs...)},
+	}, sources...)
 	if err != nil {
 		return err
 	}
@@ -300,7 +322,8 @@ func run(ctx context.Context, cfg config, logOut io.Writer, ready chan<- net.Add
 	server := make(chan built, 1)
 	go func() {
 		h, err := handlers.NewServer(reg, handlers.ServerOptions{Logger: log, Metrics: metrics,
-			AllowedHosts: hosts, AccessToken: cfg.AccessToken})
+			AllowedHosts: hosts, AccessToken: cfg.AccessToken,
+			MaxStreams: cfg.Runtime.MaxStreams, Shutdown: streamsShutdown(ctx)})
 		server <- built{h, err}
 	}()
 	// The index is built before serving begins, so the first request is
@@ -320,7 +343,7 @@ func run(ctx context.Context, cfg config, logOut io.Writer, ready chan<- net.Add
 		return b.err
 	}
 	log.Info("serving", slog.String("workspace_id", cfg.WorkspaceID), slog.Bool("data_dir_configured", cfg.DataDir != ""),
-		slog.Bool("access_token", cfg.AccessToken != ""))
+		slog.Bool("access_token", cfg.AccessToken != ""), slog.Bool("embedded_runtime", emb != nil))
 	return serve(ctx, cfg, ln, b.h, log, ready)
 }
 

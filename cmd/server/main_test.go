@@ -36,7 +36,7 @@ func TestParseConfig(t *testing.T) {
 	}
 	defaults := config{Listen: "127.0.0.1:8080", WorkspaceID: "local:default", WorkspaceRoot: cwd,
 		MaxRecords: registry.DefaultMaxRecords, LogLevel: slog.LevelInfo, MaxConns: defaultMaxConns,
-		SourceTimeout: registry.DefaultSourceTimeout}
+		SourceTimeout: registry.DefaultSourceTimeout, Runtime: runtimeConfig{MaxWorkers: 64, MaxStreams: 256}}
 	tests := []struct {
 		name    string
 		args    []string

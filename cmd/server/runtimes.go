@@ -42,9 +42,8 @@ func startRemotes(ctx context.Context, sources []*remote.Source) func() {
 	}
 }
 
-// registrySources is the local source followed by the remote ones.
-func registrySources(local registry.Source, remotes []*remote.Source) []registry.Source {
-	out := []registry.Source{local}
+// registrySources appends the remote sources to the backend's own.
+func registrySources(out []registry.Source, remotes []*remote.Source) []registry.Source {
 	for _, s := range remotes {
 		out = append(out, s)
 	}

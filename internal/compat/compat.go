@@ -77,8 +77,20 @@
 // truncated file never parses as another Worker, so a torn write shows the
 // previous projection or the invalid diagnostic, never a wrong Worker.
 //
+// Events. Each snapshot the index publishes also becomes events (Events,
+// registry.EventStreamer): worker_upserted for a current-workspace pod that is
+// new or projected differently, worker_removed for one that is gone, no
+// longer readable or moved to another workspace, in worker id order per
+// batch, after the snapshot itself (a reader told of a change finds it in a
+// list made after the event). Cursors are "<epoch>-<sequence>" with a random
+// epoch per Start, so a cursor of an earlier process is answered with a
+// resync. The last 10,000 events are kept for streams that resume; each
+// stream holds 256 events for its reader and is cut (ErrStreamEnded), never
+// waited for, when its reader falls further behind.
+//
 // A Source that was not started (or was closed) reads the store afresh on
-// every call: slow, but correct, and what the tests of the projection use.
+// every call: slow, but correct, and what the tests of the projection use. It
+// has no events.
 package compat
 
 import (
@@ -133,6 +145,10 @@ type Config struct {
 	// store (stat only) and a polling one tries to watch again; 0 means
 	// DefaultReconcileInterval.
 	ReconcileInterval time.Duration
+	// ListLimit is the most Workers one list answers (the server's
+	// --max-records), reported as the Runtime's max_workers; 0 means
+	// registry.DefaultMaxRecords.
+	ListLimit int
 }
 
 // Source is the local compatibility registry.Source. Once started it answers
@@ -149,9 +165,15 @@ type Source struct {
 	poll      time.Duration
 	reconcile time.Duration
 	noWatch   bool
+	listLimit int
 
-	mu      sync.Mutex // guards ix
-	ix      *index
+	// eventRing and eventBuffer size the event log (0: the defaults).
+	eventRing, eventBuffer int
+
+	mu sync.Mutex // guards ix and events
+	ix *index
+	// events is the running index's event log (nil when there is none).
+	events  *eventLog
 	current atomic.Pointer[snapshot]
 }
 
@@ -166,6 +188,10 @@ func New(cfg Config) *Source {
 		log = slog.New(slog.DiscardHandler)
 	}
 	hostID := HostIDFor(cfg.WorkspaceID)
+	listLimit := cfg.ListLimit
+	if listLimit <= 0 {
+		listLimit = registry.DefaultMaxRecords
+	}
 	root := ""
 	if cfg.WorkspaceRoot != "" {
 		root = normalizeRoot(cfg.WorkspaceRoot)
@@ -177,6 +203,7 @@ func New(cfg Config) *Source {
 		poll:      cfg.PollInterval,
 		reconcile: cfg.ReconcileInterval,
 		noWatch:   cfg.DisableWatch,
+		listLimit: listLimit,
 	}
 }
 
@@ -198,16 +225,19 @@ func (s *Source) Start(ctx context.Context) error {
 		s.current.Store(snap)
 		return nil
 	}
-	ix := newIndex(s.scanCfg, s.poll, s.reconcile, s.noWatch, s.current.Store)
+	// A new log per Start: its epoch makes the cursors of an earlier run
+	// unknown here, so a resumed stream gets a resync.
+	events := newEventLog(s.eventRing, s.eventBuffer)
+	ix := newIndex(s.scanCfg, s.poll, s.reconcile, s.noWatch, s.current.Store, events)
 	if err := ix.start(ctx); err != nil {
 		return err
 	}
-	s.ix = ix
+	s.ix, s.events = ix, events
 	return nil
 }
 
-// Close stops the index and releases its watches; the Source then reads the
-// store on every call again. It returns nil, also when the Source was never
+// Close stops the index, releases its watches and ends every event stream;
+// the Source then reads the store on every call again. It returns nil, also when the Source was never
 // started.
 func (s *Source) Close() error {
 	s.mu.Lock()
@@ -215,6 +245,12 @@ func (s *Source) Close() error {
 	if s.ix != nil {
 		s.ix.close()
 		s.ix = nil
+	}
+	if s.events != nil {
+		// Open streams end (ErrStreamEnded); their clients resume later
+		// and are told to resync.
+		s.events.close()
+		s.events = nil
 	}
 	s.current.Store(nil)
 	return nil
@@ -280,22 +316,38 @@ func (s *Source) snapshot() *snapshot {
 // RuntimeID returns RuntimeID.
 func (s *Source) RuntimeID() registry.RuntimeID { return RuntimeID }
 
-// capabilities is shared by the Runtime and its host: both can only be listed
-// and read.
-func capabilities(state storeState) registry.Capabilities {
+// capabilities is shared by the Runtime and its host: both can be listed,
+// read and (with a store configured) streamed from the index; max_workers is
+// the list limit, as the earlier local server reported it.
+func (s *Source) capabilities(state storeState) registry.Capabilities {
 	inspection := registry.InspectionAvailable
 	if state == storeNoDataDir {
 		inspection = registry.InspectionUnavailable
 	}
+	maxWorkers := s.listLimit
 	return registry.Capabilities{
 		CanListHosts:       true,
 		CanListWorkers:     true,
 		CanGetWorker:       true,
+		CanStreamEvents:    state != storeNoDataDir,
 		LocalPodInspection: inspection,
 		WorkspaceScope:     registry.WorkspaceScopeCurrent,
+		MaxWorkers:         &maxWorkers,
 		OS:                 runtime.GOOS,
 		Arch:               runtime.GOARCH,
 	}
+}
+
+// storeDiagnostics says why the store as a whole cannot be listed ([] when
+// it can): the Runtime's and the host's own diagnostics.
+func storeDiagnostics(snap *snapshot) []registry.Diagnostic {
+	switch snap.state {
+	case storeNoDataDir:
+		return []registry.Diagnostic{unavailableDiagnostic()}
+	case storeUnreadable:
+		return []registry.Diagnostic{unreadableDiagnostic()}
+	}
+	return []registry.Diagnostic{}
 }
 
 // status is degraded whenever the store cannot be listed, so that a Runtime
@@ -324,12 +376,17 @@ func (s *Source) Summary(context.Context) (registry.RuntimeSummary, error) {
 			IdentityAuthority: registry.IdentityAuthorityProjection,
 			Note:              sourceNote,
 		},
-		Capabilities: capabilities(snap.state),
+		Capabilities: s.capabilities(snap.state),
+		Diagnostics:  storeDiagnostics(snap),
 	}, nil
 }
 
-// Hosts lists the one host of the workspace. Its diagnostics describe the
-// store as a whole; per-pod diagnostics belong to the worker lists.
+// Hosts lists the one host of the workspace. Its diagnostics (the list's and
+// the host's own) describe the store as a whole; per-pod diagnostics belong
+// to the worker lists. observed_at is when the index last saw the store
+// change (the build time of the snapshot answered from), so it stays the
+// same, and an unchanged list keeps its ETag, for as long as the store does
+// not change; last_seen_at is not known locally.
 func (s *Source) Hosts(context.Context) ([]registry.Host, []registry.Diagnostic, error) {
 	snap := s.snapshot()
 	host := registry.Host{
@@ -338,18 +395,18 @@ func (s *Source) Hosts(context.Context) ([]registry.Host, []registry.Diagnostic,
 		Kind:         HostKind,
 		Label:        s.hostLabel,
 		Status:       status(snap.state),
-		Capabilities: capabilities(snap.state),
+		Capabilities: s.capabilities(snap.state),
+		ObservedAt:   snap.builtAt,
+		Diagnostics:  storeDiagnostics(snap),
 	}
-	diags := []registry.Diagnostic{}
-	if snap.state != storeOK {
-		diags = append(diags, snap.diags...)
-	}
-	return []registry.Host{host}, diags, nil
+	return []registry.Host{host}, storeDiagnostics(snap), nil
 }
 
 // Workers returns one page of the current workspace's Workers in ascending id
-// order. A store that cannot be read gives an empty page with a diagnostic,
-// not an error, so merged lists still show the other Runtimes.
+// order. A store that is not configured or cannot be read answers
+// runtime_unavailable, as a lookup does: the registry turns it into a
+// diagnostic of a merged list (the other Runtimes are still listed) and a 503
+// of this Runtime's own list, never an empty list that could be cached.
 func (s *Source) Workers(_ context.Context, q registry.WorkerQuery) (registry.WorkerPage, error) {
 	page := registry.WorkerPage{Workers: []registry.Worker{}, Diagnostics: []registry.Diagnostic{}}
 	if q.HostID != "" && q.HostID != s.hostID {
@@ -358,6 +415,9 @@ func (s *Source) Workers(_ context.Context, q registry.WorkerQuery) (registry.Wo
 		return page, nil
 	}
 	snap := s.snapshot()
+	if err := unavailable(snap); err != nil {
+		return registry.WorkerPage{}, err
+	}
 	page.Diagnostics = append(page.Diagnostics, snap.diags...)
 	limit := q.Limit
 	if limit < 1 {
@@ -390,11 +450,8 @@ func (s *Source) Workers(_ context.Context, q registry.WorkerQuery) (registry.Wo
 func (s *Source) Worker(_ context.Context, id registry.WorkerID) (registry.Worker, error) {
 	snap := s.snapshot()
 	ref := registry.WorkerRef{RuntimeID: RuntimeID, WorkerID: id}
-	switch snap.state {
-	case storeNoDataDir:
-		return registry.Worker{}, registry.RuntimeUnavailable(RuntimeID, "No local pod data directory is configured.", nil)
-	case storeUnreadable:
-		return registry.Worker{}, registry.RuntimeUnavailable(RuntimeID, "The local pod store is missing or cannot be read.", snap.cause)
+	if err := unavailable(snap); err != nil {
+		return registry.Worker{}, err
 	}
 	e, ok := snap.byID[id]
 	switch {
@@ -404,4 +461,16 @@ func (s *Source) Worker(_ context.Context, id registry.WorkerID) (registry.Worke
 		return registry.Worker{}, registry.WorkerNotVisible(ref)
 	}
 	return *e.worker, nil
+}
+
+// unavailable is the runtime_unavailable error of a snapshot whose store is
+// not configured or cannot be read, nil for a readable one.
+func unavailable(snap *snapshot) error {
+	switch snap.state {
+	case storeNoDataDir:
+		return registry.RuntimeUnavailable(RuntimeID, "No local pod data directory is configured.", nil)
+	case storeUnreadable:
+		return registry.RuntimeUnavailable(RuntimeID, "The local pod store is missing or cannot be read.", snap.cause)
+	}
+	return nil
 }

@@ -13,6 +13,8 @@ type TestHooks struct {
 	Now func() time.Time
 	// FailRead makes the read of a pod fail as if open(2) had (EMFILE).
 	FailRead func(pod string) bool
+	// EventRing and EventBuffer size the event log (0: the defaults).
+	EventRing, EventBuffer int
 }
 
 // NewWithHooks is New with test hooks installed.
@@ -28,5 +30,6 @@ func NewWithHooks(cfg Config, h TestHooks) *Source {
 		}
 	}
 	s.scanCfg.hooks = th
+	s.eventRing, s.eventBuffer = h.EventRing, h.EventBuffer
 	return s
 }

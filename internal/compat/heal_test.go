@@ -172,25 +172,48 @@ func TestIndexRefreshedAt(t *testing.T) {
 		s := started(t, compat.Config{WorkspaceID: "w", WorkspaceRoot: f.root, DataDir: f.dataDir,
 			ReconcileInterval: 20 * time.Millisecond})
 		waitWatching(t, s)
-		v0, r0 := list(t, s).Version, s.Stats().RefreshedAt
+		observed := func() time.Time {
+			hosts, _, err := s.Hosts(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return hosts[0].ObservedAt
+		}
+		v0, r0, o0 := list(t, s).Version, s.Stats().RefreshedAt, observed()
 		for i := range 3 {
 			eventually(t, "a sweep", func() bool { return s.Stats().RefreshedAt.After(r0) })
 			r0 = s.Stats().RefreshedAt
 			if v := list(t, s).Version; v != v0 {
 				t.Fatalf("sweep %d published version %q (was %q) with nothing changed", i, v, v0)
 			}
+			// observed_at moves with the content, not with the sweeps (nor
+			// the clock): an unchanged host list keeps its ETag.
+			if o := observed(); !o.Equal(o0) {
+				t.Fatalf("sweep %d moved observed_at to %v (was %v) with nothing changed", i, o, o0)
+			}
 		}
+		f.pod("q", nil)
+		eventually(t, "observed_at of a changed store", func() bool { return observed().After(o0) })
 	})
 	t.Run("missing store, polling", func(t *testing.T) {
 		base := t.TempDir()
 		s := started(t, compat.Config{WorkspaceID: "w", WorkspaceRoot: base, DataDir: filepath.Join(base, "data"),
 			PollInterval: 20 * time.Millisecond})
-		v0, r0 := list(t, s).Version, s.Stats().RefreshedAt
+		// A missing store answers no list; its host's observed_at is the
+		// time of the snapshot answered from, so it shows a republish.
+		observed := func() time.Time {
+			hosts, _, err := s.Hosts(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return hosts[0].ObservedAt
+		}
+		o0, r0 := observed(), s.Stats().RefreshedAt
 		for i := range 3 {
 			eventually(t, "a poll", func() bool { return s.Stats().RefreshedAt.After(r0) })
 			r0 = s.Stats().RefreshedAt
-			if v := list(t, s).Version; v != v0 {
-				t.Fatalf("poll %d published version %q (was %q) of a store still missing", i, v, v0)
+			if o := observed(); !o.Equal(o0) {
+				t.Fatalf("poll %d republished a store still missing (observed_at %v, was %v)", i, o, o0)
 			}
 		}
 	})

@@ -1,11 +1,13 @@
 package compat
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"sync"
@@ -14,6 +16,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/workspace-backend/runtime-registry/internal/registry"
 )
 
 // Timing of the index. See the package documentation for the bounds they give.
@@ -50,7 +54,9 @@ type index struct {
 	cfg     scanConfig
 	podsDir string
 	publish func(*snapshot)
-	poll    time.Duration
+	// events receives the changes each publish applies (nil: none kept).
+	events *eventLog
+	poll   time.Duration
 	// reconcile is the interval of the full stat-only sweep while watching
 	// (and of the retries of watching while polling).
 	reconcile time.Duration
@@ -62,6 +68,10 @@ type index struct {
 	cause   error
 	records map[string]*podRecord
 	names   []string // sorted keys of records
+	// pending maps each pod whose record changed since the last publish to
+	// its record as of that publish (nil when it had none): the next
+	// publish turns them into events.
+	pending map[string]*podRecord
 	// watched holds the pod directories with a watch.
 	watched map[string]bool
 	watcher *fsnotify.Watcher
@@ -125,7 +135,7 @@ func dirIdentity(path string) (dirIdent, error) {
 }
 
 // newIndex makes an index; start builds its first snapshot.
-func newIndex(cfg scanConfig, poll, reconcile time.Duration, forcePoll bool, publish func(*snapshot)) *index {
+func newIndex(cfg scanConfig, poll, reconcile time.Duration, forcePoll bool, publish func(*snapshot), events *eventLog) *index {
 	if poll <= 0 {
 		poll = DefaultPollInterval
 	}
@@ -133,8 +143,8 @@ func newIndex(cfg scanConfig, poll, reconcile time.Duration, forcePoll bool, pub
 		reconcile = DefaultReconcileInterval
 	}
 	return &index{
-		cfg: cfg, podsDir: cfg.podsDir(), publish: publish, poll: poll, reconcile: reconcile, forcePolls: forcePoll,
-		records: map[string]*podRecord{}, watched: map[string]bool{},
+		cfg: cfg, podsDir: cfg.podsDir(), publish: publish, events: events, poll: poll, reconcile: reconcile, forcePolls: forcePoll,
+		records: map[string]*podRecord{}, pending: map[string]*podRecord{}, watched: map[string]bool{},
 		dirty: map[string]bool{}, held: map[string]time.Time{}, retry: map[string]retryState{},
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}
@@ -284,6 +294,9 @@ func (ix *index) fullScan(ctx context.Context, watchPods bool) error {
 	}
 	ents, err := os.ReadDir(ix.podsDir)
 	if err != nil {
+		for name, old := range ix.records {
+			ix.touch(name, old)
+		}
 		ix.records, ix.names = map[string]*podRecord{}, nil
 		clear(ix.held)
 		clear(ix.retry)
@@ -348,12 +361,15 @@ func (ix *index) fullScan(ctx context.Context, watchPods bool) error {
 		names[i] = r.name
 	}
 	changed := wasUnreadable || len(records) != len(ix.records)
-	if !changed {
-		for name, r := range records {
-			if ix.records[name] != r {
-				changed = true
-				break
-			}
+	for name, r := range records {
+		if old := ix.records[name]; old != r {
+			ix.touch(name, old)
+			changed = true
+		}
+	}
+	for name, old := range ix.records {
+		if _, ok := records[name]; !ok {
+			ix.touch(name, old)
 		}
 	}
 	ix.records, ix.names = records, names // os.ReadDir sorts by name
@@ -466,8 +482,50 @@ func (ix *index) publishNow() {
 	}
 	ix.gen++
 	snap.version = strconv.FormatUint(ix.gen, 10)
+	// Held first: whoever sees this snapshot sees the holds it reflects.
+	ix.heldNow.Store(int64(len(ix.held)))
 	ix.publish(snap)
 	ix.lastReval.Store(snap.builtAt.UnixNano())
+	// Events after the snapshot: a reader told of a change finds it in a
+	// list or lookup made after the event.
+	ix.emit(ix.gen == 1)
+}
+
+// touch notes that pod name's record is about to change from old, unless it
+// already changed since the last publish (then the older one is kept).
+func (ix *index) touch(name string, old *podRecord) {
+	if _, ok := ix.pending[name]; !ok {
+		ix.pending[name] = old
+	}
+}
+
+// emit turns the records changed since the last publish into events, in
+// worker id order: worker_upserted for a pod of the current workspace that is
+// new or projected differently, worker_removed for one that was listed and is
+// not any more (gone, unreadable, invalid, of another workspace). first
+// publishes nothing: no stream can be open before the first snapshot.
+func (ix *index) emit(first bool) {
+	if ix.events == nil || first || len(ix.pending) == 0 {
+		clear(ix.pending)
+		return
+	}
+	evs := make([]registry.Event, 0, len(ix.pending))
+	for name, old := range ix.pending {
+		cur := ix.records[name]
+		wasListed := old != nil && old.kind == recListed
+		isListed := cur != nil && cur.kind == recListed
+		ref := registry.WorkerRef{RuntimeID: RuntimeID, WorkerID: WorkerIDFor(name)}
+		switch {
+		case isListed && wasListed && reflect.DeepEqual(*old.entry.worker, *cur.entry.worker):
+		case isListed:
+			evs = append(evs, registry.Event{Kind: registry.EventWorkerUpserted, Ref: ref, Worker: *cur.entry.worker})
+		case wasListed:
+			evs = append(evs, registry.Event{Kind: registry.EventWorkerRemoved, Ref: ref})
+		}
+	}
+	clear(ix.pending)
+	slices.SortFunc(evs, func(a, b registry.Event) int { return cmp.Compare(a.Ref.WorkerID, b.Ref.WorkerID) })
+	ix.events.append(evs)
 }
 
 // run applies events and sweeps until close.
@@ -638,6 +696,7 @@ func (ix *index) applyDirty(now time.Time) {
 		fi, err := os.Lstat(filepath.Join(ix.podsDir, name))
 		if err != nil {
 			if prev != nil {
+				ix.touch(name, prev)
 				ix.remove(name)
 				changed = true
 			}
@@ -665,6 +724,7 @@ func (ix *index) applyDirty(now time.Time) {
 			i, _ := slices.BinarySearch(ix.names, name)
 			ix.names = slices.Insert(ix.names, i, name)
 		}
+		ix.touch(name, prev)
 		ix.records[name] = rec
 		changed = true
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -144,6 +145,32 @@ func TestNoLeak(t *testing.T) {
 	}
 	if listed != 3 {
 		t.Errorf("listed %d workers, want 3 (visible, pending, stale)", listed)
+	}
+
+	// Events: an upsert and a removal of pods full of private values, and
+	// the refusals of the sources without an index.
+	for name, s := range sources {
+		st, err := s.Events(ctx, registry.EventQuery{Cursor: "MARKDATA"})
+		dumpErr(err)
+		if name != "ok" {
+			continue
+		}
+		changed := maps.Clone(private)
+		changed["resolved_manifest_snapshot"] = map[string]any{"role": "coder", "session_path": "/MARKSESSION/y"}
+		write("visible", changed)
+		if err := os.RemoveAll(filepath.Join(pods, "stale")); err != nil {
+			t.Fatal(err)
+		}
+		for range 3 { // the resync for the foreign cursor, then the two changes
+			ectx, cancel := context.WithTimeout(ctx, freshnessDeadline)
+			ev, err := st.Next(ectx)
+			cancel()
+			if err != nil {
+				t.Fatalf("Next: %v", err)
+			}
+			dump(ev)
+		}
+		st.Close()
 	}
 	if logs.String() == "" {
 		t.Error("no debug log lines: the log check below proves nothing")

@@ -268,9 +268,13 @@ func project(podName string, m *podMetadata, hostID registry.HostID) registry.Wo
 			Kind:        registry.ImplementationLocalPod,
 			DisplayHint: hint,
 		},
-		// The backend can read a local pod's metadata but has no route to its
-		// process: stop, input, events and transcript all stay false.
-		Capabilities: registry.WorkerCapabilities{CanGetWorker: true},
+		// The backend can read a local pod's metadata and stream its changes
+		// (from the index) but has no route to its process: stop, input,
+		// transcript and follow-up spawns all stay false.
+		Capabilities: registry.WorkerCapabilities{CanGetWorker: true, CanStreamEvents: true},
+		// A local pod does not say when it was last seen.
+		LastSeenAt:  nil,
+		Diagnostics: []registry.Diagnostic{},
 	}
 	if m.Manifest != nil {
 		var claimed nameRef

@@ -3,6 +3,7 @@ package compat_test
 import (
 	"context"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -114,9 +115,20 @@ func TestProjection(t *testing.T) {
 				ID: id, RuntimeID: compat.RuntimeID, HostID: host,
 				Workspace:      registry.WorkerWorkspace{Visibility: "current_workspace", Identity: "runtime_workspace"},
 				Implementation: registry.WorkerImplementation{Kind: "local_pod", DisplayHint: w.Implementation.DisplayHint},
-				Capabilities:   registry.WorkerCapabilities{CanGetWorker: true},
+				Capabilities:   registry.WorkerCapabilities{CanGetWorker: true, CanStreamEvents: true},
+				LastSeenAt:     nil,
+				Diagnostics:    []registry.Diagnostic{},
 			}
-			w.Label, w.Role, w.Profile, w.State, w.Status = "", nil, nil, "", ""
+			// A worker_name other than the directory's is stale metadata:
+			// the worker itself says so too, beside the list.
+			wantDiags := []string{}
+			if name, ok := tt.meta["worker_name"].(string); ok && name != tt.pod {
+				wantDiags = []string{compat.DiagMetadataStale}
+			}
+			if got := codes(w.Diagnostics); !slices.Equal(got, wantDiags) {
+				t.Errorf("worker diagnostics %v, want %v", got, wantDiags)
+			}
+			w.Label, w.Role, w.Profile, w.State, w.Status, w.Diagnostics = "", nil, nil, "", "", []registry.Diagnostic{}
 			if !reflect.DeepEqual(w, fixed) {
 				t.Errorf("fixed fields:\n got %+v\nwant %+v", w, fixed)
 			}

@@ -256,6 +256,8 @@ func recordFor(cfg scanConfig, name string, typ fs.FileMode) *podRecord {
 			Code: DiagMetadataStale, Severity: registry.SeverityWarning,
 			Message: fmt.Sprintf("The metadata of local worker %s disagrees with its directory; it is listed under the directory-derived id.", id),
 		}
+		// The worker carries it too (one diagnostic: within MaxDiagnostics).
+		w.Diagnostics = []registry.Diagnostic{*rec.warn}
 	}
 	rec.kind, rec.entry = recListed, entry{worker: &w, visible: true}
 	return rec

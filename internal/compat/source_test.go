@@ -19,10 +19,11 @@ func TestSummaryAndHosts(t *testing.T) {
 	s := f.source()
 	ctx := context.Background()
 	host := compat.HostIDFor("my-workspace")
+	maxWorkers := registry.DefaultMaxRecords
 	caps := registry.Capabilities{
-		CanListHosts: true, CanListWorkers: true, CanGetWorker: true,
+		CanListHosts: true, CanListWorkers: true, CanGetWorker: true, CanStreamEvents: true,
 		LocalPodInspection: "available", WorkspaceScope: "current_workspace",
-		OS: runtime.GOOS, Arch: runtime.GOARCH,
+		MaxWorkers: &maxWorkers, OS: runtime.GOOS, Arch: runtime.GOARCH,
 	}
 	sum, err := s.Summary(ctx)
 	if err != nil {
@@ -38,6 +39,7 @@ func TestSummaryAndHosts(t *testing.T) {
 		Source: registry.SourceInfo{Kind: registry.SourceLocalCompatibility, Status: registry.SourceActive,
 			IdentityAuthority: "runtime_registry_projection"},
 		Capabilities: caps,
+		Diagnostics:  []registry.Diagnostic{},
 	}
 	if !reflect.DeepEqual(sum, want) {
 		t.Errorf("Summary\n got %+v\nwant %+v", sum, want)
@@ -46,8 +48,13 @@ func TestSummaryAndHosts(t *testing.T) {
 	if err != nil || len(diags) != 0 {
 		t.Fatalf("Hosts: %v %+v", err, diags)
 	}
+	if len(hosts) != 1 || hosts[0].ObservedAt.IsZero() {
+		t.Fatalf("Hosts = %+v, want one with observed_at", hosts)
+	}
+	observed := hosts[0].ObservedAt
 	wantHosts := []registry.Host{{ID: host, RuntimeID: compat.RuntimeID, Kind: "local-worker-host",
-		Label: "project", Status: registry.Available, Capabilities: caps}}
+		Label: "project", Status: registry.Available, Capabilities: caps,
+		ObservedAt: observed, LastSeenAt: nil, Diagnostics: []registry.Diagnostic{}}}
 	if !reflect.DeepEqual(hosts, wantHosts) {
 		t.Errorf("Hosts\n got %+v\nwant %+v", hosts, wantHosts)
 	}

@@ -199,6 +199,29 @@ func TestStaleListedUnderDirID(t *testing.T) {
 	if w.ID == compat.WorkerIDFor("Other Name") {
 		t.Error("stale pod took the id of its worker_name")
 	}
+	// The stale worker says so itself, besides the list.
+	if got := codes(w.Diagnostics); !slices.Equal(got, []string{compat.DiagMetadataStale}) || w.Diagnostics[0] != page.Diagnostics[0] {
+		t.Errorf("worker diagnostics %+v, list %+v", w.Diagnostics, page.Diagnostics)
+	}
+	if w.LastSeenAt != nil {
+		t.Errorf("last_seen_at %v of a local pod", w.LastSeenAt)
+	}
+}
+
+// TestListLimitIsMaxWorkers checks that max_workers is the configured list
+// limit (the server's --max-records), a number, on the Runtime and its host.
+func TestListLimitIsMaxWorkers(t *testing.T) {
+	f := newFixture(t)
+	for _, tt := range []struct{ limit, want int }{{0, registry.DefaultMaxRecords}, {50, 50}} {
+		s := compat.New(compat.Config{WorkspaceID: "w", WorkspaceRoot: f.root, DataDir: f.dataDir, ListLimit: tt.limit})
+		sum, _ := s.Summary(t.Context())
+		hosts, _, _ := s.Hosts(t.Context())
+		for what, c := range map[string]registry.Capabilities{"runtime": sum.Capabilities, "host": hosts[0].Capabilities} {
+			if c.MaxWorkers == nil || *c.MaxWorkers != tt.want {
+				t.Errorf("limit %d: %s max_workers %v, want %d", tt.limit, what, c.MaxWorkers, tt.want)
+			}
+		}
+	}
 }
 
 func TestWorkspaceMatch(t *testing.T) {
@@ -287,18 +310,20 @@ func TestNoDataDir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Status != registry.Degraded || sum.Capabilities.LocalPodInspection != "unavailable" {
-		t.Errorf("summary = %+v, want degraded with inspection unavailable", sum)
+	if sum.Status != registry.Degraded || sum.Capabilities.LocalPodInspection != "unavailable" ||
+		!slices.Equal(codes(sum.Diagnostics), []string{compat.DiagRegistryUnavailable}) {
+		t.Errorf("summary = %+v, want degraded with inspection unavailable, saying why", sum)
 	}
 	hosts, diags, err := s.Hosts(ctx)
 	if err != nil || len(hosts) != 1 || hosts[0].Status != registry.Degraded ||
 		hosts[0].Capabilities.LocalPodInspection != "unavailable" ||
-		!slices.Equal(codes(diags), []string{compat.DiagRegistryUnavailable}) {
+		!slices.Equal(codes(diags), []string{compat.DiagRegistryUnavailable}) ||
+		!slices.Equal(codes(hosts[0].Diagnostics), []string{compat.DiagRegistryUnavailable}) {
 		t.Errorf("Hosts = %+v %+v %v", hosts, diags, err)
 	}
-	page, err := s.Workers(ctx, registry.WorkerQuery{Limit: 10})
-	if err != nil || len(page.Workers) != 0 || page.More || !slices.Equal(codes(page.Diagnostics), []string{compat.DiagRegistryUnavailable}) {
-		t.Errorf("Workers = %+v %v", page, err)
+	// The runtime's own list and a lookup answer alike: unavailable.
+	if _, err := s.Workers(ctx, registry.WorkerQuery{Limit: 10}); !errors.Is(err, registry.ErrRuntimeUnavailable) {
+		t.Errorf("Workers error = %v, want runtime_unavailable", err)
 	}
 	if _, err := s.Worker(ctx, compat.WorkerIDFor("p")); !errors.Is(err, registry.ErrRuntimeUnavailable) {
 		t.Errorf("Worker error = %v, want runtime_unavailable", err)
@@ -332,26 +357,29 @@ func TestPodsDirUnreadable(t *testing.T) {
 			s := started(t, compat.Config{WorkspaceID: "w", WorkspaceRoot: "/x/proj", DataDir: dataDir})
 			ctx := context.Background()
 			sum, _ := s.Summary(ctx)
-			if sum.Status != registry.Degraded || sum.Capabilities.LocalPodInspection != "available" {
+			if sum.Status != registry.Degraded || sum.Capabilities.LocalPodInspection != "available" ||
+				!slices.Equal(codes(sum.Diagnostics), []string{compat.DiagRegistryUnreadable}) {
 				t.Errorf("summary = %+v", sum)
 			}
 			hosts, diags, err := s.Hosts(ctx)
 			if err != nil || len(hosts) != 1 || hosts[0].Status != registry.Degraded ||
-				!slices.Equal(codes(diags), []string{compat.DiagRegistryUnreadable}) {
+				!slices.Equal(codes(diags), []string{compat.DiagRegistryUnreadable}) ||
+				!slices.Equal(codes(hosts[0].Diagnostics), []string{compat.DiagRegistryUnreadable}) {
 				t.Errorf("Hosts = %+v %+v %v", hosts, diags, err)
 			}
-			page, err := s.Workers(ctx, registry.WorkerQuery{Limit: 10})
-			if err != nil || len(page.Workers) != 0 || !slices.Equal(codes(page.Diagnostics), []string{compat.DiagRegistryUnreadable}) {
-				t.Errorf("Workers = %+v %v", page, err)
-			}
+			// The runtime's own list answers as a lookup does: unavailable,
+			// never an empty page that could be cached.
+			_, listErr := s.Workers(ctx, registry.WorkerQuery{Limit: 10})
 			_, err = s.Worker(ctx, compat.WorkerIDFor("p"))
-			if !errors.Is(err, registry.ErrRuntimeUnavailable) {
-				t.Fatalf("Worker error = %v, want runtime_unavailable", err)
-			}
-			// The cause is kept for logs, but never in the visible text.
-			var e *registry.Error
-			if errors.As(err, &e); e.Cause == nil || strings.Contains(e.Error(), dataDir) {
-				t.Errorf("error = %q, cause %v", e.Error(), e.Cause)
+			for what, err := range map[string]error{"Workers": listErr, "Worker": err} {
+				if !errors.Is(err, registry.ErrRuntimeUnavailable) {
+					t.Fatalf("%s error = %v, want runtime_unavailable", what, err)
+				}
+				// The cause is kept for logs, but never in the visible text.
+				var e *registry.Error
+				if errors.As(err, &e); e.Cause == nil || strings.Contains(e.Error(), dataDir) {
+					t.Errorf("%s error = %q, cause %v", what, e.Error(), e.Cause)
+				}
 			}
 		})
 	}

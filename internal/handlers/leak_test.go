@@ -3,13 +3,20 @@ package handlers_test
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/workspace-backend/runtime-registry/internal/compat"
+	"github.com/workspace-backend/runtime-registry/internal/embedded"
+	"github.com/workspace-backend/runtime-registry/internal/embedded/embeddedtest"
 	"github.com/workspace-backend/runtime-registry/internal/gen"
+	"github.com/workspace-backend/runtime-registry/internal/handlers"
 	"github.com/workspace-backend/runtime-registry/internal/registry"
 )
 
@@ -227,5 +234,117 @@ func TestCompatWithoutDataDirIsDegradedAndUnavailable(t *testing.T) {
 	}
 	if p := s.do("GET", rt+"/workers/local-worker-x", "").problem(t); p.Code != gen.ProblemCodeRuntimeUnavailable {
 		t.Errorf("lookup without data dir: %s, want runtime_unavailable", p.Code)
+	}
+}
+
+// Markers of the embedded Runtime's private values: its state dir,
+// profiles file and workspace root all sit under markPrivateDir; the
+// profiles name a command and an env value the browser must never see.
+const (
+	markPrivateDir = "MARK-PRIVATEDIR-6b2e"
+	markCommand    = "MARK-COMMAND-9d41"
+	markEnvValue   = "MARK-ENVVALUE-27c5"
+)
+
+const leakProfiles = `default: echo
+profiles:
+  - name: echo
+    label: Echo
+    description: Repeats every input line
+    command: ["/bin/sh", "-c", "# ` + markCommand + `\nwhile IFS= read -r l; do printf 'echo: %s\n' \"$l\"; done"]
+    env: {SECRET: ` + markEnvValue + `}
+`
+
+func TestEmbeddedRevealsNoPrivateValues(t *testing.T) {
+	dataDir, root := markedStore(t)
+	local := compat.New(compat.Config{WorkspaceID: "local:leak", WorkspaceRoot: root, DataDir: dataDir})
+	runtimeLogs := &lockedWriter{w: &strings.Builder{}}
+	src, dirs := embeddedtest.Open(t, embeddedtest.Options{
+		WorkspaceID: "local:leak", MaxWorkers: 1, Profiles: leakProfiles,
+		Dir:    filepath.Join(t.TempDir(), markPrivateDir),
+		Logger: slog.New(slog.NewJSONHandler(runtimeLogs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	s := newTestServerWith(t, registry.Options{WorkspaceID: "local:leak"}, handlers.ServerOptions{}, local, src)
+	hs := httptest.NewServer(s.handler)
+	defer hs.Close()
+	secrets := append(slices.Clone(allMarkers), markPrivateDir, markCommand, markEnvValue,
+		dirs.StateDir, dirs.ProfilesFile, dirs.WorkspaceRoot, "/bin/sh", "worker-runtime.db")
+
+	var seen strings.Builder
+	record := func(what string, data []byte, header http.Header) {
+		fmt.Fprintf(&seen, "%s\n%s\n%v\n", what, data, header)
+	}
+	rt := embeddedRT
+	stream := openSSE(t, hs.URL, rt+"/events")
+	record("stream headers", nil, stream.header())
+
+	created := s.do("POST", rt+"/workers", `{"intent":{"kind":"task","objective":"leak"},"worker_name":"leaky"}`, "Idempotency-Key", "leak-1")
+	record("create", created.Body, created.Header)
+	var acc gen.CreateWorkerAccepted
+	created.decode(t, &acc)
+	id := acc.WorkerId
+	for _, ev := range stream.until(upsertOf(id, "active")) {
+		record("event", ev.Data, nil)
+	}
+	targets := []struct{ method, target, body string }{
+		{"GET", "/api/runtimes", ""},
+		{"GET", "/api/hosts", ""},
+		{"GET", "/api/workers", ""},
+		{"GET", "/api/hosts/" + string(embedded.HostIDFor("local:leak")) + "/workers", ""},
+		{"GET", rt, ""},
+		{"GET", rt + "/hosts", ""},
+		{"GET", rt + "/profiles", ""},
+		{"GET", rt + "/workers?limit=1", ""},
+		{"GET", rt + "/workers/" + id, ""},
+		{"POST", rt + "/workers/" + id + "/input", `{"kind":"user","content":"hello"}`},
+		{"POST", rt + "/workers", `{"intent":{"kind":"task"}}`},                     // at capacity
+		{"POST", rt + "/workers", `{"intent":{"kind":"task"},"profile":"nope"}`},    // unknown profile
+		{"POST", rt + "/workers/nobody/input", `{"kind":"user","content":"x"}`},     // unknown worker
+		{"GET", rt + "/workers/nobody/transcript", ""},                              // unknown worker
+		{"GET", rt + "/workers/" + id + "/events?cursor=zz-unknown", ""},            // never answered here: see below
+		{"POST", rt + "/workers/" + id + "/stop", `{"mode":"graceful"}`},            // stop
+		{"POST", rt + "/workers/" + id + "/stop", `{"mode":"force"}`},               // again
+		{"POST", rt + "/workers/" + id + "/input", `{"kind":"user","content":"x"}`}, // not running
+	}
+	statuses := map[int]int{}
+	for _, tc := range targets {
+		if strings.Contains(tc.target, "/events") {
+			continue // streams are read over the real connection
+		}
+		resp := s.do(tc.method, tc.target, tc.body)
+		statuses[resp.Status]++
+		record(tc.method+" "+tc.target, resp.Body, resp.Header)
+	}
+	for _, ev := range stream.until(upsertOf(id, "stopped")) {
+		record("event", ev.Data, nil)
+	}
+	resync := openSSE(t, hs.URL, rt+"/workers/"+id+"/events", "Last-Event-ID", "zz-unknown")
+	record("resync", resync.next().Data, nil)
+	resync.Close()
+	transcript := s.do("GET", rt+"/workers/"+id+"/transcript", "")
+	record("transcript", transcript.Body, transcript.Header)
+	if !strings.Contains(string(transcript.Body), "echo: hello") {
+		t.Errorf("the sweep did not see the worker answer: %s", transcript.Body)
+	}
+	for _, status := range []int{200, 202, 400, 404, 409} {
+		if statuses[status] == 0 {
+			t.Errorf("the sweep saw no %d response (saw %v)", status, statuses)
+		}
+	}
+	stream.Close()
+
+	runtimeLogs.mu.Lock()
+	rtLog := runtimeLogs.w.(*strings.Builder).String()
+	runtimeLogs.mu.Unlock()
+	for _, m := range secrets {
+		if strings.Contains(seen.String(), m) {
+			t.Errorf("an answer reveals %q", m)
+		}
+		if strings.Contains(s.logText(), m) {
+			t.Errorf("the server log reveals %q", m)
+		}
+		if strings.Contains(rtLog, m) {
+			t.Errorf("the runtime log reveals %q", m)
+		}
 	}
 }

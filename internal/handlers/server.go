@@ -39,6 +39,14 @@ type ServerOptions struct {
 	// AccessToken, when set, is required (as a bearer token or the console's
 	// cookie) by every /api/* and /metrics request; see ValidAccessToken.
 	AccessToken string
+	// MaxStreams bounds the event streams open at once (more answer 503
+	// too_many_streams); 0 means DefaultMaxStreams.
+	MaxStreams int
+	// Shutdown, when closed, ends every open event stream: the server's
+	// graceful shutdown closes it before it waits for connections to go
+	// idle, since a stream never does by itself. Nil means streams end only
+	// when their clients leave.
+	Shutdown <-chan struct{}
 }
 
 // NewServer builds the HTTP handler for reg: the guard (security headers,
@@ -89,8 +97,10 @@ func NewServer(reg *registry.Registry, opts ServerOptions) (http.Handler, error)
 	}
 	if opts.Metrics != nil {
 		h.metrics = opts.Metrics
-		h.streams = newStreamLimiter(DefaultMaxStreams, nil, h.metrics)
 	}
+	// Made after the metrics are chosen, so that the open-streams gauge is
+	// the one served.
+	h.streams = newStreamLimiter(opts.MaxStreams, opts.Shutdown, h.metrics)
 	routes := map[string]bool{}
 
 	e := echo.New()

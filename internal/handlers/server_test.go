@@ -53,6 +53,14 @@ type testServer struct {
 	t       *testing.T
 	handler http.Handler
 	logs    *bytes.Buffer
+	logw    *lockedWriter
+}
+
+// logText is what was logged so far; safe while a real server logs.
+func (s *testServer) logText() string {
+	s.logw.mu.Lock()
+	defer s.logw.mu.Unlock()
+	return s.logs.String()
 }
 
 func newTestServer(t *testing.T, opts registry.Options, sources ...registry.Source) *testServer {
@@ -65,7 +73,8 @@ func newTestServer(t *testing.T, opts registry.Options, sources ...registry.Sour
 func newTestServerWith(t *testing.T, opts registry.Options, sopts handlers.ServerOptions, sources ...registry.Source) *testServer {
 	t.Helper()
 	logs := &bytes.Buffer{}
-	log := slog.New(slog.NewJSONHandler(&lockedWriter{w: logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logw := &lockedWriter{w: logs}
+	log := slog.New(slog.NewJSONHandler(logw, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if opts.Auditor == nil {
 		opts.Auditor = registry.SlogAuditor{Logger: log}
 	}
@@ -78,7 +87,7 @@ func newTestServerWith(t *testing.T, opts registry.Options, sopts handlers.Serve
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testServer{t: t, handler: e, logs: logs}
+	return &testServer{t: t, handler: e, logs: logs, logw: logw}
 }
 
 type lockedWriter struct {

@@ -40,7 +40,7 @@ const (
 	// maxIntentField bounds each free-text intent field.
 	maxIntentField = 4096
 	// outputBatch bounds the lines committed in one store call.
-	outputBatch = 4096
+	outputBatch = 16384
 )
 
 var idRE = regexp.MustCompile(`^[A-Za-z0-9_:-]{1,120}$`)
@@ -228,7 +228,7 @@ func (r *Runtime) liveCounts() map[State]int {
 // invalid UTF-8, control and format characters, line and paragraph
 // separators, '/' and '\', trims spaces and keeps the first 80 characters.
 func SanitizeLabel(s string) string {
-	s = strings.ToValidUTF8(s, "")
+	s = strings.TrimSpace(strings.ToValidUTF8(s, ""))
 	var b strings.Builder
 	n := 0
 	for _, c := range s {

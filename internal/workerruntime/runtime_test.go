@@ -312,6 +312,45 @@ func TestStop(t *testing.T) {
 		}
 		e.waitStatus(t, w.ID, wr.StatusCancelled)
 	})
+	for _, mode := range []wr.StopMode{wr.StopGraceful, wr.StopForce} {
+		t.Run(string(mode)+" while starting", func(t *testing.T) {
+			gate := make(chan struct{})
+			e := newEnv(t, func(_ *wr.Options, _ *wrtest.Store, x *wrtest.Executor) { x.StartGate = gate })
+			w, err := e.rt.Create(t.Context(), wr.CreateRequest{Intent: wr.Intent{Kind: wr.IntentTask}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+			got, err := e.rt.Stop(ctx, w.ID, mode)
+			cancel()
+			if err != nil || got.State != wr.StateStopping {
+				t.Fatalf("Stop while starting: %+v %v", got, err)
+			}
+			if _, err := e.rt.SendInput(t.Context(), w.ID, wr.Input{Kind: wr.InputUser, Content: "x"}); !errors.Is(err, wr.ErrWorkerNotRunning) {
+				t.Fatalf("input while stopping: %v", err)
+			}
+			close(gate)
+			want := map[wr.StopMode]string{wr.StopGraceful: wr.StatusRequested, wr.StopForce: wr.StatusCancelled}[mode]
+			e.waitStatus(t, w.ID, want)
+			// It never became active.
+			sub, err := e.rt.Subscribe(t.Context(), wr.SubscribeRequest{WorkerID: w.ID, Cursor: "0f0f0f0f-0"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sub.Close()
+			var statuses []string
+			for len(statuses) < 3 {
+				ev, err := sub.Next(t.Context())
+				if err != nil {
+					t.Fatal(err)
+				}
+				statuses = append(statuses, ev.Worker.Status)
+			}
+			if strings.Join(statuses, ",") != "starting,stopping,"+want {
+				t.Fatalf("transitions %v", statuses)
+			}
+		})
+	}
 	t.Run("bad mode and unknown worker", func(t *testing.T) {
 		e := newEnv(t, nil)
 		_, err := e.rt.Stop(t.Context(), "x", "sideways")
@@ -506,6 +545,40 @@ func TestCloseStopsEveryWorker(t *testing.T) {
 	}
 	_, err := e.rt.Create(t.Context(), wr.CreateRequest{Intent: wr.Intent{Kind: wr.IntentTask}})
 	code(t, err, wr.CodeRuntimeUnavailable, "")
+}
+
+// TestCloseShortensALongGrace: a profile's hour-long stop_grace must not
+// hold Close beyond its 10 s budget.
+func TestCloseShortensALongGrace(t *testing.T) {
+	e := newEnv(t, func(o *wr.Options, _ *wrtest.Store, x *wrtest.Executor) {
+		x.IgnoreTerm, x.ExitOnEOF = true, false
+		o.Profiles.List[0].StopGrace = time.Hour
+	})
+	a, pa := e.create(t, wr.CreateRequest{})
+	if _, err := e.rt.Stop(t.Context(), a.ID, wr.StopGraceful); err != nil { // already stopping by request
+		t.Fatal(err)
+	}
+	b, pb := e.create(t, wr.CreateRequest{})
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second) // hang guard
+	defer cancel()
+	if err := e.rt.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("Close did not finish")
+	}
+	for _, c := range []struct {
+		id, want string
+		p        *wrtest.Process
+	}{{a.ID, wr.StatusRequested, pa}, {b.ID, wr.StatusRuntimeShutdown, pb}} {
+		w, _ := e.store.GetWorker(t.Context(), c.id)
+		if w.Status != c.want {
+			t.Errorf("%s, want %s", w.Status, c.want)
+		}
+		if sigs := c.p.Signals(); len(sigs) != 2 || sigs[0] != syscall.SIGTERM || sigs[1] != syscall.SIGKILL {
+			t.Errorf("signals %v, want [TERM KILL]", sigs)
+		}
+	}
 }
 
 func TestOpenRecoversAfterCrash(t *testing.T) {

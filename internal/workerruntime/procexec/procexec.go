@@ -29,7 +29,7 @@ const MaxLineBytes = 64 << 10
 
 // linesBuffer is how many output lines wait for the Runtime before the
 // readers stop reading (and the child blocks on a full pipe).
-const linesBuffer = 8192
+const linesBuffer = 32768
 
 // drainWait bounds how long output is read after the process ended (a
 // descendant that escaped the group could hold a pipe open).

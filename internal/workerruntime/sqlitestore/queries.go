@@ -6,12 +6,28 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	wr "github.com/workspace-backend/runtime-registry/internal/workerruntime"
 )
 
 // Every SQL statement of the store is in this file.
+
+const (
+	sqlInsertEvent      = `INSERT INTO events (seq, kind, worker_id, payload) VALUES (?, ?, ?, ?)`
+	sqlInsertTranscript = `INSERT INTO transcript (worker_id, seq, role, content, at) VALUES (?, ?, ?, ?, ?)`
+	// multiRows rows per INSERT for bursts of output: one statement step
+	// per 64 rows instead of per row roughly doubles lines/s.
+	multiRows = 64
+)
+
+// multiRow repeats a one-row INSERT's VALUES tuple n times.
+func multiRow(q string, n int) string {
+	i := strings.Index(q, "VALUES ")
+	tuple := q[i+len("VALUES "):]
+	return q[:i+len("VALUES ")] + strings.TrimSuffix(strings.Repeat(tuple+", ", n), ", ")
+}
 
 const workerCols = `id, profile, profile_label, label, intent_kind, intent_purpose, intent_objective, intent_role,
 	state, status, created_at, updated_at, stopped_at`
@@ -209,24 +225,34 @@ func (s *Store) AppendTranscript(ctx context.Context, workerID string, entries [
 		if len(entries) == 0 {
 			return nil
 		}
-		ins, err := w.tx.PrepareContext(w.ctx, `INSERT INTO transcript (worker_id, seq, role, content, at) VALUES (?, ?, ?, ?, ?)`)
-		if err != nil {
-			return err
-		}
-		defer func() { _ = ins.Close() }()
 		var at time.Time
-		for _, e := range entries {
+		evs := make([]wr.Event, 0, len(entries))
+		args := make([]any, 0, 5*multiRows)
+		for i, e := range entries {
 			last++
 			e.Sequence, e.At = last, e.At.UTC()
-			if _, err := ins.ExecContext(w.ctx, workerID, e.Sequence, string(e.Role), e.Content, nanos(e.At)); err != nil {
-				return err
-			}
-			c := e
-			if err := w.event(wr.Event{Kind: wr.EventTranscriptAppended, WorkerID: workerID, Entry: &c}); err != nil {
-				return err
-			}
 			out = append(out, e)
+			evs = append(evs, wr.Event{Kind: wr.EventTranscriptAppended, WorkerID: workerID, Entry: &out[i]})
 			at = e.At
+		}
+		rest := out
+		for len(rest) >= multiRows {
+			args = args[:0]
+			for _, e := range rest[:multiRows] {
+				args = append(args, workerID, e.Sequence, string(e.Role), e.Content, nanos(e.At))
+			}
+			if _, err := w.stmt(&w.stmts.transcriptN, s.insTranscriptN).ExecContext(w.ctx, args...); err != nil {
+				return err
+			}
+			rest = rest[multiRows:]
+		}
+		for _, e := range rest {
+			if _, err := w.stmt(&w.stmts.transcript, s.insTranscript).ExecContext(w.ctx, workerID, e.Sequence, string(e.Role), e.Content, nanos(e.At)); err != nil {
+				return err
+			}
+		}
+		if err := w.eventsN(evs); err != nil {
+			return err
 		}
 		if first == 0 {
 			first = out[0].Sequence

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -172,7 +173,7 @@ func TestWritesReadsAndHook(t *testing.T) {
 	if err != nil || got.Status != wr.StatusRunning || !got.UpdatedAt.Equal(t0.Add(time.Second)) || got.Intent.Purpose != "p" || !got.CreatedAt.Equal(t0) {
 		t.Fatalf("GetWorker: %+v %v", got, err)
 	}
-	if _, err := s.GetWorker(ctx, "nope"); err != wr.ErrStoreNotFound {
+	if _, err := s.GetWorker(ctx, "nope"); !errors.Is(err, wr.ErrStoreNotFound) {
 		t.Fatalf("unknown: %v", err)
 	}
 

@@ -21,6 +21,9 @@ type Executor struct {
 	// Block makes WriteInput block until the process ends (a process that
 	// never reads stdin).
 	Block bool
+	// StartGate, when set, makes Start wait until it is closed (a slow
+	// start).
+	StartGate chan struct{}
 
 	mu      sync.Mutex
 	procs   []*Process
@@ -36,6 +39,9 @@ func NewExecutor() *Executor {
 
 // Start makes a fake process (or fails with StartErr).
 func (e *Executor) Start(_ context.Context, spec wr.StartSpec) (wr.Process, error) {
+	if e.StartGate != nil {
+		<-e.StartGate
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.StartErr != nil {
