@@ -153,6 +153,7 @@ bench: build
 bench-remote:
 	$(GO) test -run '^$$' -bench 'Lookup|InputRoundTrip' -benchtime 2000x ./internal/remote/
 	$(GO) test -run '^$$' -bench 'ConcurrentCreates' -benchtime 5x ./internal/remote/
+	$(GO) test -run '^$$' -bench 'MergedListOneHung' -benchtime 20x ./internal/remote/
 
 ## bench-embedded: the embedded Worker Runtime through the real server binary (create to
 ## active, input to echo on an open stream, 1,000 streams on one worker) and the page

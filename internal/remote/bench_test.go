@@ -2,12 +2,22 @@ package remote_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
+	"github.com/workspace-backend/runtime-registry/internal/compat"
+	"github.com/workspace-backend/runtime-registry/internal/handlers"
+	"github.com/workspace-backend/runtime-registry/internal/registry"
+	"github.com/workspace-backend/runtime-registry/internal/remote"
 	"github.com/workspace-backend/runtime-registry/internal/testproc"
 )
 
@@ -169,4 +179,56 @@ func BenchmarkConcurrentCreates100(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(100, "creates/op")
+}
+
+// /api/workers over three runtimes (local, a remote one, a hung remote one:
+// SIGSTOP, and never failing fast) answers within the source timeout: the
+// hung one is left out with a diagnostic. ns/op is the whole answer.
+func BenchmarkMergedListOneHung(b *testing.B) {
+	const sourceTimeout = 300 * time.Millisecond
+	ok := testproc.Start(b, bin, testproc.Options{})
+	hung := testproc.Start(b, bin, testproc.Options{})
+	log := slog.New(slog.DiscardHandler)
+	local := compat.New(compat.Config{WorkspaceID: "ws", WorkspaceRoot: b.TempDir(), Logger: log})
+	sources := []registry.Source{local}
+	for _, p := range []*testproc.Proc{ok, hung} {
+		rc, err := remote.NewRuntimeConfig("rt-"+strconv.Itoa(p.PID()), "", p.URL, p.Token, 5*time.Second)
+		if err != nil {
+			b.Fatal(err)
+		}
+		s := remote.New(rc, remote.Options{Logger: log, FailureThreshold: 1 << 30, HostID: compat.Bounded})
+		if err := s.Start(b.Context()); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = s.Close(context.Background()) })
+		sources = append(sources, s)
+	}
+	reg, err := registry.New(registry.Options{WorkspaceID: "ws", SourceTimeout: sourceTimeout, Logger: log,
+		Auditor: registry.SlogAuditor{Logger: log}}, sources...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	e, err := handlers.NewServer(reg, handlers.ServerOptions{Logger: log})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(e)
+	b.Cleanup(srv.Close)
+	if err := hung.Signal(syscall.SIGSTOP); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = hung.Signal(syscall.SIGCONT) })
+	var worst time.Duration
+	for b.Loop() {
+		start := time.Now()
+		out := benchDo(b, "GET", srv.URL+"/api/workers", "", "", 200)
+		if d := time.Since(start); d > worst {
+			worst = d
+		}
+		if !bytes.Contains(out, []byte("runtime_unavailable")) {
+			b.Fatalf("the hung runtime is not reported: %s", out)
+		}
+	}
+	b.ReportMetric(float64(worst.Milliseconds()), "worst-ms")
+	b.ReportMetric(float64(sourceTimeout.Milliseconds()), "source-timeout-ms")
 }
