@@ -376,7 +376,12 @@ func TestIfNoneMatchOnTwoLines(t *testing.T) {
 }
 
 func TestMalformedQueryStrings(t *testing.T) {
-	s := startRun(t, config{WorkspaceID: "ws", MaxRecords: 200, LogLevel: slog.LevelError})
+	// An empty store: the well-formed query must reach a runtime that answers.
+	data := t.TempDir()
+	if err := os.Mkdir(filepath.Join(data, "pods"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	s := startRun(t, config{WorkspaceID: "ws", MaxRecords: 200, LogLevel: slog.LevelError, DataDir: data})
 	workers := "/api/runtimes/" + string(compat.RuntimeID) + "/workers"
 	tests := []struct {
 		query string

@@ -269,6 +269,7 @@ func run(ctx context.Context, cfg config, logOut io.Writer, ready chan<- net.Add
 		WorkspaceID:   cfg.WorkspaceID,
 		WorkspaceRoot: cfg.WorkspaceRoot,
 		DataDir:       cfg.DataDir,
+		ListLimit:     cfg.MaxRecords,
 		Logger:        log,
 	})
 	metrics := handlers.NewMetrics()

@@ -227,9 +227,14 @@ func TestCompatWithoutDataDirIsDegradedAndUnavailable(t *testing.T) {
 	if sum.Status != gen.RuntimeStatusDegraded || sum.Capabilities.LocalPodInspection != gen.CapabilitiesLocalPodInspectionUnavailable {
 		t.Errorf("summary without data dir = %+v", sum)
 	}
+	// The reason is the runtime's own diagnostic; the merged list says the
+	// runtime was left out.
+	if len(sum.Diagnostics) == 0 || sum.Diagnostics[0].Code != "local_pod_registry_unavailable" {
+		t.Errorf("summary diagnostics without data dir = %+v", sum.Diagnostics)
+	}
 	var list gen.WorkerList
 	s.do("GET", "/api/workers", "").decode(t, &list)
-	if len(list.Items) != 0 || len(list.Diagnostics) == 0 || list.Diagnostics[0].Code != "local_pod_registry_unavailable" {
+	if len(list.Items) != 0 || len(list.Diagnostics) == 0 || list.Diagnostics[0].Code != "runtime_unavailable" {
 		t.Errorf("list without data dir = %+v", list)
 	}
 	if p := s.do("GET", rt+"/workers/local-worker-x", "").problem(t); p.Code != gen.ProblemCodeRuntimeUnavailable {
