@@ -6,10 +6,12 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -141,22 +143,30 @@ func TestServerWithEmbeddedRuntime(t *testing.T) {
 	post("/api/runtimes/embedded-worker-runtime/workers/"+id+"/input", `{"kind":"user","content":"ping"}`)
 	waitLine(`"content":"echo: ping"`)
 
-	resp, err := client.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	metrics, _ := io.ReadAll(resp.Body)
-	_ = resp.Body.Close()
-	for _, want := range []string{
+	wantMetrics := []string{
 		`runtime_registry_embedded_workers{state="active"} 1`,
 		"runtime_registry_embedded_processes_started_total 1",
 		"runtime_registry_embedded_transcript_lines_total 2",
 		"runtime_registry_event_streams_open 1",
 		"runtime_registry_embedded_store_write_seconds_total",
 		`runtime_registry_operations_total{operation="create_worker",outcome="ok",runtime="embedded-worker-runtime"} 1`,
-	} {
-		if !bytes.Contains(metrics, []byte(want)) {
-			t.Errorf("metrics lack %s", want)
+	}
+	// The counters move just after the event they count is streamed: poll
+	// (hang guard only) until every one shows.
+	var metrics []byte
+	for deadline := time.Now().Add(watchdog); ; time.Sleep(10 * time.Millisecond) {
+		resp, err := client.Get(base + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		metrics, _ = io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		missing := slices.DeleteFunc(slices.Clone(wantMetrics), func(m string) bool { return bytes.Contains(metrics, []byte(m)) })
+		if len(missing) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metrics lack %v", missing)
 		}
 	}
 	if bytes.Contains(metrics, []byte(id)) {
@@ -210,5 +220,66 @@ func TestEmbeddedRuntimeStartupErrors(t *testing.T) {
 	err := run(t.Context(), cfg, io.Discard, nil)
 	if err == nil || !strings.Contains(err.Error(), "embedded worker runtime") {
 		t.Errorf("a bad profiles file: %v", err)
+	}
+}
+
+// TestStreamOutlivesServerTimeouts: an event stream is not cut by the
+// server's read or write timeouts (a background read that times out would
+// cancel the request's context).
+func TestStreamOutlivesServerTimeouts(t *testing.T) {
+	dir := t.TempDir()
+	profiles := filepath.Join(dir, "profiles.yaml")
+	if err := os.WriteFile(profiles, []byte(embeddedtest.Profiles), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config{WorkspaceID: "local:run", WorkspaceRoot: dir, MaxRecords: 200, LogLevel: slog.LevelError,
+		Timeouts: timeouts{ReadHeader: 300 * time.Millisecond, Read: 300 * time.Millisecond, Write: 300 * time.Millisecond},
+		Runtime:  runtimeConfig{StateDir: filepath.Join(dir, "state"), Profiles: profiles, MaxWorkers: 4, MaxStreams: 8}}
+	s := startRun(t, cfg)
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, s.url("/api/runtimes/embedded-worker-runtime/events"), nil)
+	stream, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = stream.Body.Close() }()
+	if stream.StatusCode != http.StatusOK {
+		t.Fatalf("stream: %d", stream.StatusCode)
+	}
+	rd := bufio.NewReader(stream.Body)
+	if line, err := rd.ReadString('\n'); err != nil || line != ": ok\n" {
+		t.Fatalf("first line %q %v", line, err)
+	}
+	// Well past every timeout of the server (a wait, not a measurement).
+	time.Sleep(1500 * time.Millisecond)
+	resp, err := (&http.Client{Timeout: watchdog}).Post(s.url("/api/runtimes/embedded-worker-runtime/workers"), "application/json",
+		strings.NewReader(`{"intent":{"kind":"task"},"profile":"quiet"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("create: %d", resp.StatusCode)
+	}
+	got := make(chan string, 1)
+	go func() {
+		for {
+			line, err := rd.ReadString('\n')
+			if err != nil {
+				got <- "error: " + err.Error()
+				return
+			}
+			if strings.HasPrefix(line, "event: worker_upserted") {
+				got <- "ok"
+				return
+			}
+		}
+	}()
+	select {
+	case g := <-got:
+		if g != "ok" {
+			t.Errorf("the stream ended before the event: %s", g)
+		}
+	case <-time.After(watchdog):
+		t.Fatal("no event on the stream")
 	}
 }

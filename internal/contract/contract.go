@@ -313,6 +313,12 @@ func (c *ResponseChecker) Check(ctx context.Context, req *http.Request, status i
 	if status >= 400 {
 		errs = append(errs, c.checkProblem(status, header, body))
 	}
+	if req.Method == http.MethodHead {
+		// HEAD is answered as GET, without the body (RFC 9110 section 9.3.2).
+		get := req.Clone(ctx)
+		get.Method = http.MethodGet
+		req = get
+	}
 	route, params, err := c.router.FindRoute(req)
 	if err != nil {
 		// An empty path segment is an empty id: if filling it in matches an
@@ -349,10 +355,14 @@ func (c *ResponseChecker) Check(ctx context.Context, req *http.Request, status i
 // ("//") hold a placeholder id, or nil if the path has none.
 func fillEmptySegments(req *http.Request) *http.Request {
 	escaped := req.URL.EscapedPath()
-	if !strings.Contains(escaped, "//") {
+	trailing := len(escaped) > 1 && strings.HasSuffix(escaped, "/")
+	if !strings.Contains(escaped, "//") && !trailing {
 		return nil
 	}
 	escaped = strings.ReplaceAll(strings.ReplaceAll(escaped, "//", "/empty/"), "//", "/empty/")
+	if strings.HasSuffix(escaped, "/") {
+		escaped += "empty" // a trailing "/" is an empty last segment
+	}
 	u, err := url.Parse(escaped)
 	if err != nil {
 		return nil

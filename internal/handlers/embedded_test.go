@@ -210,8 +210,19 @@ func TestEmbeddedWorkerThroughHTTP(t *testing.T) {
 	if len(list.Items) != 2 || list.Items[0].WorkerId != id || list.Items[1].Status != "stopped:cancelled" {
 		t.Errorf("workers %+v", list.Items)
 	}
-	// Now there is room again.
-	third := s.create(`{"intent":{"kind":"task"},"profile":"exits"}`)
+	// Now there is room again, once the Runtime has retired the stopped
+	// workers (just after their stopped record is committed and streamed).
+	var third gen.CreateWorkerAccepted
+	for deadline := time.Now().Add(hangGuard); ; time.Sleep(10 * time.Millisecond) {
+		resp := s.do("POST", embeddedRT+"/workers", `{"intent":{"kind":"task"},"profile":"exits"}`)
+		if resp.Status == http.StatusAccepted {
+			resp.decode(t, &third)
+			break
+		}
+		if p := resp.problem(t); p.Code != gen.ProblemCodeRuntimeAtCapacity || time.Now().After(deadline) {
+			t.Fatalf("create after the stops: %+v", p)
+		}
+	}
 	all.until(upsertOf(third.WorkerId, "stopped"))
 	s.do("GET", embeddedRT+"/workers/"+third.WorkerId, "").decode(t, &w)
 	if w.Status != "stopped:exited" {

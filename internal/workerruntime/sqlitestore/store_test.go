@@ -177,8 +177,18 @@ func TestWritesReadsAndHook(t *testing.T) {
 		t.Fatalf("unknown: %v", err)
 	}
 
-	// Many concurrent appends: sequences are unique and contiguous.
+	// Many concurrent appends: sequences are unique and contiguous, and a
+	// failing request sharing their transactions fails alone.
 	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for range 50 {
+			if _, err := s.AppendTranscript(ctx, "nope", []wr.TranscriptEntry{{Role: wr.RoleAssistant, Content: "x", At: t0}}); !errors.Is(err, wr.ErrStoreNotFound) {
+				t.Errorf("append to an unknown worker: %v", err)
+			}
+		}
+	}()
 	for g := range 8 {
 		wg.Add(1)
 		go func() {

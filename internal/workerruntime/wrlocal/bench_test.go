@@ -14,9 +14,12 @@ import (
 
 // Benchmarks of the real Runtime (SQLite store, processes). Run with
 //
-//	go test -run '^$' -bench . -benchtime 200x ./internal/workerruntime/wrlocal/
+//	go test -run '^$' -bench 'CreateToActive|InputToReply' -benchtime 200x ./internal/workerruntime/wrlocal/
+//	go test -run '^$' -bench HundredThousandLines -benchtime 3x ./internal/workerruntime/wrlocal/
 //
-// They report percentiles and rates as custom metrics.
+// They report percentiles and rates as custom metrics. On a shared machine
+// compare wall time with the process's CPU time (/usr/bin/time -v on the
+// built test binary): the figures scale with the CPU share it got.
 
 const benchProfiles = `
 default: echo
