@@ -17,8 +17,10 @@ BIN           := bin/runtime-registry
 TS_CLIENT     := clients/typescript
 # npm ci writes this file last: it stamps an installed clients/typescript/node_modules.
 NODE_DEPS     := $(TS_CLIENT)/node_modules/.package-lock.json
+CONSOLE       := web/console
+CONSOLE_DEPS  := $(CONSOLE)/node_modules/.package-lock.json
 
-.PHONY: all generate build build-worker-runtime run run-cluster sample-data test test-go test-big lint tidy-check binaries-check vet fmt-check contract contract-fuzz node-deps fuzz fuzz-brief fuzz-run soak bench bench-go bench-embedded bench-remote
+.PHONY: all generate build build-worker-runtime run run-cluster sample-data test test-go test-big lint tidy-check binaries-check vet fmt-check contract contract-fuzz node-deps console console-test fuzz fuzz-brief fuzz-run soak bench bench-go bench-embedded bench-remote
 
 all: build
 
@@ -59,7 +61,7 @@ sample-data:
 	done
 
 ## test: everything CI checks (fuzzing briefly)
-test: vet fmt-check test-go contract fuzz-brief
+test: vet fmt-check test-go console-test contract fuzz-brief
 
 # internal/contract runs in `make contract` (once, with its tools): test-go
 # leaves it out so that its property tests do not run twice.
@@ -73,18 +75,31 @@ test-big:
 ## contract: the contract checks (see internal/contract): kin-openapi + Redocly lint,
 ## generation drift, oasdiff against api/released, forbidden names, tsc, the
 ## TypeScript smoke walk against the real server, property-based response checks
-contract: $(NODE_DEPS)
+contract: $(NODE_DEPS) $(CONSOLE_DEPS)
 	CONTRACT_TOOLS=1 $(GO) test -count=1 ./internal/contract/
 
 ## contract-fuzz: the property-based contract tests with many more cases (about a minute)
 contract-fuzz:
 	$(GO) test -count=1 -run Property ./internal/contract/ -rapid.checks=20000
 
-## node-deps: install the pinned Node packages of the TypeScript client (npm ci)
-node-deps: $(NODE_DEPS)
+## node-deps: install the pinned Node packages of the TypeScript client and the console (npm ci)
+node-deps: $(NODE_DEPS) $(CONSOLE_DEPS)
 
 $(NODE_DEPS): $(TS_CLIENT)/package.json $(TS_CLIENT)/package-lock.json
 	cd $(TS_CLIENT) && npm ci --no-audit --no-fund
+
+$(CONSOLE_DEPS): $(CONSOLE)/package.json $(CONSOLE)/package-lock.json
+	cd $(CONSOLE) && npm ci --no-audit --no-fund
+
+## console: rebuild the browser console into web/console/dist (commit the result;
+## `make contract` fails when dist/ is not what the sources build to)
+console: $(NODE_DEPS) $(CONSOLE_DEPS)
+	cd $(CONSOLE) && node build.mjs dist
+
+## console-test: type-check the console and run its unit tests (node --test)
+console-test: $(NODE_DEPS) $(CONSOLE_DEPS)
+	cd $(CONSOLE) && rm -rf build-test && ./node_modules/.bin/tsc --noEmit -p tsconfig.json \
+		&& ./node_modules/.bin/tsc -p tsconfig.test.json && node --test build-test/
 
 vet:
 	$(GO) vet ./...

@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -24,6 +25,8 @@ type Handlers struct {
 	cache   *bodyCache
 	metrics *Metrics
 	streams *streamLimiter
+	// console is the built browser console; nil serves the embedded one.
+	console fs.FS
 }
 
 var _ gen.StrictServerInterface = (*Handlers)(nil)
@@ -38,7 +41,7 @@ func New(reg *registry.Registry, specJSON []byte, opts ServerOptions) (*Handlers
 	}
 	log, m := opts.logger(), opts.metrics()
 	return &Handlers{reg: reg, spec: specResponse(specJSON), log: log, metrics: m, cache: opts.bodyCache(),
-		streams: newStreamLimiter(opts.MaxStreams, opts.Shutdown, m)}, nil
+		streams: newStreamLimiter(opts.MaxStreams, opts.Shutdown, m), console: opts.Console}, nil
 }
 
 func (h *Handlers) problem(err error) problemResponse { return problemOf(err, h.log) }

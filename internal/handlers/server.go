@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
@@ -31,6 +32,9 @@ type ServerOptions struct {
 	// DefaultBodyCacheBytes and a negative value turns the cache off (every
 	// answer is encoded and hashed afresh; for benchmarks).
 	BodyCacheBytes int
+	// Console is the built browser console served at / and /assets/; nil
+	// means the files embedded from web/console/dist.
+	Console fs.FS
 	// AllowedHosts are the Host header values answered ("host" accepts that
 	// host on any port, "host:port" exactly that); any other Host is
 	// 421 misdirected_request. Nil accepts every Host: only for in-process

@@ -95,10 +95,11 @@ func (v *requestValidator) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 			// Otherwise echo's router answers not_found or method_not_allowed.
 			return next(c)
 		}
-		// Ids come first: every path parameter of the contract is an id, and a
-		// bad id is invalid_identifier whatever else is wrong with the request.
+		// Ids come first: a bad id is invalid_identifier whatever else is
+		// wrong with the request. (The console's asset name is the one path
+		// parameter that is not an id; its own pattern is checked below.)
 		for _, name := range c.ParamNames() {
-			if id, ok := pathParams[name]; ok && !registry.ValidID(id) {
+			if id, ok := pathParams[name]; ok && isIDParam(name) && !registry.ValidID(id) {
 				return registry.InvalidIdentifier(name)
 			}
 		}
@@ -240,8 +241,7 @@ func requestErrorOf(err error) error {
 	}
 	reason := schemaReason(re.Err)
 	switch {
-	case re.Parameter != nil && re.Parameter.In == openapi3.ParameterInPath:
-		// Every path parameter of the contract is an id.
+	case re.Parameter != nil && re.Parameter.In == openapi3.ParameterInPath && isIDParam(re.Parameter.Name):
 		return registry.InvalidIdentifier(re.Parameter.Name)
 	case re.Parameter != nil:
 		if reason == "" {
@@ -284,3 +284,7 @@ func schemaReason(err error) string {
 	}
 	return ""
 }
+
+// isIDParam tells the id path parameters (runtime_id, worker_id, host_id)
+// from the others (the console's asset name).
+func isIDParam(name string) bool { return strings.HasSuffix(name, "_id") }

@@ -23,6 +23,9 @@ import type { components, operations, paths } from "./schema.js";
 
 export type { components, operations, paths };
 
+// The typed event-stream helper (EventSource), beside the request client.
+export * from "./events.js";
+
 /** The contract's named schemas. */
 export type Schemas = components["schemas"];
 /** An RFC 9457 problem document: the body of every error answer. */
