@@ -20,6 +20,9 @@ import (
 	"time"
 
 	"github.com/workspace-backend/runtime-registry/internal/compat"
+	"github.com/workspace-backend/runtime-registry/internal/handlers"
+	"github.com/workspace-backend/runtime-registry/internal/registry"
+	"github.com/workspace-backend/runtime-registry/internal/registry/registrytest"
 )
 
 // The server's own defences, each tried through the real server over real
@@ -73,8 +76,7 @@ func waitExit(t *testing.T, cmd *exec.Cmd) int {
 		return 0
 	case <-time.After(watchdog):
 		_ = cmd.Process.Kill()
-		<-done
-		t.Fatal("the server process did not exit")
+		t.Fatalf("the server process did not exit (killed: %v)", <-done)
 		return -1
 	}
 }
@@ -115,9 +117,17 @@ func TestAccessTokenFile(t *testing.T) {
 	}
 }
 
+// answer is a response whose body do has read and closed.
+type answer struct {
+	StatusCode int
+	Header     http.Header
+	Cookies    []*http.Cookie
+	Close      bool // the server closes the connection after it
+}
+
 // do sends one request over a fresh connection; header holds pairs, and a
 // "Host" pair sets the Host header.
-func do(t *testing.T, method, url string, body string, header ...string) (*http.Response, []byte) {
+func do(t *testing.T, method, url string, body string, header ...string) (answer, []byte) {
 	t.Helper()
 	var rd io.Reader
 	if body != "" {
@@ -145,7 +155,7 @@ func do(t *testing.T, method, url string, body string, header ...string) (*http.
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resp, data
+	return answer{StatusCode: resp.StatusCode, Header: resp.Header, Cookies: resp.Cookies()}, data
 }
 
 func TestHostAllowList(t *testing.T) {
@@ -182,7 +192,7 @@ func TestHostAllowList(t *testing.T) {
 			if resp.StatusCode != want {
 				t.Errorf("GET %s Host %q: %d, want %d", path, tt.host, resp.StatusCode, want)
 			}
-			if want == 421 && problemCode(t, resp, body) != "misdirected_request" {
+			if want == 421 && problemCodeOf(t, resp.StatusCode, resp.Header, body) != "misdirected_request" {
 				t.Errorf("GET %s Host %q: %s", path, tt.host, body)
 			}
 		}
@@ -237,7 +247,7 @@ func TestCrossOriginWritesRejected(t *testing.T) {
 			if !statusIs(resp.StatusCode, tt.want) {
 				t.Fatalf("%d, want %s: %s", resp.StatusCode, wantText(tt.want), data)
 			}
-			if tt.want == 403 && problemCode(t, resp, data) != "cross_origin_rejected" {
+			if tt.want == 403 && problemCodeOf(t, resp.StatusCode, resp.Header, data) != "cross_origin_rejected" {
 				t.Errorf("body %s", data)
 			}
 			for k := range resp.Header {
@@ -284,14 +294,14 @@ func TestAccessToken(t *testing.T) {
 			}
 			switch tt.want {
 			case 401:
-				if problemCode(t, resp, data) != "unauthenticated" || resp.Header.Get("WWW-Authenticate") != "Bearer" {
+				if problemCodeOf(t, resp.StatusCode, resp.Header, data) != "unauthenticated" || resp.Header.Get("WWW-Authenticate") != "Bearer" {
 					t.Errorf("401 without the problem or WWW-Authenticate: %v %s", resp.Header, data)
 				}
 			case 303:
 				if loc := resp.Header.Get("Location"); loc != "/" {
 					t.Errorf("Location %q, want /", loc)
 				}
-				cookies := resp.Cookies()
+				cookies := resp.Cookies
 				if len(cookies) != 1 {
 					t.Fatalf("cookies %v", cookies)
 				}
@@ -400,7 +410,7 @@ func TestMalformedQueryStrings(t *testing.T) {
 			t.Errorf("?%.40s: %d, want %d: %s", tt.query, resp.StatusCode, tt.want, body)
 			continue
 		}
-		if tt.want == 400 && problemCode(t, resp, body) != "invalid_request" {
+		if tt.want == 400 && problemCodeOf(t, resp.StatusCode, resp.Header, body) != "invalid_request" {
 			t.Errorf("?%.40s: %s", tt.query, body)
 		}
 	}
@@ -449,7 +459,7 @@ func TestRequestBodies(t *testing.T) {
 			if !statusIs(resp.StatusCode, tt.want) {
 				t.Fatalf("%d, want %s: %s", resp.StatusCode, wantText(tt.want), data)
 			}
-			if tt.code != "" && problemCode(t, resp, data) != tt.code {
+			if tt.code != "" && problemCodeOf(t, resp.StatusCode, resp.Header, data) != tt.code {
 				t.Errorf("body %s, want code %s", data, tt.code)
 			}
 		})
@@ -482,7 +492,7 @@ func (c *rawConn) send(t *testing.T, s string) {
 	}
 }
 
-func (c *rawConn) response(t *testing.T) (*http.Response, []byte) {
+func (c *rawConn) response(t *testing.T) (answer, []byte) {
 	t.Helper()
 	resp, err := http.ReadResponse(c.r, nil)
 	if err != nil {
@@ -493,7 +503,7 @@ func (c *rawConn) response(t *testing.T) (*http.Response, []byte) {
 		t.Fatal(err)
 	}
 	_ = resp.Body.Close()
-	return resp, data
+	return answer{StatusCode: resp.StatusCode, Header: resp.Header, Close: resp.Close}, data
 }
 
 // TestGetBodyIsNotBuffered announces a 3 MiB body on GETs and sends none of
@@ -539,7 +549,7 @@ func TestOptionsStarIsAProblem(t *testing.T) {
 	c := dialRaw(t, s.addr)
 	c.send(t, fmt.Sprintf("OPTIONS * HTTP/1.1\r\nHost: %s\r\n\r\n", s.addr))
 	resp, data := c.response(t)
-	if resp.StatusCode != http.StatusNotFound || problemCode(t, resp, data) != "not_found" || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+	if resp.StatusCode != http.StatusNotFound || problemCodeOf(t, resp.StatusCode, resp.Header, data) != "not_found" || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
 		t.Errorf("OPTIONS *: %d %v %s", resp.StatusCode, resp.Header, data)
 	}
 }
@@ -743,5 +753,81 @@ func TestSIGTERMWithTricklingBody(t *testing.T) {
 	}
 	if strings.Contains(out, "shutdown timed out") {
 		t.Errorf("the trickling body held the shutdown to its timeout: %s", out)
+	}
+}
+
+// TestShutdownEndsEventStreams opens an event stream, then stops the server:
+// the stream ends at once (the handler's Shutdown channel is the one run
+// passes, ctx.Done()), so the shutdown never waits for its timeout (longer
+// than the watchdog).
+func TestShutdownEndsEventStreams(t *testing.T) {
+	src := registrytest.New("rt")
+	reg, err := registry.New(registry.Options{WorkspaceID: "ws", Auditor: registry.Auditors{}}, registrytest.EventStreamer{Source: src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, nil))
+	h, err := handlers.NewServer(reg, handlers.ServerOptions{Logger: log, Shutdown: ctx.Done()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := config{Listen: "127.0.0.1:0", Timeouts: timeouts{Shutdown: 10 * watchdog}}
+	ln, err := listen(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, ln, h, log, nil) }()
+	addr := ln.Addr().String()
+	c := dialRaw(t, addr)
+	c.send(t, fmt.Sprintf("GET /api/runtimes/rt/events HTTP/1.1\r\nHost: %s\r\n\r\n", addr))
+	resp, err := http.ReadResponse(c.r, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("events: %d", resp.StatusCode)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	case <-time.After(watchdog):
+		t.Fatal("an open event stream held the shutdown")
+	}
+	if _, err := io.ReadAll(resp.Body); err != nil {
+		t.Errorf("the stream did not end cleanly: %v", err)
+	}
+	if strings.Contains(logs.String(), "shutdown timed out") {
+		t.Errorf("the shutdown had to time out: %s", logs)
+	}
+}
+
+// TestHeadOfEventStream: HEAD of an event stream answers the stream's
+// headers and ends, so that the same connection serves the next request.
+func TestHeadOfEventStream(t *testing.T) {
+	src := registrytest.New("rt")
+	s := startServe(t, config{}, handlerOver(t, io.Discard, registrytest.EventStreamer{Source: src}))
+	c := dialRaw(t, s.addr)
+	for _, path := range []string{"/api/runtimes/rt/events", "/api/runtimes/rt/events?cursor=abc"} {
+		c.send(t, fmt.Sprintf("HEAD %s HTTP/1.1\r\nHost: %s\r\n\r\n", path, s.addr))
+		resp, err := http.ReadResponse(c.r, &http.Request{Method: "HEAD"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+			t.Errorf("HEAD %s: %d %v", path, resp.StatusCode, resp.Header)
+		}
+	}
+	c.send(t, fmt.Sprintf("GET /healthz HTTP/1.1\r\nHost: %s\r\n\r\n", s.addr))
+	if resp, _ := c.response(t); resp.StatusCode != 200 {
+		t.Errorf("after HEAD of a stream: %d", resp.StatusCode)
 	}
 }

@@ -233,7 +233,14 @@ func get(t *testing.T, method, url string, body io.Reader, header ...string) rep
 // problemCode checks that resp is a problem document and returns its code.
 func problemCode(t *testing.T, resp *http.Response, body []byte) string {
 	t.Helper()
-	if ct := resp.Header.Get("Content-Type"); ct != "application/problem+json" {
+	return problemCodeOf(t, resp.StatusCode, resp.Header, body)
+}
+
+// problemCodeOf checks that an answer of status with header and body is a
+// problem document and returns its code.
+func problemCodeOf(t *testing.T, status int, header http.Header, body []byte) string {
+	t.Helper()
+	if ct := header.Get("Content-Type"); ct != "application/problem+json" {
 		t.Errorf("Content-Type %q, want application/problem+json; body %s", ct, body)
 	}
 	var p struct {
@@ -243,8 +250,8 @@ func problemCode(t *testing.T, resp *http.Response, body []byte) string {
 	if err := json.Unmarshal(body, &p); err != nil {
 		t.Fatalf("problem body %q: %v", body, err)
 	}
-	if p.Status != resp.StatusCode {
-		t.Errorf("problem status %d, response %d", p.Status, resp.StatusCode)
+	if p.Status != status {
+		t.Errorf("problem status %d, response %d", p.Status, status)
 	}
 	return p.Code
 }

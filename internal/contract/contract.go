@@ -365,14 +365,13 @@ func (c *ResponseChecker) Check(ctx context.Context, req *http.Request, status i
 // ("//") hold a placeholder id, or nil if the path has none.
 func fillEmptySegments(req *http.Request) *http.Request {
 	escaped := req.URL.EscapedPath()
-	// A trailing slash ends in an empty segment too ("/api/runtimes/").
 	trailing := len(escaped) > 1 && strings.HasSuffix(escaped, "/")
 	if !strings.Contains(escaped, "//") && !trailing {
 		return nil
 	}
 	escaped = strings.ReplaceAll(strings.ReplaceAll(escaped, "//", "/empty/"), "//", "/empty/")
 	if strings.HasSuffix(escaped, "/") {
-		escaped += "empty"
+		escaped += "empty" // a trailing "/" is an empty last segment
 	}
 	u, err := url.Parse(escaped)
 	if err != nil {

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
@@ -107,11 +108,33 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodHead {
 		// HEAD is GET without the body (RFC 9110 section 9.3.2): net/http
 		// still knows the request is HEAD and drops whatever body is written,
-		// keeping the headers (ETag, Content-Length) of the GET.
+		// keeping the headers (ETag, Content-Length) of the GET. The first
+		// body write ends the request's context, so that an answer that
+		// would go on (an event stream) ends once its headers are out.
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		r = r.WithContext(ctx)
 		r.Method = http.MethodGet
+		w = &headWriter{ResponseWriter: w, wrote: cancel}
 	}
 	g.next.ServeHTTP(w, r)
 }
+
+// headWriter is the ResponseWriter of a HEAD answered as GET: it calls
+// wrote after the first body write (which net/http discards).
+type headWriter struct {
+	http.ResponseWriter
+	wrote func()
+}
+
+func (hw *headWriter) Write(p []byte) (int, error) {
+	n, err := hw.ResponseWriter.Write(p)
+	hw.wrote()
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (hw *headWriter) Unwrap() http.ResponseWriter { return hw.ResponseWriter }
 
 // needsToken reports whether path is behind the access token: the API and
 // the metrics; /healthz and the console's static files are not.
@@ -183,12 +206,20 @@ func ValidAccessToken(tok string) error {
 		return errors.New("the access token must be 16 to 512 characters long")
 	}
 	for i := 0; i < len(tok); i++ {
-		c := tok[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~+/=", c) >= 0) {
+		if !tokenByte(tok[i]) {
 			return fmt.Errorf("the access token may hold only letters, digits and -._~+/= (character %d is not one)", i+1)
 		}
 	}
 	return nil
+}
+
+// tokenByte reports whether c may appear in an access token.
+func tokenByte(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("-._~+/=", c) >= 0
 }
 
 // hostAllowList holds the accepted Host values: a host with a port accepts

@@ -31,16 +31,17 @@ type Handlers struct {
 
 var _ gen.StrictServerInterface = (*Handlers)(nil)
 
-// New returns the handlers for reg, with fresh metrics and no body cache
-// (NewServer adds one). specJSON is the contract served, as is,
-// at /api/openapi.json; it fails only if specJSON is not a JSON object.
-func New(reg *registry.Registry, specJSON []byte, log *slog.Logger) (*Handlers, error) {
+// New returns the handlers for reg with the logger, metrics, body cache and
+// event-stream bound of opts (see ServerOptions; NewServer calls it).
+// specJSON is the contract served, as is, at /api/openapi.json; it fails
+// only if specJSON is not a JSON object.
+func New(reg *registry.Registry, specJSON []byte, opts ServerOptions) (*Handlers, error) {
 	if !json.Valid(specJSON) || !bytes.HasPrefix(bytes.TrimSpace(specJSON), []byte("{")) {
 		return nil, errors.New("handlers: the embedded spec is not a JSON object")
 	}
-	m := NewMetrics()
-	return &Handlers{reg: reg, spec: specResponse(specJSON), log: log, metrics: m,
-		streams: newStreamLimiter(DefaultMaxStreams, nil, m)}, nil
+	log, m := opts.logger(), opts.metrics()
+	return &Handlers{reg: reg, spec: specResponse(specJSON), log: log, metrics: m, cache: opts.bodyCache(),
+		streams: newStreamLimiter(opts.MaxStreams, opts.Shutdown, m), console: opts.Console}, nil
 }
 
 func (h *Handlers) problem(err error) problemResponse { return problemOf(err, h.log) }

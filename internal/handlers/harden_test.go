@@ -10,10 +10,10 @@ import (
 	"github.com/workspace-backend/runtime-registry/internal/registry/registrytest"
 )
 
-// TestEmptyIDRule pins the one rule for empty path segments: a path that
-// matches a route when its empty segments are taken as ids is
-// invalid_identifier naming the first empty one, for any method; any other
-// path with an empty segment is not_found.
+// TestEmptyIDRule pins the one rule for empty path segments: a request
+// whose path matches an operation for its method when its empty segments
+// are taken as ids is invalid_identifier naming the first empty one; any
+// other path with an empty segment is not_found (or method_not_allowed).
 func TestEmptyIDRule(t *testing.T) {
 	s := newTestServer(t, registry.Options{}, newFakeSource("runtime-a", "w1"))
 	tests := []struct {
@@ -30,7 +30,9 @@ func TestEmptyIDRule(t *testing.T) {
 		{"POST", "/api/runtimes/runtime-a/workers//stop", gen.ProblemCodeInvalidIdentifier, "worker_id"},
 		{"POST", "/api/runtimes/runtime-a/workers//input", gen.ProblemCodeInvalidIdentifier, "worker_id"},
 		{"POST", "/api/runtimes//workers", gen.ProblemCodeInvalidIdentifier, "runtime_id"},
-		{"DELETE", "/api/runtimes/", gen.ProblemCodeInvalidIdentifier, "runtime_id"},
+		{"DELETE", "/api/runtimes/", gen.ProblemCodeNotFound, ""},
+		{"GET", "/api/runtimes/runtime-a/workers//stop", gen.ProblemCodeMethodNotAllowed, ""},
+		{"HEAD", "/api/runtimes//hosts", gen.ProblemCodeInvalidIdentifier, "runtime_id"},
 		{"GET", "/api/hosts//workers", gen.ProblemCodeInvalidIdentifier, "host_id"},
 		{"GET", "/api/hosts/", gen.ProblemCodeNotFound, ""},
 		{"GET", "/api/workers/", gen.ProblemCodeNotFound, ""},

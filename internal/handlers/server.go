@@ -53,6 +53,31 @@ type ServerOptions struct {
 	Shutdown <-chan struct{}
 }
 
+func (opts ServerOptions) logger() *slog.Logger {
+	if opts.Logger == nil {
+		return slog.Default()
+	}
+	return opts.Logger
+}
+
+func (opts ServerOptions) metrics() *Metrics {
+	if opts.Metrics == nil {
+		return NewMetrics()
+	}
+	return opts.Metrics
+}
+
+// bodyCache is the cache BodyCacheBytes asks for (nil: none).
+func (opts ServerOptions) bodyCache() *bodyCache {
+	switch {
+	case opts.BodyCacheBytes < 0:
+		return nil
+	case opts.BodyCacheBytes > 0:
+		return newBodyCache(opts.BodyCacheBytes)
+	}
+	return newBodyCache(DefaultBodyCacheBytes)
+}
+
 // NewServer builds the HTTP handler for reg: the guard (security headers,
 // Host allow-list, cross-origin write rejection, access token, HEAD as GET)
 // in front of the echo server with the embedded contract (its servers
@@ -61,10 +86,7 @@ type ServerOptions struct {
 // routes. It fails if the embedded contract cannot be loaded, which is a
 // build defect, or if an allowed host or the access token is malformed.
 func NewServer(reg *registry.Registry, opts ServerOptions) (http.Handler, error) {
-	log := opts.Logger
-	if log == nil {
-		log = slog.Default()
-	}
+	log := opts.logger()
 	maxBody := opts.MaxBodyBytes
 	if maxBody == 0 {
 		maxBody = DefaultMaxBodyBytes
@@ -87,25 +109,11 @@ func NewServer(reg *registry.Registry, opts ServerOptions) (http.Handler, error)
 	if err != nil {
 		return nil, fmt.Errorf("handlers: routing the contract: %w", err)
 	}
-	h, err := New(reg, specJSON, log)
+	opts.Logger, opts.Metrics = log, opts.metrics()
+	h, err := New(reg, specJSON, opts)
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case opts.BodyCacheBytes < 0:
-		h.cache = nil
-	case opts.BodyCacheBytes > 0:
-		h.cache = newBodyCache(opts.BodyCacheBytes)
-	default:
-		h.cache = newBodyCache(DefaultBodyCacheBytes)
-	}
-	h.console = opts.Console
-	if opts.Metrics != nil {
-		h.metrics = opts.Metrics
-	}
-	// Made after the metrics are chosen, so that the open-streams gauge is
-	// the one served.
-	h.streams = newStreamLimiter(opts.MaxStreams, opts.Shutdown, h.metrics)
 	routes := map[string]bool{}
 
 	e := echo.New()

@@ -33,9 +33,10 @@ type requestValidator struct {
 	// expressions of the contract router, which cost a third of a small
 	// request. The contract router remains the fallback.
 	routes map[string]*routers.Route
-	// templates are the contract's paths split into segments, ":name" for a
-	// parameter: the empty-id rule matches against them.
-	templates [][]string
+	// templates are the contract's paths of each method split into
+	// segments, ":name" for a parameter: the empty-id rule matches against
+	// them.
+	templates map[string][][]string
 }
 
 // echoPath turns a contract path template into echo's: {id} becomes :id.
@@ -57,11 +58,11 @@ func echoPath(p string) string {
 
 func newRequestValidator(doc *openapi3.T, router routers.Router, maxBodyBytes int64) *requestValidator {
 	v := &requestValidator{router: router, maxBodyBytes: maxBodyBytes, queryParams: map[*openapi3.Operation][]string{},
-		routes: map[string]*routers.Route{}}
+		routes: map[string]*routers.Route{}, templates: map[string][][]string{}}
 	for path, item := range doc.Paths.Map() {
 		for method, op := range item.Operations() {
 			v.routes[method+" "+echoPath(path)] = &routers.Route{Spec: doc, Path: path, PathItem: item, Method: method, Operation: op}
-			v.templates = append(v.templates, strings.Split(echoPath(path)[1:], "/"))
+			v.templates[method] = append(v.templates[method], strings.Split(echoPath(path)[1:], "/"))
 			var names []string
 			for _, params := range []openapi3.Parameters{item.Parameters, op.Parameters} {
 				for _, p := range params {
@@ -81,7 +82,7 @@ func newRequestValidator(doc *openapi3.T, router routers.Router, maxBodyBytes in
 func (v *requestValidator) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		req := c.Request()
-		if name, ok := v.emptyIDParam(req.URL.EscapedPath()); ok {
+		if name, ok := v.emptyIDParam(req.Method, req.URL.EscapedPath()); ok {
 			return registry.InvalidIdentifier(name)
 		}
 		route, pathParams, err := v.findRoute(c)
@@ -134,12 +135,13 @@ func (v *requestValidator) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 // emptyIDParam applies the one rule for empty path segments ("//", or a
-// trailing "/"): a path that matches a route of the contract, for any
-// method, when its empty segments are taken as path parameters is
-// invalid_identifier naming the first such parameter ("/api/runtimes/" and
-// "/api/runtimes//workers" name runtime_id); any other path with an empty
-// segment is not found (false here, echo's router answers it).
-func (v *requestValidator) emptyIDParam(path string) (string, bool) {
+// trailing "/"): a request whose path matches an operation of the contract
+// for its method when its empty segments are taken as path parameters is
+// invalid_identifier naming the first such parameter ("GET /api/runtimes/"
+// and "GET /api/runtimes//workers" name runtime_id); any other path with an
+// empty segment is not found, or a method not allowed (false here: echo's
+// router answers it).
+func (v *requestValidator) emptyIDParam(method, path string) (string, bool) {
 	if len(path) < 2 || !strings.Contains(path[1:], "/") && !strings.HasSuffix(path, "/") {
 		return "", false
 	}
@@ -147,7 +149,7 @@ func (v *requestValidator) emptyIDParam(path string) (string, bool) {
 	if !slices.Contains(segs, "") {
 		return "", false
 	}
-	for _, tmpl := range v.templates {
+	for _, tmpl := range v.templates[method] {
 		if len(tmpl) != len(segs) {
 			continue
 		}

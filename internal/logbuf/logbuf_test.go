@@ -67,7 +67,7 @@ func TestLinesArriveInOrderAndCloseFlushes(t *testing.T) {
 func TestIntervalFlushes(t *testing.T) {
 	var out syncBuffer
 	w := logbuf.New(&out, logbuf.Options{FlushInterval: 5 * time.Millisecond})
-	defer w.Close()
+	defer func() { _ = w.Close() }()
 	_, _ = w.Write([]byte("hello\n"))
 	deadline := time.Now().Add(10 * time.Second) // hang guard only
 	for out.String() != "hello\n" {
