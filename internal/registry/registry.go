@@ -789,7 +789,19 @@ func appendDiagnostics(dst []Diagnostic, ds ...Diagnostic) []Diagnostic {
 	return dst
 }
 
+// diagnosticsTruncated is the code of the note that replaces the last
+// diagnostic of a cut list.
 const diagnosticsTruncated = "diagnostics_truncated"
+
+// CapDiagnostics returns ds cut to MaxDiagnostics the way every list is cut
+// (the last slot says more were found), so that a Source can bound what it
+// keeps and the registry's own cap then leaves it as is. ds is not modified.
+func CapDiagnostics(ds []Diagnostic) []Diagnostic {
+	if len(ds) <= MaxDiagnostics {
+		return ds
+	}
+	return appendDiagnostics(make([]Diagnostic, 0, MaxDiagnostics), ds...)
+}
 
 func truncated(what string, limit int) Diagnostic {
 	return Diagnostic{Code: "list_truncated", Severity: SeverityInfo,
