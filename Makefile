@@ -20,18 +20,30 @@ NODE_DEPS     := $(TS_CLIENT)/node_modules/.package-lock.json
 CONSOLE       := web/console
 CONSOLE_DEPS  := $(CONSOLE)/node_modules/.package-lock.json
 
-.PHONY: all generate build run sample-data test test-go test-big lint tidy-check binaries-check vet fmt-check contract contract-fuzz node-deps console console-test fuzz fuzz-brief fuzz-run soak bench bench-profile bench-go bench-embedded
+.PHONY: all generate build build-worker-runtime run run-cluster sample-data test test-go test-big lint tidy-check binaries-check vet fmt-check contract contract-fuzz node-deps console console-test fuzz fuzz-brief fuzz-run soak bench bench-profile bench-go bench-embedded bench-remote
 
 all: build
 
-## generate: regenerate internal/gen and the TypeScript schema from api/openapi.yaml (never edit them by hand)
+## generate: regenerate internal/gen (both contracts) and the TypeScript schema from api/*.yaml (never edit them by hand)
 generate: $(NODE_DEPS)
 	$(GO) tool oapi-codegen -config oapi-codegen.yaml api/openapi.yaml
+	$(GO) tool oapi-codegen -config oapi-codegen-worker-runtime.yaml api/worker-runtime.yaml
 	cd $(TS_CLIENT) && npm run --silent generate
 
 ## build: compile the server into bin/
 build:
 	$(GO) build -o $(BIN) ./cmd/server
+
+## build-worker-runtime: compile the Worker Runtime process into bin/
+build-worker-runtime:
+	$(GO) build -o bin/worker-runtime ./cmd/worker-runtime
+
+## run-cluster: the backend plus two worker-runtime processes on loopback, each
+## with its own state dir and token under .state/cluster/ (git-ignored), so
+## /api/runtimes lists the local, the embedded and two remote runtimes (README "Runtimes on other machines")
+run-cluster: build build-worker-runtime sample-data
+	LISTEN=$(LISTEN) ./scripts/run-cluster.sh --workspace-id local:sample --workspace-root $(SAMPLE_ROOT) \
+		--data-dir $(SAMPLE_DATA) --state-dir $(STATE)/cluster/embedded --profiles $(SAMPLE)/profiles.yaml
 
 ## run: serve the API on the shipped sample workspace: the local pods of
 ## $(SAMPLE)/data and an embedded Worker Runtime with $(SAMPLE)/profiles.yaml
@@ -158,6 +170,12 @@ bench-profile:
 	$(GO) build -tags pprof -o bin/runtime-registry-pprof ./cmd/server
 	$(GO) run ./cmd/loadbench -server bin/runtime-registry-pprof -big-pods 0 -cpuprofile bench-profiles
 	$(GO) tool pprof -top -nodecount 25 bin/runtime-registry-pprof bench-profiles/page200.pprof
+
+## bench-remote: backend vs direct calls to worker-runtime processes on loopback (BENCHMARKS.md)
+bench-remote:
+	$(GO) test -run '^$$' -bench 'Lookup|InputRoundTrip' -benchtime 2000x ./internal/remote/
+	$(GO) test -run '^$$' -bench 'ConcurrentCreates' -benchtime 5x ./internal/remote/
+	$(GO) test -run '^$$' -bench 'MergedListOneHung' -benchtime 20x ./internal/remote/
 
 ## bench-embedded: the embedded Worker Runtime through the real server binary (create to
 ## active, input to echo on an open stream, 1,000 streams on one worker) and the page

@@ -26,3 +26,19 @@ func Load() (*openapi3.T, error) {
 	}
 	return doc, nil
 }
+
+// WorkerRuntimeYAML is api/worker-runtime.yaml as committed: the contract of
+// the worker-runtime process.
+//
+//go:embed worker-runtime.yaml
+var WorkerRuntimeYAML []byte
+
+// LoadWorkerRuntime parses the embedded worker-runtime contract. It fails
+// only if the file does not parse, which the contract checks rule out.
+func LoadWorkerRuntime() (*openapi3.T, error) {
+	doc, err := openapi3.NewLoader().LoadFromData(WorkerRuntimeYAML)
+	if err != nil {
+		return nil, fmt.Errorf("api: loading the embedded worker-runtime contract: %w", err)
+	}
+	return doc, nil
+}

@@ -31,6 +31,7 @@ type config struct {
 	WorkspaceID   string
 	WorkspaceRoot string
 	DataDir       string
+	Runtimes      string // the --runtimes file of remote Worker Runtimes (runtimes.go)
 	MaxRecords    int
 	LogLevel      slog.Level
 	// SourceTimeout bounds each Runtime's answer in a merged list.
@@ -71,6 +72,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&cfg.WorkspaceID, "workspace-id", "local:default", "id of the workspace this backend serves")
 	fs.StringVar(&cfg.WorkspaceRoot, "workspace-root", cwd, "root of the workspace (compared with each pod's workspace_root)")
 	fs.StringVar(&cfg.DataDir, "data-dir", "", "Worker/Pod data directory holding pods/ (optional; without it the local runtime is degraded)")
+	fs.StringVar(&cfg.Runtimes, "runtimes", "", "YAML file of remote Worker Runtimes (optional; see README)")
 	fs.IntVar(&cfg.MaxRecords, "max-records", registry.DefaultMaxRecords, "list cap, 1 to 200")
 	fs.TextVar(&cfg.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
 	fs.DurationVar(&cfg.SourceTimeout, "source-timeout", registry.DefaultSourceTimeout, "how long a merged list waits for each runtime (e.g. 2s)")
@@ -286,6 +288,11 @@ func run(ctx context.Context, cfg config, logOut io.Writer, ready chan<- net.Add
 	if emb != nil {
 		sources = append(sources, emb)
 	}
+	remotes, err := remoteRuntimes(cfg.Runtimes, os.Getenv, log)
+	if err != nil {
+		return err
+	}
+	sources = registrySources(sources, remotes)
 	runtimeIDs := make([]registry.RuntimeID, len(sources))
 	for i, s := range sources {
 		runtimeIDs[i] = s.RuntimeID()
@@ -298,6 +305,7 @@ func run(ctx context.Context, cfg config, logOut io.Writer, ready chan<- net.Add
 	if err != nil {
 		return err
 	}
+	defer startRemotes(ctx, remotes)()
 	// The listener opens first (the Host allow-list needs its port), but
 	// nothing is served until the index is built: early connections wait.
 	ln, err := listen(cfg)

@@ -39,9 +39,6 @@ const (
 )
 
 const (
-	// diagDiagnosticsTruncated is the code the registry uses for its own
-	// diagnostics cap; using the same one keeps a cut list recognisable.
-	diagDiagnosticsTruncated  = "diagnostics_truncated"
 	metadataFileName          = "metadata.json"
 	podsDirName               = "pods"
 	maxMetadataBytes          = 1 << 20
@@ -357,22 +354,10 @@ func build(recs []*podRecord) *snapshot {
 		}
 		diags = append(diags, registry.Diagnostic{Code: DiagWorkspaceNotVisible, Severity: registry.SeverityInfo, Message: msg})
 	}
-	snap.diags = capDiagnostics(diags)
+	// A store full of broken pods must not produce unbounded diagnostics
+	// on every page.
+	snap.diags = registry.CapDiagnostics(diags)
 	return snap
-}
-
-// capDiagnostics keeps a store full of broken pods from producing unbounded
-// diagnostics on every page. It cuts the way the registry does, so the
-// registry's own cap sees an already-marked list and leaves it as is.
-func capDiagnostics(ds []registry.Diagnostic) []registry.Diagnostic {
-	if len(ds) <= registry.MaxDiagnostics {
-		return ds
-	}
-	out := slices.Clone(ds[:registry.MaxDiagnostics-1])
-	return append(out, registry.Diagnostic{
-		Code: diagDiagnosticsTruncated, Severity: registry.SeverityInfo,
-		Message: fmt.Sprintf("More diagnostics were found; only the first %d are shown.", registry.MaxDiagnostics-1),
-	})
 }
 
 func unavailableDiagnostic() registry.Diagnostic {

@@ -325,11 +325,20 @@ func (c *ResponseChecker) Check(ctx context.Context, req *http.Request, status i
 		// An empty path segment is an empty id: if filling it in matches an
 		// operation, the answer is that operation's 400 invalid_identifier.
 		if filled := fillEmptySegments(req); filled != nil {
-			if r, p, ferr := c.router.FindRoute(filled); ferr == nil {
+			r, p, ferr := c.router.FindRoute(filled)
+			switch {
+			case ferr == nil:
 				if code := problemCode(body); status != http.StatusBadRequest || code != "invalid_identifier" {
 					errs = append(errs, fmt.Errorf("%s %s has an empty id, yet the answer is %d %q, not 400 invalid_identifier", req.Method, req.URL.Path, status, code))
 				}
 				route, params, err = r, p, nil
+			case errors.Is(ferr, routers.ErrMethodNotAllowed) && status == http.StatusBadRequest:
+				// The path with its id filled in exists for another method:
+				// the empty id may be reported before the method.
+				if code := problemCode(body); code != "invalid_identifier" {
+					errs = append(errs, fmt.Errorf("%s %s has an empty id, yet the answer is 400 %q, not invalid_identifier", req.Method, req.URL.Path, code))
+				}
+				return errors.Join(errs...)
 			}
 		}
 	}

@@ -40,6 +40,13 @@ type Repo struct {
 	Released string
 	// Changelog is CHANGELOG.md.
 	Changelog string
+	// SnapshotPrefix names this contract's snapshots in Released:
+	// <prefix>-v<N>.yaml ("openapi" for the browser contract).
+	SnapshotPrefix string
+	// ChangelogPrefix is what precedes a release's version in its CHANGELOG
+	// heading ("" for the browser contract: "## 0.2.0"; "worker-runtime "
+	// for the process contract: "## worker-runtime 0.1.0").
+	ChangelogPrefix string
 }
 
 // DefaultRepo is the layout of this repository under root.
@@ -54,8 +61,28 @@ func DefaultRepo(root string) Repo {
 		LintConfig:  "redocly.yaml",
 		Released:    "api/released",
 		Changelog:   "CHANGELOG.md",
+
+		SnapshotPrefix: "openapi",
 	}
 }
+
+// WorkerRuntimeRepo is the layout of the worker-runtime process contract
+// (api/worker-runtime.yaml) under root: its own generated Go package, no
+// TypeScript client, its own released snapshots and CHANGELOG headings.
+func WorkerRuntimeRepo(root string) Repo {
+	r := DefaultRepo(root)
+	r.Spec = "api/worker-runtime.yaml"
+	r.GoConfig = "oapi-codegen-worker-runtime.yaml"
+	r.GoGenerated = "internal/gen/workerruntimeapi/api.gen.go"
+	r.TSGenerated = ""
+	r.SnapshotPrefix = "worker-runtime"
+	r.ChangelogPrefix = "worker-runtime "
+	return r
+}
+
+// snapshotPrefixes are the contracts whose snapshots share the Released
+// folder; a file named for none of them is refused.
+var snapshotPrefixes = []string{"openapi", "worker-runtime"}
 
 // Path resolves p against Root.
 func (r Repo) Path(p string) string {
@@ -148,6 +175,10 @@ func (r Repo) Drift(ctx context.Context, tmpDir string) error {
 	if err := r.GenerateGo(ctx, goOut); err != nil {
 		return err
 	}
+	if r.TSGenerated == "" {
+		// A contract without a TypeScript client (the worker-runtime one).
+		return CompareFiles(r.Path(r.GoGenerated), goOut)
+	}
 	if err := r.GenerateTypeScript(ctx, tsOut); err != nil {
 		return err
 	}
@@ -218,24 +249,31 @@ type Snapshot struct {
 	Version string
 }
 
-var snapshotName = regexp.MustCompile(`^openapi-v(0|[1-9][0-9]*)\.yaml$`)
+var snapshotName = regexp.MustCompile(`^([a-z][a-z-]*)-v(0|[1-9][0-9]*)\.yaml$`)
 
-// Snapshots lists the released snapshots in release order, each loaded and
-// validated. It fails if a file in the folder is not named openapi-v<N>.yaml,
-// does not validate, or if info.version does not increase from one release
-// to the next.
+// Snapshots lists this contract's released snapshots (<SnapshotPrefix>-v<N>.yaml)
+// in release order, each loaded and validated. It fails if a file in the
+// folder is named for no known contract, does not validate, or if
+// info.version does not increase from one release to the next.
 func (r Repo) Snapshots(ctx context.Context) ([]Snapshot, error) {
 	entries, err := os.ReadDir(r.Path(r.Released))
 	if err != nil {
 		return nil, err
 	}
+	prefix := r.SnapshotPrefix
+	if prefix == "" {
+		prefix = "openapi"
+	}
 	var snaps []Snapshot
 	for _, e := range entries {
 		m := snapshotName.FindStringSubmatch(e.Name())
-		if m == nil {
-			return nil, fmt.Errorf("%s: a released snapshot must be named openapi-v<N>.yaml", e.Name())
+		if m == nil || !slices.Contains(snapshotPrefixes, m[1]) {
+			return nil, fmt.Errorf("%s: a released snapshot must be named <contract>-v<N>.yaml, <contract> one of %s", e.Name(), strings.Join(snapshotPrefixes, ", "))
 		}
-		n, _ := strconv.Atoi(m[1])
+		if m[1] != prefix {
+			continue
+		}
+		n, _ := strconv.Atoi(m[2])
 		path := filepath.Join(r.Path(r.Released), e.Name())
 		doc, err := LoadSpec(ctx, path)
 		if err != nil {
@@ -265,14 +303,14 @@ func (r Repo) CheckChangelog(snaps []Snapshot) error {
 	}
 	headings := map[string]bool{}
 	for line := range strings.Lines(string(raw)) {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "## "); ok {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "## "+r.ChangelogPrefix); ok {
 			headings[strings.Fields(v + " ")[0]] = true
 		}
 	}
 	var errs []error
 	for _, s := range snaps {
 		if !headings[s.Version] {
-			errs = append(errs, fmt.Errorf("%s has no \"## %s\" entry for released snapshot %s", r.Changelog, s.Version, filepath.Base(s.Path)))
+			errs = append(errs, fmt.Errorf("%s has no \"## %s%s\" entry for released snapshot %s", r.Changelog, r.ChangelogPrefix, s.Version, filepath.Base(s.Path)))
 		}
 	}
 	return errors.Join(errs...)

@@ -747,3 +747,55 @@ func TestEventsAreRoutedAndSanitised(t *testing.T) {
 		t.Errorf("resync %+v", got[1])
 	}
 }
+
+// An operation on a Source that implements it is routed without a lookup
+// first when the policy is the default one (a remote Runtime is asked once,
+// not twice); a custom policy, or an operation the Source lacks, looks the
+// Worker up first.
+func TestOperationsSkipTheLookupOnlyWhenNothingCanHide(t *testing.T) {
+	tests := []struct {
+		name        string
+		policy      registry.VisibilityPolicy
+		full        bool
+		wantLookups int
+	}{
+		{"default policy, implemented", nil, true, 0},
+		{"custom policy, implemented", registry.VisibilityFunc(func(context.Context, registry.Worker) bool { return true }), true, 3},
+		{"default policy, unsupported", nil, false, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := registrytest.New("runtime-a", "w1")
+			var lookups int
+			var mu sync.Mutex
+			src.SetHook(func(_ context.Context, m registrytest.Method) error {
+				if m == registrytest.MethodWorker {
+					mu.Lock()
+					lookups++
+					mu.Unlock()
+				}
+				return nil
+			})
+			var s registry.Source = src
+			if tt.full {
+				s = registrytest.Full{Source: src}
+			}
+			r, err := registry.New(registry.Options{Visibility: tt.policy, Auditor: registry.Auditors{}}, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ref := registry.WorkerRef{RuntimeID: "runtime-a", WorkerID: "w1"}
+			_, _ = r.SendInput(t.Context(), ref, registry.WorkerInput{Kind: registry.InputUser, Content: "hi"})
+			_, _ = r.StopWorker(t.Context(), ref, registry.StopGraceful)
+			_, _ = r.Transcript(t.Context(), ref, registry.TranscriptQuery{})
+			if lookups != tt.wantLookups {
+				t.Errorf("Worker looked up %d times, want %d", lookups, tt.wantLookups)
+			}
+			// An unknown worker is unknown either way.
+			unknown := registry.WorkerRef{RuntimeID: "runtime-a", WorkerID: "nope"}
+			if _, err := r.SendInput(t.Context(), unknown, registry.WorkerInput{Kind: registry.InputUser, Content: "hi"}); !errors.Is(err, registry.ErrUnknownWorker) {
+				t.Errorf("input to an unknown worker: %v, want unknown_worker", err)
+			}
+		})
+	}
+}

@@ -529,6 +529,26 @@ func (r *Registry) resolve(ctx context.Context, ref WorkerRef, op Operation) (So
 	return s, w, nil
 }
 
+// routeOp finds the Source of an operation on Worker ref. The Worker is
+// looked up first, so that a hidden Worker never reaches an operation and an
+// unknown one answers 404 rather than 501, unless the policy is the default
+// one (it hides nothing) and the Source implements the operation: then the
+// operation itself answers unknown_worker, and a remote Runtime is asked
+// once rather than twice.
+func (r *Registry) routeOp(ctx context.Context, ref WorkerRef, op Operation, implements func(Source) bool) (Source, error) {
+	if r.versioned {
+		s, err := r.source(ref.RuntimeID)
+		if err != nil {
+			return nil, err
+		}
+		if implements(s) {
+			return s, nil
+		}
+	}
+	s, _, err := r.resolve(ctx, ref, op)
+	return s, err
+}
+
 // CreateWorker asks Runtime id to create a Worker. Errors: unknown_runtime,
 // operation_unsupported, runtime_unavailable, invalid_request,
 // runtime_at_capacity, idempotency_key_reused.
@@ -558,7 +578,7 @@ func (r *Registry) SendInput(ctx context.Context, ref WorkerRef, in WorkerInput)
 	defer func() {
 		r.audit(ctx, AuditRecord{Operation: OpSendInput, RuntimeID: ref.RuntimeID, WorkerID: ref.WorkerID}, err)
 	}()
-	s, _, err := r.resolve(ctx, ref, OpSendInput)
+	s, err := r.routeOp(ctx, ref, OpSendInput, func(s Source) bool { _, ok := s.(InputSender); return ok })
 	if err != nil {
 		return InputAck{}, err
 	}
@@ -581,7 +601,7 @@ func (r *Registry) StopWorker(ctx context.Context, ref WorkerRef, mode StopMode)
 	defer func() {
 		r.audit(ctx, AuditRecord{Operation: OpStopWorker, RuntimeID: ref.RuntimeID, WorkerID: ref.WorkerID}, err)
 	}()
-	s, _, err := r.resolve(ctx, ref, OpStopWorker)
+	s, err := r.routeOp(ctx, ref, OpStopWorker, func(s Source) bool { _, ok := s.(WorkerStopper); return ok })
 	if err != nil {
 		return StopAck{}, err
 	}
@@ -638,7 +658,7 @@ func (r *Registry) Transcript(ctx context.Context, ref WorkerRef, q TranscriptQu
 	if q.After < 0 {
 		return TranscriptPage{}, InvalidRequest("after", "after must not be negative.")
 	}
-	s, _, err := r.resolve(ctx, ref, OpReadTranscript)
+	s, err := r.routeOp(ctx, ref, OpReadTranscript, func(s Source) bool { _, ok := s.(TranscriptReader); return ok })
 	if err != nil {
 		return TranscriptPage{}, err
 	}
@@ -789,7 +809,19 @@ func appendDiagnostics(dst []Diagnostic, ds ...Diagnostic) []Diagnostic {
 	return dst
 }
 
+// diagnosticsTruncated is the code of the note that replaces the last
+// diagnostic of a cut list.
 const diagnosticsTruncated = "diagnostics_truncated"
+
+// CapDiagnostics returns ds cut to MaxDiagnostics the way every list is cut
+// (the last slot says more were found), so that a Source can bound what it
+// keeps and the registry's own cap then leaves it as is. ds is not modified.
+func CapDiagnostics(ds []Diagnostic) []Diagnostic {
+	if len(ds) <= MaxDiagnostics {
+		return ds
+	}
+	return appendDiagnostics(make([]Diagnostic, 0, MaxDiagnostics), ds...)
+}
 
 func truncated(what string, limit int) Diagnostic {
 	return Diagnostic{Code: "list_truncated", Severity: SeverityInfo,

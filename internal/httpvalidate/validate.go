@@ -1,0 +1,288 @@
+// Package httpvalidate checks HTTP requests against an OpenAPI contract
+// before any handler runs: ids first, then unknown query parameters (which
+// kin-openapi does not reject by itself), then kin-openapi's request
+// validation, with the body read once within a limit. Its failures are typed
+// (*Error with a problem code) and carry browser-safe details built from the
+// parameter name, field path and schema reason, never kin-openapi's own
+// texts (they quote schemas and values). It is transport plumbing shared by
+// the servers of this repository; it knows no domain.
+package httpvalidate
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+	"github.com/labstack/echo/v4"
+)
+
+// Code is the problem code of a validation failure.
+type Code string
+
+// The codes a Validator answers.
+const (
+	CodeInvalidIdentifier Code = "invalid_identifier"
+	CodeInvalidRequest    Code = "invalid_request"
+	CodePayloadTooLarge   Code = "payload_too_large"
+)
+
+// Error is one validation failure. Field names the parameter or body field to
+// blame ("" when none); Detail is safe to show a client.
+type Error struct {
+	Code   Code
+	Field  string
+	Detail string
+}
+
+// Error returns the code and detail.
+func (e *Error) Error() string { return string(e.Code) + ": " + e.Detail }
+
+func invalidRequest(field, detail string) *Error {
+	return &Error{Code: CodeInvalidRequest, Field: field, Detail: detail}
+}
+
+func invalidIdentifier(name string) *Error {
+	return &Error{Code: CodeInvalidIdentifier, Field: name,
+		Detail: name + " must be 1 to 120 characters of A-Z a-z 0-9 _ : -."}
+}
+
+// PayloadTooLarge is the failure of a body over the limit.
+func PayloadTooLarge() *Error {
+	return &Error{Code: CodePayloadTooLarge, Detail: "The request body is larger than the server accepts."}
+}
+
+var idRE = regexp.MustCompile(`^[A-Za-z0-9_:-]{1,120}$`)
+
+// Validator checks requests against one contract. Every path parameter of
+// the contracts it serves is an id of the id alphabet.
+type Validator struct {
+	router       routers.Router
+	maxBodyBytes int64
+	queryParams  map[*openapi3.Operation][]string
+	// routes finds the operation from the route echo matched: a map lookup
+	// instead of the contract router's regular expressions.
+	routes map[string]*routers.Route
+	auth   openapi3filter.AuthenticationFunc
+}
+
+// New builds a Validator for doc (whose Servers must already be cleared) with
+// a body limit. Authentication is not checked here (a middleware in front
+// does it): the contract declares it for clients. It fails if doc cannot be
+// routed.
+func New(doc *openapi3.T, maxBodyBytes int64) (*Validator, error) {
+	router, err := gorillamux.NewRouter(doc)
+	if err != nil {
+		return nil, fmt.Errorf("httpvalidate: routing the contract: %w", err)
+	}
+	v := &Validator{router: router, maxBodyBytes: maxBodyBytes, queryParams: map[*openapi3.Operation][]string{},
+		routes: map[string]*routers.Route{}, auth: openapi3filter.NoopAuthenticationFunc}
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			v.routes[method+" "+EchoPath(path)] = &routers.Route{Spec: doc, Path: path, PathItem: item, Method: method, Operation: op}
+			var names []string
+			for _, params := range []openapi3.Parameters{item.Parameters, op.Parameters} {
+				for _, p := range params {
+					if p.Value != nil && p.Value.In == openapi3.ParameterInQuery {
+						names = append(names, p.Value.Name)
+					}
+				}
+			}
+			v.queryParams[op] = names
+		}
+	}
+	return v, nil
+}
+
+// EchoPath turns a contract path template into echo's: {id} becomes :id.
+func EchoPath(p string) string {
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(p, '{')
+		j := strings.IndexByte(p, '}')
+		if i < 0 || j < i {
+			b.WriteString(p)
+			return b.String()
+		}
+		b.WriteString(p[:i])
+		b.WriteByte(':')
+		b.WriteString(p[i+1 : j])
+		p = p[j+1:]
+	}
+}
+
+// Middleware validates the request; an invalid one is answered by echo's
+// error handler with the *Error and never reaches a handler. A request that
+// matches no operation passes on to echo's router (not found, method not
+// allowed).
+func (v *Validator) Middleware(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		req := c.Request()
+		if err := v.bufferBody(req); err != nil {
+			return err
+		}
+		route, pathParams, err := v.findRoute(c)
+		if err != nil {
+			values := c.ParamValues()
+			for i, name := range c.ParamNames() {
+				if i < len(values) && values[i] == "" {
+					return invalidIdentifier(name)
+				}
+			}
+			if req.Method == http.MethodOptions && c.Get(echo.ContextKeyHeaderAllow) != nil {
+				return echo.ErrMethodNotAllowed
+			}
+			return next(c)
+		}
+		for _, name := range c.ParamNames() {
+			if id, ok := pathParams[name]; ok && !idRE.MatchString(id) {
+				return invalidIdentifier(name)
+			}
+		}
+		if err := v.rejectUnknownQuery(route.Operation, req); err != nil {
+			return err
+		}
+		input := &openapi3filter.RequestValidationInput{
+			Request:    req,
+			PathParams: pathParams,
+			Route:      route,
+			Options: &openapi3filter.Options{
+				KeepValidatedValue:  true,
+				SkipSettingDefaults: true,
+				AuthenticationFunc:  v.auth,
+			},
+		}
+		if err := openapi3filter.ValidateRequest(req.Context(), input); err != nil {
+			return requestErrorOf(err)
+		}
+		return next(c)
+	}
+}
+
+func (v *Validator) findRoute(c echo.Context) (*routers.Route, map[string]string, error) {
+	req := c.Request()
+	if route, ok := v.routes[req.Method+" "+c.Path()]; ok {
+		names, values := c.ParamNames(), c.ParamValues()
+		params := make(map[string]string, len(names))
+		for i, n := range names {
+			if i < len(values) {
+				params[n] = values[i]
+			}
+		}
+		return route, params, nil
+	}
+	return v.router.FindRoute(req)
+}
+
+// bufferBody reads the body once, within the limit, so that both the
+// validator and the binder can read it.
+func (v *Validator) bufferBody(req *http.Request) error {
+	if req.ContentLength > v.maxBodyBytes {
+		return PayloadTooLarge()
+	}
+	if req.Body == nil || req.Body == http.NoBody {
+		return nil
+	}
+	body, err := io.ReadAll(io.LimitReader(req.Body, v.maxBodyBytes+1))
+	_ = req.Body.Close()
+	if err != nil {
+		return invalidRequest("", "The request body could not be read.")
+	}
+	if int64(len(body)) > v.maxBodyBytes {
+		return PayloadTooLarge()
+	}
+	req.Body = io.NopCloser(bytes.NewReader(body))
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	return nil
+}
+
+func (v *Validator) rejectUnknownQuery(op *openapi3.Operation, req *http.Request) error {
+	if req.URL.RawQuery == "" {
+		return nil
+	}
+	declared := v.queryParams[op]
+	query := req.URL.Query()
+	keys := make([]string, 0, len(query))
+	for k := range query {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if !slices.Contains(declared, k) {
+			name := BoundedText(k, 64)
+			if len(declared) == 0 {
+				return invalidRequest(name, fmt.Sprintf("Unknown query parameter %q: this operation takes no query parameters.", name))
+			}
+			return invalidRequest(name, fmt.Sprintf("Unknown query parameter %q: this operation takes only %s.", name, strings.Join(declared, ", ")))
+		}
+	}
+	return nil
+}
+
+func requestErrorOf(err error) error {
+	var re *openapi3filter.RequestError
+	if !errors.As(err, &re) {
+		return invalidRequest("", "The request does not match the API contract.")
+	}
+	reason := schemaReason(re.Err)
+	switch {
+	case re.Parameter != nil && re.Parameter.In == openapi3.ParameterInPath:
+		return invalidIdentifier(re.Parameter.Name)
+	case re.Parameter != nil:
+		if reason == "" {
+			reason = "it has the wrong type"
+		}
+		return invalidRequest(re.Parameter.Name, fmt.Sprintf("The %s parameter %q is invalid: %s.", re.Parameter.In, re.Parameter.Name, reason))
+	case re.RequestBody != nil:
+		return bodyError(re, reason)
+	}
+	return invalidRequest("", "The request does not match the API contract.")
+}
+
+func bodyError(re *openapi3filter.RequestError, reason string) error {
+	var se *openapi3.SchemaError
+	if errors.As(re.Err, &se) {
+		field := strings.Join(se.JSONPointer(), ".")
+		if field == "" {
+			return invalidRequest("", "The request body is invalid: "+reason+".")
+		}
+		return invalidRequest(field, fmt.Sprintf("The request body field %q is invalid: %s.", BoundedText(field, 64), reason))
+	}
+	var pe *openapi3filter.ParseError
+	switch {
+	case errors.As(re.Err, &pe):
+		return invalidRequest("", "The request body is not valid JSON.")
+	case strings.Contains(re.Reason, "header Content-Type"):
+		return invalidRequest("", "The request body must be application/json.")
+	case errors.Is(re.Err, openapi3filter.ErrInvalidRequired):
+		return invalidRequest("", "A request body is required.")
+	}
+	return invalidRequest("", "The request body is invalid.")
+}
+
+func schemaReason(err error) string {
+	var se *openapi3.SchemaError
+	if errors.As(err, &se) {
+		return BoundedText(se.Reason, 200)
+	}
+	return ""
+}
+
+// BoundedText makes client-supplied text safe to echo: valid UTF-8, at most n
+// runes.
+func BoundedText(s string, n int) string {
+	s = strings.ToValidUTF8(s, "?")
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n])
+}
