@@ -161,14 +161,14 @@ soak:
 ## bench: load run against the real server over a generated 10,000-pod store,
 ## beside a static baseline, plus cold start and peak RSS at 100,000 pods
 ## (about 3 minutes; stores are generated once under $$TMPDIR). See BENCHMARKS.md.
-bench: build
-	$(GO) run ./cmd/loadbench -server $(BIN)
+bench: build build-worker-runtime
+	$(GO) run ./cmd/loadbench -server $(BIN) -worker-runtime bin/worker-runtime
 
 ## bench-profile: the load run of the 10,000-pod store only, against a server built with -tags pprof,
 ## writing CPU profiles of the server during the page of 200 and the worker by id to bench-profiles/
-bench-profile:
+bench-profile: build-worker-runtime
 	$(GO) build -tags pprof -o bin/runtime-registry-pprof ./cmd/server
-	$(GO) run ./cmd/loadbench -server bin/runtime-registry-pprof -big-pods 0 -cpuprofile bench-profiles
+	$(GO) run ./cmd/loadbench -server bin/runtime-registry-pprof -worker-runtime bin/worker-runtime -big-pods 0 -cpuprofile bench-profiles
 	$(GO) tool pprof -top -nodecount 25 bin/runtime-registry-pprof bench-profiles/page200.pprof
 
 ## bench-remote: backend vs direct calls to worker-runtime processes on loopback (BENCHMARKS.md)

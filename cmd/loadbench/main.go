@@ -52,6 +52,8 @@ type options struct {
 	wrk         string
 	cpuProfile  string
 	rounds      int
+	// workerRuntime is the worker-runtime binary run as the remote runtime.
+	workerRuntime string
 }
 
 func main() {
@@ -67,6 +69,7 @@ func main() {
 	flag.IntVar(&o.connections, "connections", 32, "concurrent connections of each attack")
 	flag.IntVar(&o.freshness, "freshness-samples", 5, "metadata rewrites timed under load")
 	flag.IntVar(&o.rounds, "turns", 5, "each attack is cut into this many rounds, server and baseline taking turns; a ratio is the median of the rounds' ratios")
+	flag.StringVar(&o.workerRuntime, "worker-runtime", "bin/worker-runtime", "worker-runtime binary run on loopback as the remote runtime of the merged list (skipped when missing)")
 	flag.StringVar(&o.wrk, "wrk", "wrk", "wrk binary, run beside vegeta with -t1 (skipped when not found)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "directory for CPU profiles of the server during the page of 200 and the worker by id, taken during its wrk run (needs a server built with -tags pprof)")
 	prepare := flag.Bool("prepare", false, "only generate the stores (both sizes), then exit")
@@ -158,7 +161,7 @@ func run(o options) error {
 	fmt.Printf("Store of %d pods ready in %s (reused when already generated).\n\n", o.pods, time.Since(t0).Round(time.Millisecond))
 
 	var sum summary
-	extra, skipped, cleanup, err := otherSources(o.server)
+	extra, skipped, cleanup, err := otherSources(o.server, o.workerRuntime)
 	if err != nil {
 		return err
 	}
@@ -676,39 +679,101 @@ func startServer(bin, dataDir string, pods int, extra []string, pprof bool) (*pr
 
 // otherSources are the server flags that register runtimes beside the
 // local one, where the server binary has them: the embedded runtime
-// (--state-dir and --profiles, in a temporary directory). What is skipped,
-// and why, is returned as notes. cleanup removes the temporary files.
-func otherSources(bin string) (extra, notes []string, cleanup func(), err error) {
+// (--state-dir and --profiles, in a temporary directory) and one remote
+// runtime (--runtimes): a worker-runtime process on loopback, started here.
+// What is skipped, and why, is returned as notes. cleanup stops the process
+// and removes the temporary files.
+func otherSources(bin, workerRuntime string) (extra, notes []string, cleanup func(), err error) {
 	cleanup = func() {}
 	help, _ := exec.Command(bin, "-h").CombinedOutput()
 	has := func(name string) bool {
 		return bytes.Contains(help, []byte("-"+name+" ")) || bytes.Contains(help, []byte("-"+name+"\n"))
 	}
-	// The embedded runtime starts its workers in the workspace root, which
-	// must therefore exist (the pods only name it).
+	dir, err := os.MkdirTemp("", "loadbench-runtimes-")
+	if err != nil {
+		return nil, nil, cleanup, err
+	}
+	var stops []func()
+	cleanup = func() {
+		for _, stop := range stops {
+			stop()
+		}
+		_ = os.RemoveAll(dir)
+	}
+	profiles := filepath.Join(dir, "profiles.yaml")
+	const yaml = "default: echo\nprofiles:\n  - name: echo\n    label: Echo\n    command: [\"/bin/cat\"]\n"
+	if err := os.WriteFile(profiles, []byte(yaml), 0o644); err != nil {
+		return nil, nil, cleanup, err
+	}
+	// Both runtimes start their workers in the workspace root, which must
+	// therefore exist (the pods only name it).
 	rootErr := os.MkdirAll(workspaceRoot, 0o755)
 	switch {
 	case has("state-dir") && has("profiles") && rootErr != nil:
 		notes = append(notes, fmt.Sprintf("The embedded runtime is skipped: it needs the workspace root %s, which cannot be made here (%v).", workspaceRoot, rootErr))
 	case has("state-dir") && has("profiles"):
-		dir, err := os.MkdirTemp("", "loadbench-embedded-")
+		extra = append(extra, "--state-dir", filepath.Join(dir, "embedded"), "--profiles", profiles)
+	default:
+		notes = append(notes, "The embedded runtime is skipped: this server binary has no `--state-dir`/`--profiles`.")
+	}
+	_, wrErr := os.Stat(workerRuntime)
+	switch {
+	case !has("runtimes"):
+		notes = append(notes, "The remote runtime is skipped: this server binary has no `--runtimes`.")
+	case wrErr != nil:
+		notes = append(notes, fmt.Sprintf("The remote runtime is skipped: no worker-runtime binary at %s (`make build-worker-runtime`, or -worker-runtime).", workerRuntime))
+	case rootErr != nil:
+		notes = append(notes, "The remote runtime is skipped: it needs the workspace root, which cannot be made here.")
+	default:
+		file, stop, err := startRemote(workerRuntime, dir, profiles)
 		if err != nil {
 			return nil, nil, cleanup, err
 		}
-		cleanup = func() { _ = os.RemoveAll(dir) }
-		profiles := filepath.Join(dir, "profiles.yaml")
-		const yaml = "default: echo\nprofiles:\n  - name: echo\n    label: Echo\n    command: [\"/bin/cat\"]\n"
-		if err := os.WriteFile(profiles, []byte(yaml), 0o644); err != nil {
-			return nil, nil, cleanup, err
-		}
-		extra = append(extra, "--state-dir", filepath.Join(dir, "state"), "--profiles", profiles)
-	default:
-		notes = append(notes, "The embedded runtime is skipped: this server binary has no `--state-dir`/`--profiles` (the embedded source is not on main yet).")
+		stops = append(stops, stop)
+		extra = append(extra, "--runtimes", file)
 	}
-	// A remote double needs the worker-runtime API and the remote source
-	// (--runtimes); until both are on main the row runs without it.
-	notes = append(notes, "The remote runtime is skipped: `internal/remote` and `api/worker-runtime.yaml` are not on main yet, so there is no `--runtimes` flag to register a remote double with.")
 	return extra, notes, cleanup, nil
+}
+
+// startRemote starts a worker-runtime process on loopback (its own state,
+// the profiles given, a bearer token) and writes the --runtimes file that
+// registers it as "bench-remote". stop ends the process.
+func startRemote(bin, dir, profiles string) (file string, stop func(), err error) {
+	addr, err := freePort()
+	if err != nil {
+		return "", nil, err
+	}
+	token := filepath.Join(dir, "remote.token")
+	if err := os.WriteFile(token, []byte(fmt.Sprintf("bench-%d-token", time.Now().UnixNano())), 0o600); err != nil {
+		return "", nil, err
+	}
+	cmd := exec.Command(bin, "--listen", addr, "--state-dir", filepath.Join(dir, "remote"), "--profiles", profiles,
+		"--workspace-root", workspaceRoot, "--token-file", token, "--log-level", "error")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return "", nil, fmt.Errorf("starting %s: %w", bin, err)
+	}
+	p := &proc{cmd: cmd, url: "http://" + addr}
+	ok := false
+	for range 10_000 {
+		if resp, err := http.Get(p.url + "/healthz"); err == nil {
+			_ = resp.Body.Close()
+			ok = resp.StatusCode == 200
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if !ok {
+		p.stop()
+		return "", nil, errors.New("the worker-runtime process did not become healthy")
+	}
+	file = filepath.Join(dir, "runtimes.yaml")
+	conf := fmt.Sprintf("runtimes:\n  - id: bench-remote\n    label: Bench remote\n    url: %s\n    token_file: %s\n    timeout: 5s\n", p.url, token)
+	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
+		p.stop()
+		return "", nil, err
+	}
+	return file, p.stop, nil
 }
 
 // extraNames formats the extra flags' names for the report.
