@@ -3,7 +3,6 @@ package handlers
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/workspace-backend/runtime-registry/internal/errchain"
 	"github.com/workspace-backend/runtime-registry/internal/gen"
 	"github.com/workspace-backend/runtime-registry/internal/registry"
 )
@@ -80,7 +80,7 @@ func problemOf(err error, log *slog.Logger) problemResponse {
 	if e.Code == registry.CodeInternal {
 		// The cause's text may carry paths (os errors do), so not even the log
 		// gets it: the type chain says where to look.
-		log.Error("internal error", slog.String("cause_types", typeChain(err)))
+		log.Error("internal error", slog.String("cause_types", errchain.Types(err)))
 		detail = internalDetail
 	}
 	if detail == "" {
@@ -108,20 +108,6 @@ func problemOf(err error, log *slog.Logger) problemResponse {
 		p.Field = ptr(boundedText(e.Field, maxFieldLength))
 	}
 	return problemResponse(p)
-}
-
-// typeChain names the types of err and of every error it wraps, outermost
-// first: enough to find the failure without logging text that holds paths.
-func typeChain(err error) string {
-	var b strings.Builder
-	for err != nil {
-		if b.Len() > 0 {
-			b.WriteString(" <- ")
-		}
-		fmt.Fprintf(&b, "%T", err)
-		err = errors.Unwrap(err)
-	}
-	return b.String()
 }
 
 func ptr[T any](v T) *T { return &v }

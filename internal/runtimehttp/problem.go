@@ -10,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/workspace-backend/runtime-registry/internal/errchain"
 	gen "github.com/workspace-backend/runtime-registry/internal/gen/workerruntimeapi"
 	"github.com/workspace-backend/runtime-registry/internal/httpvalidate"
 	"github.com/workspace-backend/runtime-registry/internal/workerruntime"
@@ -107,7 +108,7 @@ func problemOf(err error, workerID string, log *slog.Logger) problemResponse {
 		code, kind = string(workerruntime.CodeInternal), problemKinds[string(workerruntime.CodeInternal)]
 	}
 	if code == string(workerruntime.CodeInternal) {
-		log.Error("internal error", slog.String("cause_types", typeChain(err)))
+		log.Error("internal error", slog.String("cause_types", errchain.Types(err)))
 	}
 	if detail == "" {
 		detail = fixedDetails[code]
@@ -141,18 +142,6 @@ func domainDetail(e *workerruntime.Error) string {
 		return d
 	}
 	return "Invalid request."
-}
-
-func typeChain(err error) string {
-	var b strings.Builder
-	for err != nil {
-		if b.Len() > 0 {
-			b.WriteString(" <- ")
-		}
-		fmt.Fprintf(&b, "%T", err)
-		err = errors.Unwrap(err)
-	}
-	return b.String()
 }
 
 // problemResponse is an RFC 9457 problem document; it answers every operation.
