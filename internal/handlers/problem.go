@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -12,12 +11,13 @@ import (
 
 	"github.com/workspace-backend/runtime-registry/internal/errchain"
 	"github.com/workspace-backend/runtime-registry/internal/gen"
+	"github.com/workspace-backend/runtime-registry/internal/httpkit"
 	"github.com/workspace-backend/runtime-registry/internal/registry"
 )
 
 // ProblemTypePrefix prefixes every problem type URI; the code follows it. One
 // code has exactly one type URI.
-const ProblemTypePrefix = "urn:problem:workspace-runtime:"
+const ProblemTypePrefix = httpkit.ProblemTypePrefix
 
 // problemKind is how one code is answered.
 type problemKind struct {
@@ -129,14 +129,7 @@ func boundedText(s string, n int) string {
 type problemResponse gen.Problem
 
 func (p problemResponse) write(w http.ResponseWriter) error {
-	body, err := json.Marshal(gen.Problem(p))
-	if err != nil {
-		return err
-	}
-	w.Header().Set(echo.HeaderContentType, "application/problem+json")
-	w.WriteHeader(p.Status)
-	_, err = w.Write(append(body, '\n'))
-	return err
+	return httpkit.WriteProblem(w, p.Status, gen.Problem(p))
 }
 
 // The Visit methods make problemResponse an answer of every operation.

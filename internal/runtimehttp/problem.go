@@ -1,7 +1,6 @@
 package runtimehttp
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,12 +11,13 @@ import (
 
 	"github.com/workspace-backend/runtime-registry/internal/errchain"
 	gen "github.com/workspace-backend/runtime-registry/internal/gen/workerruntimeapi"
+	"github.com/workspace-backend/runtime-registry/internal/httpkit"
 	"github.com/workspace-backend/runtime-registry/internal/httpvalidate"
 	"github.com/workspace-backend/runtime-registry/internal/workerruntime"
 )
 
 // ProblemTypePrefix prefixes every problem type URI, as in the browser API.
-const ProblemTypePrefix = "urn:problem:workspace-runtime:"
+const ProblemTypePrefix = httpkit.ProblemTypePrefix
 
 // Codes this transport answers beside the domain's.
 const (
@@ -148,17 +148,10 @@ func domainDetail(e *workerruntime.Error) string {
 type problemResponse gen.Problem
 
 func (p problemResponse) write(w http.ResponseWriter) error {
-	body, err := json.Marshal(gen.Problem(p))
-	if err != nil {
-		return err
-	}
-	w.Header().Set(echo.HeaderContentType, "application/problem+json")
 	if p.Code == codeUnauthenticated {
 		w.Header().Set("WWW-Authenticate", "Bearer")
 	}
-	w.WriteHeader(p.Status)
-	_, err = w.Write(append(body, '\n'))
-	return err
+	return httpkit.WriteProblem(w, p.Status, gen.Problem(p))
 }
 
 // The Visit methods make problemResponse an answer of every operation.
