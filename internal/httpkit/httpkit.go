@@ -36,6 +36,15 @@ func WriteProblem(w http.ResponseWriter, status int, doc any) error {
 	return err
 }
 
+// WriteJSONBody writes body, JSON already encoded, as a 200
+// application/json answer. It returns the client's write error.
+func WriteJSONBody(w http.ResponseWriter, body []byte) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, err := w.Write(body)
+	return err
+}
+
 // RecoverPanics turns a panic in a handler into the error asError makes of
 // the panic's value (which the server's error handler must answer as an
 // internal error): the client gets a 500 problem with nothing internal in
