@@ -1,6 +1,8 @@
 // Package testproc builds and runs the worker-runtime binary for tests: a
 // real process on loopback with its own state directory and token, whose
-// end every test proves. It is test support only.
+// end every test proves. It also holds the small helpers the test packages
+// share (a TestMain that builds the binary, a concurrency-safe log buffer).
+// It is test support only.
 package testproc
 
 import (
