@@ -82,8 +82,8 @@ func TestRecoverPanicsRepanicsAbort(t *testing.T) {
 	e.Use(httpkit.RecoverPanics(slog.New(slog.DiscardHandler), func(any) error { return errPanicked }))
 	e.GET("/", func(echo.Context) error { panic(http.ErrAbortHandler) })
 	defer func() {
-		if v := recover(); v != http.ErrAbortHandler {
-			t.Errorf("recovered %v, want http.ErrAbortHandler", v)
+		if err, _ := recover().(error); !errors.Is(err, http.ErrAbortHandler) {
+			t.Errorf("recovered %v, want http.ErrAbortHandler", err)
 		}
 	}()
 	e.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
