@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/workspace-backend/runtime-registry/internal/embedded/embeddedtest"
+	"github.com/workspace-backend/runtime-registry/internal/testproc"
 )
 
 func TestParseRuntimeFlags(t *testing.T) {
@@ -70,7 +71,7 @@ func TestServerWithEmbeddedRuntime(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ready, done := make(chan net.Addr, 1), make(chan error, 1)
-	logs := &syncBuffer{}
+	logs := &testproc.Buffer{}
 	go func() { done <- run(ctx, cfg, logs, ready) }()
 	var base string
 	select {

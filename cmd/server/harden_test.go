@@ -23,6 +23,7 @@ import (
 	"github.com/workspace-backend/runtime-registry/internal/handlers"
 	"github.com/workspace-backend/runtime-registry/internal/registry"
 	"github.com/workspace-backend/runtime-registry/internal/registry/registrytest"
+	"github.com/workspace-backend/runtime-registry/internal/testproc"
 )
 
 // The server's own defences, each tried through the real server over real
@@ -41,11 +42,11 @@ func TestMain(m *testing.M) {
 }
 
 // serverProcess starts this test binary as the server process with args.
-func serverProcess(t *testing.T, args ...string) (*exec.Cmd, *syncBuffer) {
+func serverProcess(t *testing.T, args ...string) (*exec.Cmd, *testproc.Buffer) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), serverMainEnv+"=1")
-	stderr := &syncBuffer{}
+	stderr := &testproc.Buffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -605,7 +606,7 @@ func (h enteredHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // shutdown ends without waiting for its timeout (longer than the watchdog).
 func TestShutdownCutsTricklingBody(t *testing.T) {
 	entered := make(chan struct{}, 1)
-	logs := &syncBuffer{}
+	logs := &testproc.Buffer{}
 	h := enteredHandler{next: handlerOver(t, io.Discard), entered: entered}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -661,7 +662,7 @@ func TestShutdownThatClosesConnectionsIsClean(t *testing.T) {
 	entered, release := make(chan struct{}, 1), make(chan struct{})
 	defer close(release)
 	h := enteredHandler{entered: entered, next: http.HandlerFunc(func(http.ResponseWriter, *http.Request) { <-release })}
-	logs := &syncBuffer{}
+	logs := &testproc.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	cfg := config{Listen: "127.0.0.1:0", Timeouts: timeouts{Shutdown: 100 * time.Millisecond}}
@@ -769,7 +770,7 @@ func TestShutdownEndsEventStreams(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	logs := &syncBuffer{}
+	logs := &testproc.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, nil))
 	h, err := handlers.NewServer(reg, handlers.ServerOptions{Logger: log, Shutdown: ctx.Done()})
 	if err != nil {

@@ -23,6 +23,7 @@ import (
 	"github.com/workspace-backend/runtime-registry/internal/compat"
 	"github.com/workspace-backend/runtime-registry/internal/handlers"
 	"github.com/workspace-backend/runtime-registry/internal/registry"
+	"github.com/workspace-backend/runtime-registry/internal/serveutil"
 )
 
 // config is everything the server is told at start-up.
@@ -54,9 +55,7 @@ type config struct {
 // --workspace-root is RUNTIME_REGISTRY_WORKSPACE_ROOT.
 const envPrefix = "RUNTIME_REGISTRY_"
 
-func envName(flagName string) string {
-	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
-}
+func envName(flagName string) string { return serveutil.EnvName(envPrefix, flagName) }
 
 // parseConfig reads flags, each of which may also be set by its environment
 // variable; a flag on the command line wins over the environment.
@@ -85,16 +84,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		fs.PrintDefaults()
 	}
 
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		if v := getenv(envName(f.Name)); v != "" && envErr == nil {
-			if err := f.Value.Set(v); err != nil {
-				envErr = fmt.Errorf("%s: %w", envName(f.Name), err)
-			}
-		}
-	})
-	if envErr != nil {
-		return config{}, envErr
+	if name, err := serveutil.ApplyEnv(fs, getenv, envName); err != nil {
+		return config{}, fmt.Errorf("%s: %w", name, err)
 	}
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
@@ -164,11 +155,7 @@ func isLoopback(listen string) bool {
 	if err != nil {
 		return false
 	}
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return serveutil.IsLoopbackHost(host)
 }
 
 // allowedHosts is the Host allow-list: localhost, 127.0.0.1 and [::1] with

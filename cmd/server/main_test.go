@@ -15,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 	"github.com/workspace-backend/runtime-registry/internal/handlers"
 	"github.com/workspace-backend/runtime-registry/internal/registry"
 	"github.com/workspace-backend/runtime-registry/internal/registry/registrytest"
+	"github.com/workspace-backend/runtime-registry/internal/testproc"
 )
 
 // watchdog bounds every wait in these tests: reaching it means a hang, not
@@ -121,28 +121,10 @@ func TestTimeoutDefaults(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the server's concurrent log writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // started is a server running in the background for one test.
 type started struct {
 	addr string
-	logs *syncBuffer
+	logs *testproc.Buffer
 	stop context.CancelFunc
 	done chan error
 }
@@ -173,7 +155,7 @@ func startServe(t *testing.T, cfg config, h http.Handler) *started {
 func start(t *testing.T, f func(ctx context.Context, logs io.Writer, ready chan<- net.Addr) error) *started {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &started{logs: &syncBuffer{}, stop: cancel, done: make(chan error, 1)}
+	s := &started{logs: &testproc.Buffer{}, stop: cancel, done: make(chan error, 1)}
 	ready := make(chan net.Addr, 1)
 	go func() { s.done <- f(ctx, s.logs, ready) }()
 	select {
@@ -398,7 +380,7 @@ func TestPanicBecomesProblem(t *testing.T) {
 		return nil
 	})
 	fine := registrytest.New("fine")
-	logs := &syncBuffer{}
+	logs := &testproc.Buffer{}
 	s := startServe(t, config{}, handlerOver(t, logs, panicky, fine))
 
 	client := &http.Client{Timeout: watchdog, Transport: &http.Transport{MaxConnsPerHost: 1}}

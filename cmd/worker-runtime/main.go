@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/workspace-backend/runtime-registry/internal/runtimehttp"
+	"github.com/workspace-backend/runtime-registry/internal/serveutil"
 	"github.com/workspace-backend/runtime-registry/internal/workerruntime/wrlocal"
 )
 
@@ -46,9 +47,7 @@ type config struct {
 // --state-dir is WORKER_RUNTIME_STATE_DIR.
 const envPrefix = "WORKER_RUNTIME_"
 
-func envName(flagName string) string {
-	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
-}
+func envName(flagName string) string { return serveutil.EnvName(envPrefix, flagName) }
 
 // usageError is a configuration the process refuses: exit 2.
 type usageError struct{ msg string }
@@ -78,16 +77,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		_, _ = fmt.Fprintf(stderr, "Usage: worker-runtime --state-dir DIR --profiles FILE [flags]\n\nEach flag can also be set by its environment variable, e.g. %s.\n\n", envName("state-dir"))
 		fs.PrintDefaults()
 	}
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		if v := getenv(envName(f.Name)); v != "" && envErr == nil {
-			if err := f.Value.Set(v); err != nil {
-				envErr = &usageError{fmt.Sprintf("%s: invalid value", envName(f.Name))}
-			}
-		}
-	})
-	if envErr != nil {
-		return config{}, envErr
+	if name, err := serveutil.ApplyEnv(fs, getenv, envName); err != nil {
+		return config{}, &usageError{fmt.Sprintf("%s: invalid value", name)}
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -123,20 +114,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		if strings.ContainsAny(cfg.token, " \t\r\n") {
 			return config{}, &usageError{"--token-file must hold one token without spaces"}
 		}
-	} else if !isLoopback(host) {
+	} else if !serveutil.IsLoopbackHost(host) {
 		return config{}, &usageError{"refusing to listen on a non-loopback address without --token-file"}
 	}
 	return cfg, nil
-}
-
-// isLoopback reports whether host names only the loopback interface (an
-// empty host or 0.0.0.0 listens on every interface).
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 func main() {

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -23,26 +22,7 @@ import (
 
 var bin string
 
-func TestMain(m *testing.M) {
-	os.Exit(func() int {
-		root, err := testproc.RepoRoot()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		dir, err := os.MkdirTemp("", "worker-runtime-test-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer func() { _ = os.RemoveAll(dir) }()
-		if bin, err = testproc.Build(root, dir); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		return m.Run()
-	}())
-}
+func TestMain(m *testing.M) { os.Exit(testproc.MainWithBinary(m, "worker-runtime-test-", &bin)) }
 
 type answer struct {
 	status int

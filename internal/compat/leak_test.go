@@ -1,7 +1,6 @@
 package compat_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,11 +10,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/workspace-backend/runtime-registry/internal/compat"
 	"github.com/workspace-backend/runtime-registry/internal/registry"
+	"github.com/workspace-backend/runtime-registry/internal/testproc"
 )
 
 // TestNoLeak plants marker strings in every private place the store and the
@@ -69,7 +68,7 @@ func TestNoLeak(t *testing.T) {
 	write("MARK.BROKEN", []byte(`{"worker_name": "MARKSESSION", "workspace_root": "/MARKOTHERROOT`))
 
 	// The index goroutines log too, so the buffer is locked.
-	logs := &lockedBuffer{}
+	logs := &testproc.Buffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	sources := map[string]*compat.Source{
 		"ok":           started(t, compat.Config{WorkspaceID: "ws", WorkspaceRoot: root, DataDir: dataDir, Logger: logger}),
@@ -189,22 +188,4 @@ func TestNoLeak(t *testing.T) {
 	if t.Failed() {
 		t.Logf("output:\n%s\nlogs:\n%s", out.String(), logs.String())
 	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for concurrent writers.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -4,13 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/workspace-backend/runtime-registry/internal/gen"
 	"github.com/workspace-backend/runtime-registry/internal/registry"
+	"github.com/workspace-backend/runtime-registry/internal/sse"
 )
 
 // DefaultMaxStreams bounds the event streams open at once.
@@ -119,86 +119,24 @@ func (r eventStreamResponse) VisitStreamWorkerEventsResponse(w http.ResponseWrit
 	return r.serve(w)
 }
 
-type nextResult struct {
-	ev  registry.Event
-	err error
-}
-
 func (r eventStreamResponse) serve(w http.ResponseWriter) error {
 	defer r.release()
 	defer r.stream.Close()
-	ctx, cancel := context.WithCancel(r.ctx)
-	defer cancel()
-
-	rc := http.NewResponseController(w)
-	// The server's write timeout is for ordinary answers; a stream lives as
-	// long as its client. Not every writer supports deadlines (a test
-	// recorder, say): then there is none to lift.
-	_ = rc.SetWriteDeadline(time.Time{})
-	hdr := w.Header()
-	hdr.Set("Content-Type", "text/event-stream")
-	hdr.Set("Cache-Control", "no-store")
-	hdr.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	// A comment at once, so the client sees the headers before the first event.
-	if _, err := io.WriteString(w, ": ok\n\n"); err != nil {
-		return nil
-	}
-	if err := rc.Flush(); err != nil {
-		return nil
-	}
-
-	// Next blocks, so it runs in its own goroutine; the loop below also
-	// watches the heartbeat, the client and the server's shutdown.
-	results := make(chan nextResult)
-	go func() {
-		defer close(results)
-		for {
-			ev, err := r.stream.Next(ctx)
-			select {
-			case results <- nextResult{ev, err}:
-			case <-ctx.Done():
-				return
+	sse.Serve(r.ctx, w, sse.Stream[registry.Event]{
+		Next:      r.stream.Next,
+		Encode:    sseFrame,
+		Heartbeat: HeartbeatInterval,
+		Shutdown:  r.shutdown,
+		Ended: func(err error) {
+			if !errors.Is(err, registry.ErrStreamEnded) {
+				r.log.Warn("event stream failed", slog.String("reason", string(registry.ErrorCode(err))))
 			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-
-	heartbeat := time.NewTicker(HeartbeatInterval)
-	defer heartbeat.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-r.shutdown:
-			return nil
-		case <-heartbeat.C:
-			if _, err := io.WriteString(w, ": heartbeat\n\n"); err != nil {
-				return nil
-			}
-		case res, ok := <-results:
-			if !ok || res.err != nil {
-				if res.err != nil && !errors.Is(res.err, registry.ErrStreamEnded) && !errors.Is(res.err, context.Canceled) {
-					r.log.Warn("event stream failed", slog.String("reason", string(registry.ErrorCode(res.err))))
-				}
-				return nil
-			}
-			frame, err := sseFrame(res.ev)
-			if err != nil {
-				r.log.Error("event encoding failed", slog.String("kind", string(res.ev.Kind)))
-				return nil
-			}
-			if _, err := w.Write(frame); err != nil {
-				return nil
-			}
-			heartbeat.Reset(HeartbeatInterval)
-		}
-		if err := rc.Flush(); err != nil {
-			return nil
-		}
-	}
+		},
+		EncodeFailed: func(ev registry.Event, _ error) {
+			r.log.Error("event encoding failed", slog.String("kind", string(ev.Kind)))
+		},
+	})
+	return nil
 }
 
 // eventData is the contract's data object of one event.
@@ -229,16 +167,5 @@ func sseFrame(ev registry.Event) ([]byte, error) {
 	if kind != registry.EventWorkerUpserted && kind != registry.EventWorkerRemoved && kind != registry.EventTranscriptAppended {
 		kind = registry.EventResync
 	}
-	frame := make([]byte, 0, len(data)+len(ev.Cursor)+48)
-	if ev.Cursor != "" {
-		frame = append(frame, "id: "...)
-		frame = append(frame, ev.Cursor...)
-		frame = append(frame, '\n')
-	}
-	frame = append(frame, "event: "...)
-	frame = append(frame, kind...)
-	frame = append(frame, "\ndata: "...)
-	frame = append(frame, data...)
-	frame = append(frame, "\n\n"...)
-	return frame, nil
+	return sse.Frame(ev.Cursor, string(kind), data), nil
 }

@@ -177,7 +177,8 @@ func (g *guard) tokenLogin(w http.ResponseWriter, r *http.Request) {
 	g.logRequest(r, http.StatusSeeOther, time.Now())
 }
 
-// reject answers err as a problem and logs the request like requestLog does.
+// reject answers err as a problem and logs the request like
+// httpkit.RequestLog does.
 func (g *guard) reject(w http.ResponseWriter, r *http.Request, err *registry.Error) {
 	start := time.Now()
 	p := problemOf(err, g.log)

@@ -14,6 +14,7 @@ import (
 	"strconv"
 
 	"github.com/workspace-backend/runtime-registry/internal/gen"
+	"github.com/workspace-backend/runtime-registry/internal/httpkit"
 	"github.com/workspace-backend/runtime-registry/internal/registry"
 )
 
@@ -67,10 +68,7 @@ type specResponse []byte
 
 // VisitGetOpenAPISpecResponse writes the contract.
 func (s specResponse) VisitGetOpenAPISpecResponse(w http.ResponseWriter) error {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusOK)
-	_, err := w.Write(s)
-	return err
+	return httpkit.WriteJSONBody(w, s)
 }
 
 // ListRuntimes lists every registered Runtime.

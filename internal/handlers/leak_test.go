@@ -18,6 +18,7 @@ import (
 	"github.com/workspace-backend/runtime-registry/internal/gen"
 	"github.com/workspace-backend/runtime-registry/internal/handlers"
 	"github.com/workspace-backend/runtime-registry/internal/registry"
+	"github.com/workspace-backend/runtime-registry/internal/testproc"
 )
 
 // Markers planted in everything the API must never show. Each is unique so a
@@ -263,7 +264,7 @@ profiles:
 func TestEmbeddedRevealsNoPrivateValues(t *testing.T) {
 	dataDir, root := markedStore(t)
 	local := compat.New(compat.Config{WorkspaceID: "local:leak", WorkspaceRoot: root, DataDir: dataDir})
-	runtimeLogs := &lockedWriter{w: &strings.Builder{}}
+	runtimeLogs := &testproc.Buffer{}
 	src, dirs := embeddedtest.Open(t, embeddedtest.Options{
 		WorkspaceID: "local:leak", MaxWorkers: 1, Profiles: leakProfiles,
 		Dir:    filepath.Join(t.TempDir(), markPrivateDir),
@@ -338,9 +339,7 @@ func TestEmbeddedRevealsNoPrivateValues(t *testing.T) {
 	}
 	stream.Close()
 
-	runtimeLogs.mu.Lock()
-	rtLog := runtimeLogs.w.(*strings.Builder).String()
-	runtimeLogs.mu.Unlock()
+	rtLog := runtimeLogs.String()
 	for _, m := range secrets {
 		if strings.Contains(seen.String(), m) {
 			t.Errorf("an answer reveals %q", m)

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/common/expfmt"
 
+	"github.com/workspace-backend/runtime-registry/internal/errchain"
 	"github.com/workspace-backend/runtime-registry/internal/registry"
 )
 
@@ -133,7 +134,7 @@ type metricsResponse struct {
 func (r metricsResponse) VisitGetMetricsResponse(w http.ResponseWriter) error {
 	families, err := r.m.Registry.Gather()
 	if err != nil {
-		r.log.Warn("gathering metrics failed", slog.String("cause_types", typeChain(err)))
+		r.log.Warn("gathering metrics failed", slog.String("cause_types", errchain.Types(err)))
 	}
 	w.Header().Set("Content-Type", metricsContentType)
 	w.WriteHeader(http.StatusOK)

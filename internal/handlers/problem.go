@@ -1,9 +1,7 @@
 package handlers
 
 import (
-	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -11,13 +9,15 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/workspace-backend/runtime-registry/internal/errchain"
 	"github.com/workspace-backend/runtime-registry/internal/gen"
+	"github.com/workspace-backend/runtime-registry/internal/httpkit"
 	"github.com/workspace-backend/runtime-registry/internal/registry"
 )
 
 // ProblemTypePrefix prefixes every problem type URI; the code follows it. One
 // code has exactly one type URI.
-const ProblemTypePrefix = "urn:problem:workspace-runtime:"
+const ProblemTypePrefix = httpkit.ProblemTypePrefix
 
 // problemKind is how one code is answered.
 type problemKind struct {
@@ -80,7 +80,7 @@ func problemOf(err error, log *slog.Logger) problemResponse {
 	if e.Code == registry.CodeInternal {
 		// The cause's text may carry paths (os errors do), so not even the log
 		// gets it: the type chain says where to look.
-		log.Error("internal error", slog.String("cause_types", typeChain(err)))
+		log.Error("internal error", slog.String("cause_types", errchain.Types(err)))
 		detail = internalDetail
 	}
 	if detail == "" {
@@ -110,20 +110,6 @@ func problemOf(err error, log *slog.Logger) problemResponse {
 	return problemResponse(p)
 }
 
-// typeChain names the types of err and of every error it wraps, outermost
-// first: enough to find the failure without logging text that holds paths.
-func typeChain(err error) string {
-	var b strings.Builder
-	for err != nil {
-		if b.Len() > 0 {
-			b.WriteString(" <- ")
-		}
-		fmt.Fprintf(&b, "%T", err)
-		err = errors.Unwrap(err)
-	}
-	return b.String()
-}
-
 func ptr[T any](v T) *T { return &v }
 
 // boundedText makes client-supplied text safe to echo: valid UTF-8, at most n
@@ -143,14 +129,7 @@ func boundedText(s string, n int) string {
 type problemResponse gen.Problem
 
 func (p problemResponse) write(w http.ResponseWriter) error {
-	body, err := json.Marshal(gen.Problem(p))
-	if err != nil {
-		return err
-	}
-	w.Header().Set(echo.HeaderContentType, "application/problem+json")
-	w.WriteHeader(p.Status)
-	_, err = w.Write(append(body, '\n'))
-	return err
+	return httpkit.WriteProblem(w, p.Status, gen.Problem(p))
 }
 
 // The Visit methods make problemResponse an answer of every operation.

@@ -2,13 +2,10 @@ package handlers
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"net/http"
-	"runtime/debug"
-	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
@@ -16,6 +13,7 @@ import (
 
 	"github.com/workspace-backend/runtime-registry/api"
 	"github.com/workspace-backend/runtime-registry/internal/gen"
+	"github.com/workspace-backend/runtime-registry/internal/httpkit"
 	"github.com/workspace-backend/runtime-registry/internal/registry"
 )
 
@@ -131,8 +129,8 @@ func newServer(reg *registry.Registry, opts ServerOptions, tune func(*requestVal
 	e.HidePort = true
 	e.HTTPErrorHandler = ErrorHandler(log)
 	e.Use(
-		requestLog(log, h.metrics, routes),
-		recoverPanics(log),
+		httpkit.RequestLog(log, routes, h.metrics.observe),
+		httpkit.RecoverPanics(log, panicError),
 		validator.middleware,
 	)
 	gen.RegisterHandlers(e, gen.NewStrictHandler(h, nil))
@@ -142,60 +140,9 @@ func newServer(reg *registry.Registry, opts ServerOptions, tune func(*requestVal
 	return newGuard(e, opts, log, h.metrics)
 }
 
-// requestLog writes one line per request with the route template, never the
-// raw path or query, so that nothing a client sent is logged verbatim, and
-// counts the request in the metrics under the same template. routes are the
-// registered route templates: anything else is "unmatched".
-func requestLog(log *slog.Logger, m *Metrics, routes map[string]bool) echo.MiddlewareFunc {
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			start := time.Now()
-			if err := next(c); err != nil {
-				c.Error(err)
-			}
-			elapsed := time.Since(start)
-			route := routeTemplate(c, routes)
-			m.observe(route, c.Request().Method, c.Response().Status, elapsed)
-			log.LogAttrs(c.Request().Context(), slog.LevelInfo, "request",
-				slog.String("method", c.Request().Method),
-				slog.String("route", route),
-				slog.Int("status", c.Response().Status),
-				slog.Duration("duration", elapsed))
-			return nil
-		}
-	}
-}
-
-// routeTemplate is the matched route pattern, or a fixed word when none
-// matched: only a registered template is ever returned, so a request path
-// never becomes a log field or a metric label.
-func routeTemplate(c echo.Context, routes map[string]bool) string {
-	if p := c.Path(); routes[p] {
-		return p
-	}
-	return "unmatched"
-}
-
-// recoverPanics turns a panic in a handler into an internal error: the client
-// gets a 500 problem with nothing internal in it, the log gets the value, and
-// the server goes on.
-func recoverPanics(log *slog.Logger) echo.MiddlewareFunc {
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) (err error) {
-			defer func() {
-				if v := recover(); v != nil {
-					if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
-						panic(v)
-					}
-					// The value's text may quote data, so log its type and the stack.
-					log.Error("handler panicked", slog.String("route", c.Path()),
-						slog.String("panic_type", fmt.Sprintf("%T", v)), slog.String("stack", string(debug.Stack())))
-					err = &registry.Error{Code: registry.CodeInternal, Cause: fmt.Errorf("panic: %v", v)}
-				}
-			}()
-			return next(c)
-		}
-	}
+// panicError is the internal error a recovered panic becomes.
+func panicError(v any) error {
+	return &registry.Error{Code: registry.CodeInternal, Cause: fmt.Errorf("panic: %v", v)}
 }
 
 // clearSecurity removes every security requirement from doc, which is the

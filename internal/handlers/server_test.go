@@ -25,6 +25,7 @@ import (
 	"github.com/workspace-backend/runtime-registry/internal/handlers"
 	"github.com/workspace-backend/runtime-registry/internal/registry"
 	"github.com/workspace-backend/runtime-registry/internal/registry/registrytest"
+	"github.com/workspace-backend/runtime-registry/internal/testproc"
 )
 
 // contract is the embedded spec, loaded once, with the router the response
@@ -52,16 +53,11 @@ type contractRouter struct {
 type testServer struct {
 	t       *testing.T
 	handler http.Handler
-	logs    *bytes.Buffer
-	logw    *lockedWriter
+	logs    *testproc.Buffer
 }
 
 // logText is what was logged so far; safe while a real server logs.
-func (s *testServer) logText() string {
-	s.logw.mu.Lock()
-	defer s.logw.mu.Unlock()
-	return s.logs.String()
-}
+func (s *testServer) logText() string { return s.logs.String() }
 
 func newTestServer(t *testing.T, opts registry.Options, sources ...registry.Source) *testServer {
 	t.Helper()
@@ -72,9 +68,8 @@ func newTestServer(t *testing.T, opts registry.Options, sources ...registry.Sour
 // replaced by the test's).
 func newTestServerWith(t *testing.T, opts registry.Options, sopts handlers.ServerOptions, sources ...registry.Source) *testServer {
 	t.Helper()
-	logs := &bytes.Buffer{}
-	logw := &lockedWriter{w: logs}
-	log := slog.New(slog.NewJSONHandler(logw, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logs := &testproc.Buffer{}
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if opts.Auditor == nil {
 		opts.Auditor = registry.SlogAuditor{Logger: log}
 	}
@@ -87,18 +82,7 @@ func newTestServerWith(t *testing.T, opts registry.Options, sopts handlers.Serve
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testServer{t: t, handler: e, logs: logs, logw: logw}
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
+	return &testServer{t: t, handler: e, logs: logs}
 }
 
 // response is one answer of the server, already checked against the contract.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/workspace-backend/runtime-registry/internal/registry"
 	"github.com/workspace-backend/runtime-registry/internal/registry/registrytest"
+	"github.com/workspace-backend/runtime-registry/internal/testproc"
 )
 
 // hangGuard bounds calls that must return: generous, so that a loaded
@@ -151,8 +152,8 @@ func TestMergedListsSurviveEveryKindOfFailure(t *testing.T) {
 			bad := registrytest.New("runtime-bad", "w1")
 			tc.break_(t, bad)
 			good := registrytest.New("runtime-good", "w1")
-			var logs bytes.Buffer
-			log := slog.New(slog.NewJSONHandler(&lockedBuffer{b: &logs}, nil))
+			logs := &testproc.Buffer{}
+			log := slog.New(slog.NewJSONHandler(logs, nil))
 			r := mustRegistry(t, registry.Options{SourceTimeout: 50 * time.Millisecond, Logger: log}, good, bad)
 			var runtimes registry.List[registry.RuntimeSummary]
 			var hosts registry.List[registry.Host]
@@ -174,23 +175,6 @@ func TestMergedListsSurviveEveryKindOfFailure(t *testing.T) {
 			}
 		})
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  *bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func TestUnavailableSummaryUsesTheDescription(t *testing.T) {

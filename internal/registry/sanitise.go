@@ -3,9 +3,9 @@ package registry
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
-	"strings"
+
+	"github.com/workspace-backend/runtime-registry/internal/errchain"
 )
 
 // route is what the registry routed a call by: the only ids an error about
@@ -93,7 +93,7 @@ func (r *Registry) internal(err error, rt route, code Code) *Error {
 	attrs := []slog.Attr{
 		slog.String("runtime_id", string(rt.runtime)),
 		slog.String("operation", string(rt.op)),
-		slog.String("cause_types", typeChain(err)),
+		slog.String("cause_types", errchain.Types(err)),
 	}
 	if code != "" {
 		if !knownCode(code) {
@@ -118,18 +118,4 @@ func knownCode(c Code) bool {
 		return true
 	}
 	return false
-}
-
-// typeChain names the types of err's chain, outermost first: where to look,
-// without any of the errors' texts.
-func typeChain(err error) string {
-	var b strings.Builder
-	for err != nil {
-		if b.Len() > 0 {
-			b.WriteString(" <- ")
-		}
-		fmt.Fprintf(&b, "%T", err)
-		err = errors.Unwrap(err)
-	}
-	return b.String()
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -27,44 +26,7 @@ import (
 
 var bin string
 
-func TestMain(m *testing.M) {
-	os.Exit(func() int {
-		root, err := testproc.RepoRoot()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		dir, err := os.MkdirTemp("", "remote-test-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer func() { _ = os.RemoveAll(dir) }()
-		if bin, err = testproc.Build(root, dir); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		return m.Run()
-	}())
-}
-
-// lockedBuffer collects the backend's log.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+func TestMain(m *testing.M) { os.Exit(testproc.MainWithBinary(m, "remote-test-", &bin)) }
 
 // countingTransport counts the requests that reach the network.
 type countingTransport struct {
@@ -79,7 +41,7 @@ func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 
 type backend struct {
 	url     string
-	log     *lockedBuffer
+	log     *testproc.Buffer
 	sources map[registry.RuntimeID]*remote.Source
 	counts  map[registry.RuntimeID]*countingTransport
 }
@@ -93,7 +55,7 @@ type remoteSpec struct {
 // the local compatibility source without data) with fast probes.
 func newBackend(t testing.TB, specs ...remoteSpec) *backend {
 	t.Helper()
-	b := &backend{log: &lockedBuffer{}, sources: map[registry.RuntimeID]*remote.Source{}, counts: map[registry.RuntimeID]*countingTransport{}}
+	b := &backend{log: &testproc.Buffer{}, sources: map[registry.RuntimeID]*remote.Source{}, counts: map[registry.RuntimeID]*countingTransport{}}
 	log := slog.New(slog.NewJSONHandler(b.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	local := compat.New(compat.Config{WorkspaceID: "ws", WorkspaceRoot: t.TempDir(), Logger: log})
 	sources := []registry.Source{local}

@@ -5,6 +5,7 @@ import (
 	"runtime"
 
 	gen "github.com/workspace-backend/runtime-registry/internal/gen/workerruntimeapi"
+	"github.com/workspace-backend/runtime-registry/internal/sse"
 	"github.com/workspace-backend/runtime-registry/internal/workerruntime"
 )
 
@@ -182,16 +183,5 @@ func sseFrame(ev workerruntime.Event) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	frame := make([]byte, 0, len(raw)+len(ev.Cursor)+48)
-	if ev.Cursor != "" {
-		frame = append(frame, "id: "...)
-		frame = append(frame, ev.Cursor...)
-		frame = append(frame, '\n')
-	}
-	frame = append(frame, "event: "...)
-	frame = append(frame, kind...)
-	frame = append(frame, "\ndata: "...)
-	frame = append(frame, raw...)
-	frame = append(frame, "\n\n"...)
-	return frame, nil
+	return sse.Frame(ev.Cursor, string(kind), raw), nil
 }

@@ -3,11 +3,11 @@ package runtimehttp
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"time"
 
+	"github.com/workspace-backend/runtime-registry/internal/sse"
 	"github.com/workspace-backend/runtime-registry/internal/workerruntime"
 )
 
@@ -30,82 +30,25 @@ type eventStreamResponse struct {
 	log       *slog.Logger
 }
 
-type nextResult struct {
-	ev  workerruntime.Event
-	err error
-}
-
 // VisitStreamEventsResponse writes the stream until it ends.
 func (r eventStreamResponse) VisitStreamEventsResponse(w http.ResponseWriter) error {
 	defer r.release()
 	defer r.sub.Close()
-	ctx, cancel := context.WithCancel(r.ctx)
-	defer cancel()
-
-	rc := http.NewResponseController(w)
-	_ = rc.SetWriteDeadline(time.Time{})
-	hdr := w.Header()
-	hdr.Set("Content-Type", "text/event-stream")
-	hdr.Set("Cache-Control", "no-store")
-	hdr.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	if _, err := io.WriteString(w, ": ok\n\n"); err != nil {
-		return nil
-	}
-	if err := rc.Flush(); err != nil {
-		return nil
-	}
-
-	results := make(chan nextResult)
-	go func() {
-		defer close(results)
-		for {
-			ev, err := r.sub.Next(ctx)
-			select {
-			case results <- nextResult{ev, err}:
-			case <-ctx.Done():
-				return
+	sse.Serve(r.ctx, w, sse.Stream[workerruntime.Event]{
+		Next:      r.sub.Next,
+		Encode:    sseFrame,
+		Heartbeat: r.heartbeat,
+		Shutdown:  r.shutdown,
+		Ended: func(err error) {
+			if !errors.Is(err, workerruntime.ErrClosed) && !errors.Is(err, workerruntime.ErrLagged) {
+				r.log.Warn("event stream failed", slog.String("reason", string(workerruntime.CodeOf(err))))
 			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-
-	heartbeat := time.NewTicker(r.heartbeat)
-	defer heartbeat.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-r.shutdown:
-			return nil
-		case <-heartbeat.C:
-			if _, err := io.WriteString(w, ": heartbeat\n\n"); err != nil {
-				return nil
-			}
-		case res, ok := <-results:
-			if !ok || res.err != nil {
-				if res.err != nil && !errors.Is(res.err, workerruntime.ErrClosed) && !errors.Is(res.err, workerruntime.ErrLagged) &&
-					!errors.Is(res.err, context.Canceled) {
-					r.log.Warn("event stream failed", slog.String("reason", string(workerruntime.CodeOf(res.err))))
-				}
-				return nil
-			}
-			frame, err := sseFrame(res.ev)
-			if err != nil {
-				r.log.Error("event encoding failed", slog.String("kind", string(res.ev.Kind)))
-				return nil
-			}
-			if _, err := w.Write(frame); err != nil {
-				return nil
-			}
-			heartbeat.Reset(r.heartbeat)
-		}
-		if err := rc.Flush(); err != nil {
-			return nil
-		}
-	}
+		},
+		EncodeFailed: func(ev workerruntime.Event, _ error) {
+			r.log.Error("event encoding failed", slog.String("kind", string(ev.Kind)))
+		},
+	})
+	return nil
 }
 
 // streamLimiter counts open streams against a bound.

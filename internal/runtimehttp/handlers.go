@@ -13,6 +13,7 @@ import (
 	"time"
 
 	gen "github.com/workspace-backend/runtime-registry/internal/gen/workerruntimeapi"
+	"github.com/workspace-backend/runtime-registry/internal/httpkit"
 	"github.com/workspace-backend/runtime-registry/internal/workerruntime"
 )
 
@@ -54,10 +55,7 @@ type specResponse []byte
 
 // VisitGetOpenAPISpecResponse writes the contract.
 func (s specResponse) VisitGetOpenAPISpecResponse(w http.ResponseWriter) error {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusOK)
-	_, err := w.Write(s)
-	return err
+	return httpkit.WriteJSONBody(w, s)
 }
 
 // GetOpenAPISpec serves the contract this process validates against.

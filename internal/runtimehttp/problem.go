@@ -1,7 +1,6 @@
 package runtimehttp
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,13 +9,15 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/workspace-backend/runtime-registry/internal/errchain"
 	gen "github.com/workspace-backend/runtime-registry/internal/gen/workerruntimeapi"
+	"github.com/workspace-backend/runtime-registry/internal/httpkit"
 	"github.com/workspace-backend/runtime-registry/internal/httpvalidate"
 	"github.com/workspace-backend/runtime-registry/internal/workerruntime"
 )
 
 // ProblemTypePrefix prefixes every problem type URI, as in the browser API.
-const ProblemTypePrefix = "urn:problem:workspace-runtime:"
+const ProblemTypePrefix = httpkit.ProblemTypePrefix
 
 // Codes this transport answers beside the domain's.
 const (
@@ -107,7 +108,7 @@ func problemOf(err error, workerID string, log *slog.Logger) problemResponse {
 		code, kind = string(workerruntime.CodeInternal), problemKinds[string(workerruntime.CodeInternal)]
 	}
 	if code == string(workerruntime.CodeInternal) {
-		log.Error("internal error", slog.String("cause_types", typeChain(err)))
+		log.Error("internal error", slog.String("cause_types", errchain.Types(err)))
 	}
 	if detail == "" {
 		detail = fixedDetails[code]
@@ -143,33 +144,14 @@ func domainDetail(e *workerruntime.Error) string {
 	return "Invalid request."
 }
 
-func typeChain(err error) string {
-	var b strings.Builder
-	for err != nil {
-		if b.Len() > 0 {
-			b.WriteString(" <- ")
-		}
-		fmt.Fprintf(&b, "%T", err)
-		err = errors.Unwrap(err)
-	}
-	return b.String()
-}
-
 // problemResponse is an RFC 9457 problem document; it answers every operation.
 type problemResponse gen.Problem
 
 func (p problemResponse) write(w http.ResponseWriter) error {
-	body, err := json.Marshal(gen.Problem(p))
-	if err != nil {
-		return err
-	}
-	w.Header().Set(echo.HeaderContentType, "application/problem+json")
 	if p.Code == codeUnauthenticated {
 		w.Header().Set("WWW-Authenticate", "Bearer")
 	}
-	w.WriteHeader(p.Status)
-	_, err = w.Write(append(body, '\n'))
-	return err
+	return httpkit.WriteProblem(w, p.Status, gen.Problem(p))
 }
 
 // The Visit methods make problemResponse an answer of every operation.

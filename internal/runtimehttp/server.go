@@ -3,11 +3,8 @@ package runtimehttp
 import (
 	"crypto/subtle"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
-	"runtime/debug"
 	"strings"
 	"time"
 
@@ -15,6 +12,7 @@ import (
 
 	"github.com/workspace-backend/runtime-registry/api"
 	gen "github.com/workspace-backend/runtime-registry/internal/gen/workerruntimeapi"
+	"github.com/workspace-backend/runtime-registry/internal/httpkit"
 	"github.com/workspace-backend/runtime-registry/internal/httpvalidate"
 	"github.com/workspace-backend/runtime-registry/internal/workerruntime"
 )
@@ -89,8 +87,8 @@ func NewServer(rt *workerruntime.Runtime, opts Options) (*echo.Echo, error) {
 	e.HTTPErrorHandler = errorHandler(log)
 	e.Use(
 		securityHeaders,
-		requestLog(log, routes),
-		recoverPanics(log),
+		httpkit.RequestLog(log, routes, nil),
+		httpkit.RecoverPanics(log, panicError),
 		bearerAuth(opts.Token),
 		validator.Middleware,
 	)
@@ -146,43 +144,6 @@ func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// requestLog writes one line per request with the route template only: no
-// raw path, query, header or body is ever logged.
-func requestLog(log *slog.Logger, routes map[string]bool) echo.MiddlewareFunc {
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			start := time.Now()
-			if err := next(c); err != nil {
-				c.Error(err)
-			}
-			route := "unmatched"
-			if p := c.Path(); routes[p] {
-				route = p
-			}
-			log.LogAttrs(c.Request().Context(), slog.LevelInfo, "request",
-				slog.String("method", c.Request().Method),
-				slog.String("route", route),
-				slog.Int("status", c.Response().Status),
-				slog.Duration("duration", time.Since(start)))
-			return nil
-		}
-	}
-}
-
-func recoverPanics(log *slog.Logger) echo.MiddlewareFunc {
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) (err error) {
-			defer func() {
-				if v := recover(); v != nil {
-					if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
-						panic(v)
-					}
-					log.Error("handler panicked", slog.String("route", c.Path()),
-						slog.String("panic_type", fmt.Sprintf("%T", v)), slog.String("stack", string(debug.Stack())))
-					err = fmt.Errorf("panic of type %T", v)
-				}
-			}()
-			return next(c)
-		}
-	}
-}
+// panicError is the error a recovered panic becomes: unknown to problemOf,
+// so it is answered as internal.
+func panicError(v any) error { return fmt.Errorf("panic of type %T", v) }

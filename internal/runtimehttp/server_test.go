@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,7 +27,7 @@ type fixture struct {
 	url      string
 	shutdown chan struct{}
 	chk      *contract.ResponseChecker
-	log      *lockedWriter
+	log      *testproc.Buffer
 }
 
 // newFixture serves a real Runtime (SQLite store, process executor) of at
@@ -40,7 +39,7 @@ func newFixture(t *testing.T) *fixture {
 	if err := os.WriteFile(prof, []byte(testproc.Profiles), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	logs := &lockedWriter{b: &strings.Builder{}}
+	logs := &testproc.Buffer{}
 	rt, err := wrlocal.Open(t.Context(), wrlocal.Config{StateDir: filepath.Join(dir, "state"), ProfilesFile: prof,
 		WorkspaceRoot: dir, MaxWorkers: 1, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -71,23 +70,6 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	return f
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	b  *strings.Builder
-}
-
-func (w *lockedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *lockedWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
 }
 
 type answer struct {

@@ -1,11 +1,12 @@
 // Package testproc builds and runs the worker-runtime binary for tests: a
 // real process on loopback with its own state directory and token, whose
-// end every test proves. It is test support only.
+// end every test proves. It also holds the small helpers the test packages
+// share (a TestMain that builds the binary, a concurrency-safe log buffer).
+// It is test support only.
 package testproc
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -17,7 +18,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -91,26 +91,9 @@ type Proc struct {
 	Token    string
 	StateDir string
 	cmd      *exec.Cmd
-	log      *syncBuffer
+	log      *Buffer
 	exited   chan struct{}
 	err      error
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // Start runs bin with a fresh token file and profiles, waits for its
@@ -138,7 +121,7 @@ func Start(t testing.TB, bin string, o Options) *Proc {
 	}
 	args := append([]string{"--listen", o.Listen, "--state-dir", o.StateDir, "--profiles", profiles,
 		"--workspace-root", dir, "--token-file", tokenFile, "--label", "Test runtime"}, o.Extra...)
-	p := &Proc{Bin: bin, Token: o.Token, StateDir: o.StateDir, log: &syncBuffer{}, exited: make(chan struct{})}
+	p := &Proc{Bin: bin, Token: o.Token, StateDir: o.StateDir, log: &Buffer{}, exited: make(chan struct{})}
 	pr, pw := io.Pipe()
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
@@ -245,4 +228,28 @@ func Ctx(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// MainWithBinary is the body of a TestMain whose tests run the
+// worker-runtime binary: it builds the binary into a new temporary
+// directory (named with prefix), stores its path in *bin, runs the tests,
+// removes the directory and returns the exit code for os.Exit (1, with the
+// reason on stderr, when the build fails).
+func MainWithBinary(m *testing.M, prefix string, bin *string) int {
+	root, err := RepoRoot()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	if *bin, err = Build(root, dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
 }

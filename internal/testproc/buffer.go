@@ -1,0 +1,28 @@
+package testproc
+
+import (
+	"bytes"
+	"sync"
+)
+
+// Buffer collects what a process or a logger writes while a test reads it:
+// a bytes.Buffer safe for concurrent writers and readers. The zero value is
+// ready to use.
+type Buffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// Write appends p; it never fails.
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String is everything written so far.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
