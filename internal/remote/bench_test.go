@@ -214,9 +214,7 @@ func BenchmarkMergedListOneHung(b *testing.B) {
 	}
 	srv := httptest.NewServer(e)
 	b.Cleanup(srv.Close)
-	if err := hung.Signal(syscall.SIGSTOP); err != nil {
-		b.Fatal(err)
-	}
+	hung.Stop(b, 10*time.Second)
 	b.Cleanup(func() { _ = hung.Signal(syscall.SIGCONT) })
 	var worst time.Duration
 	for b.Loop() {

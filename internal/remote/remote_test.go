@@ -488,9 +488,7 @@ func TestFaultStoppedRuntime(t *testing.T) {
 	b := newBackend(t, remoteSpec{id: "slow", url: p1.URL, token: p1.Token, timeout: 700 * time.Millisecond},
 		remoteSpec{id: "fine", url: p2.URL, token: p2.Token})
 	id := create(t, b, "slow")
-	if err := p1.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
+	p1.Stop(t, 10*time.Second)
 	defer func() { _ = p1.Signal(syscall.SIGCONT) }()
 	start := time.Now()
 	a := do(t, "GET", b.url+"/api/runtimes/slow/workers/"+id, "")
