@@ -32,6 +32,13 @@ func multiRow(q string, n int) string {
 const workerCols = `id, profile, profile_label, label, intent_kind, intent_purpose, intent_objective, intent_role,
 	state, status, created_at, updated_at, stopped_at`
 
+// The reads prepared once on the reader pool (see Store).
+const (
+	sqlSelectWorker       = `SELECT ` + workerCols + ` FROM workers WHERE id = ?`
+	sqlSelectWorkersAfter = `SELECT ` + workerCols + ` FROM workers WHERE id > ? ORDER BY id LIMIT ?`
+	sqlSelectMaxEventSeq  = `SELECT COALESCE(MAX(seq), 0) FROM events`
+)
+
 type scanner interface{ Scan(dest ...any) error }
 
 func scanWorker(sc scanner) (wr.Worker, error) {
@@ -277,7 +284,7 @@ func (s *Store) AppendTranscript(ctx context.Context, workerID string, entries [
 
 // GetWorker returns one worker.
 func (s *Store) GetWorker(ctx context.Context, id string) (wr.Worker, error) {
-	w, err := scanWorker(s.rdb.QueryRowContext(ctx, `SELECT `+workerCols+` FROM workers WHERE id = ?`, id))
+	w, err := scanWorker(s.selWorker.QueryRowContext(ctx, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return wr.Worker{}, wr.ErrStoreNotFound
 	}
@@ -292,7 +299,7 @@ func (s *Store) ListWorkers(ctx context.Context, after string, limit int) (ws []
 		return nil, false, 0, err
 	}
 	defer func() { _ = tx.Rollback() }()
-	rows, err := tx.QueryContext(ctx, `SELECT `+workerCols+` FROM workers WHERE id > ? ORDER BY id LIMIT ?`, after, limit+1)
+	rows, err := tx.StmtContext(ctx, s.selWorkersAfter).QueryContext(ctx, after, limit+1)
 	if err != nil {
 		return nil, false, 0, err
 	}
@@ -310,7 +317,7 @@ func (s *Store) ListWorkers(ctx context.Context, after string, limit int) (ws []
 	if len(ws) > limit {
 		ws, more = ws[:limit], true
 	}
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM events`).Scan(&lastSeq); err != nil {
+	if err := tx.StmtContext(ctx, s.selMaxEventSeq).QueryRowContext(ctx).Scan(&lastSeq); err != nil {
 		return nil, false, 0, err
 	}
 	return ws, more, lastSeq, nil

@@ -64,6 +64,10 @@ type Store struct {
 
 	// Prepared on the writer connection: one row, and multiRows rows at once.
 	insEvent, insTranscript, insEventN, insTranscriptN *sql.Stmt
+	// Prepared on the reader pool (database/sql prepares each once per
+	// connection): the reads of every list and lookup, which SQLite would
+	// otherwise parse again on every call.
+	selWorker, selWorkersAfter, selMaxEventSeq *sql.Stmt
 
 	// writer goroutine state
 	nextSeq    int64
@@ -164,6 +168,16 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 			*st.dst, err = wdb.PrepareContext(ctx, st.q)
 		}
 	}
+	for _, st := range []struct {
+		dst **sql.Stmt
+		q   string
+	}{
+		{&s.selWorker, sqlSelectWorker}, {&s.selWorkersAfter, sqlSelectWorkersAfter}, {&s.selMaxEventSeq, sqlSelectMaxEventSeq},
+	} {
+		if err == nil {
+			*st.dst, err = rdb.PrepareContext(ctx, st.q)
+		}
+	}
 	if err != nil {
 		_ = wdb.Close()
 		_ = rdb.Close()
@@ -233,6 +247,7 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	<-s.finished
 	return errors.Join(s.insEvent.Close(), s.insTranscript.Close(), s.insEventN.Close(), s.insTranscriptN.Close(),
+		s.selWorker.Close(), s.selWorkersAfter.Close(), s.selMaxEventSeq.Close(),
 		s.rdb.Close(), s.wdb.Close())
 }
 
