@@ -17,6 +17,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+
+	"github.com/workspace-backend/runtime-registry/internal/errchain"
 )
 
 // Limits of the domain (DESIGN "Limits").
@@ -602,7 +604,7 @@ func (r *Runtime) supervise(lw *liveWorker) {
 	lw.mu.Unlock()
 	proc, err := r.exec.Start(ctx, StartSpec{WorkerID: lw.id, Profile: lw.profile, Intent: intent, Dir: r.root})
 	if err != nil {
-		r.log.Warn("worker process could not start", "worker_id", lw.id, "profile", lw.profile.Name, "error", err)
+		r.log.Warn("worker process could not start", "worker_id", lw.id, "profile", lw.profile.Name, "cause_types", errchain.Types(err))
 		r.appendOutput(ctx, lw.id, []TranscriptEntry{{Role: RoleSystem, Content: "the worker's process could not start", At: r.nowUTC()}})
 		r.finish(ctx, lw, StatusFailed)
 		return
@@ -611,7 +613,7 @@ func (r *Runtime) supervise(lw *liveWorker) {
 	lw.mu.Lock()
 	if lw.w.State == StateStarting {
 		if err := r.setStatusLocked(ctx, lw, StateActive, StatusRunning); err != nil {
-			r.log.Error("worker state not recorded", "worker_id", lw.id, "error", err)
+			r.log.Error("worker state not recorded", "worker_id", lw.id, "cause_types", errchain.Types(err))
 		}
 	}
 	lw.mu.Unlock()
@@ -632,7 +634,7 @@ func (r *Runtime) supervise(lw *liveWorker) {
 		lw.atClose = !lw.graceful && !lw.forced
 		if lw.w.State != StateStopping {
 			if err := r.setStatusLocked(ctx, lw, StateStopping, StatusStopping); err != nil {
-				r.log.Error("worker state not recorded", "worker_id", lw.id, "error", err)
+				r.log.Error("worker state not recorded", "worker_id", lw.id, "cause_types", errchain.Types(err))
 			}
 		}
 		lw.mu.Unlock()
@@ -700,7 +702,7 @@ func (r *Runtime) gracefulStop(lw *liveWorker, proc Process, grace time.Duration
 func (r *Runtime) finish(ctx context.Context, lw *liveWorker, status string) {
 	lw.mu.Lock()
 	if err := r.setStatusLocked(ctx, lw, StateStopped, status); err != nil {
-		r.log.Error("worker state not recorded", "worker_id", lw.id, "error", err)
+		r.log.Error("worker state not recorded", "worker_id", lw.id, "cause_types", errchain.Types(err))
 		// Keep the in-memory record truthful even when the store failed.
 		lw.w.State, lw.w.Status = StateStopped, status
 	}
@@ -716,7 +718,7 @@ func (r *Runtime) finish(ctx context.Context, lw *liveWorker, status string) {
 func (r *Runtime) writeInputs(lw *liveWorker, proc Process) {
 	write := func(in Input) bool {
 		if err := proc.WriteInput(in); err != nil {
-			r.log.Debug("worker input not written", "worker_id", lw.id, "error", err)
+			r.log.Debug("worker input not written", "worker_id", lw.id, "cause_types", errchain.Types(err))
 			return false
 		}
 		return true
@@ -776,7 +778,7 @@ func (r *Runtime) appendOutput(ctx context.Context, id string, entries []Transcr
 		return err
 	})
 	if err != nil {
-		r.log.Error("worker output not recorded", "worker_id", id, "lines", len(entries), "error", err)
+		r.log.Error("worker output not recorded", "worker_id", id, "lines", len(entries), "cause_types", errchain.Types(err))
 		return
 	}
 	r.transcriptLines.Add(uint64(len(entries)))
