@@ -14,6 +14,7 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 
+	"github.com/workspace-backend/runtime-registry/internal/httpvalidate"
 	"github.com/workspace-backend/runtime-registry/internal/registry"
 )
 
@@ -218,7 +219,7 @@ func (jw *jsonWalker) object(s *openapi3.Schema, path []string, depth int) error
 		}
 		field := strings.Join(append(path[:len(path):len(path)], key), ".")
 		if seen[key] {
-			return registry.InvalidRequest(boundedText(field, 64), fmt.Sprintf("The request body field %q appears twice.", boundedText(field, 64)))
+			return registry.InvalidRequest(httpvalidate.BoundedText(field, 64), fmt.Sprintf("The request body field %q appears twice.", httpvalidate.BoundedText(field, 64)))
 		}
 		seen[key] = true
 		var child *openapi3.Schema
@@ -226,7 +227,7 @@ func (jw *jsonWalker) object(s *openapi3.Schema, path []string, depth int) error
 			if ref := s.Properties[key]; ref != nil {
 				child = ref.Value
 			} else if closed {
-				return registry.InvalidRequest(boundedText(field, 64), fmt.Sprintf("The request body field %q is not allowed.", boundedText(field, 64)))
+				return registry.InvalidRequest(httpvalidate.BoundedText(field, 64), fmt.Sprintf("The request body field %q is not allowed.", httpvalidate.BoundedText(field, 64)))
 			}
 		}
 		if err := jw.value(child, append(path[:len(path):len(path)], key), depth); err != nil {

@@ -4,14 +4,13 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/workspace-backend/runtime-registry/internal/errchain"
 	"github.com/workspace-backend/runtime-registry/internal/gen"
 	"github.com/workspace-backend/runtime-registry/internal/httpkit"
+	"github.com/workspace-backend/runtime-registry/internal/httpvalidate"
 	"github.com/workspace-backend/runtime-registry/internal/registry"
 )
 
@@ -105,22 +104,12 @@ func problemOf(err error, log *slog.Logger) problemResponse {
 		p.HostId = ptr(string(e.HostID))
 	}
 	if e.Field != "" {
-		p.Field = ptr(boundedText(e.Field, maxFieldLength))
+		p.Field = ptr(httpvalidate.BoundedText(e.Field, maxFieldLength))
 	}
 	return problemResponse(p)
 }
 
 func ptr[T any](v T) *T { return &v }
-
-// boundedText makes client-supplied text safe to echo: valid UTF-8, at most n
-// runes.
-func boundedText(s string, n int) string {
-	s = strings.ToValidUTF8(s, "?")
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	return string([]rune(s)[:n])
-}
 
 // problemResponse is an RFC 9457 problem document. It implements the response
 // interface of every operation, so that each handler answers its expected

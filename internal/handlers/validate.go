@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -14,6 +13,7 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/labstack/echo/v4"
 
+	"github.com/workspace-backend/runtime-registry/internal/httpvalidate"
 	"github.com/workspace-backend/runtime-registry/internal/registry"
 )
 
@@ -248,23 +248,6 @@ func (fp *fastPath) admits(req *http.Request) bool {
 	return true
 }
 
-// echoPath turns a contract path template into echo's: {id} becomes :id.
-func echoPath(p string) string {
-	var b strings.Builder
-	for {
-		i := strings.IndexByte(p, '{')
-		j := strings.IndexByte(p, '}')
-		if i < 0 || j < i {
-			b.WriteString(p)
-			return b.String()
-		}
-		b.WriteString(p[:i])
-		b.WriteByte(':')
-		b.WriteString(p[i+1 : j])
-		p = p[j+1:]
-	}
-}
-
 func newRequestValidator(doc *openapi3.T, router routers.Router, maxBodyBytes int64) *requestValidator {
 	v := &requestValidator{router: router, maxBodyBytes: maxBodyBytes, queryParams: map[*openapi3.Operation][]string{},
 		routes: map[string]*routers.Route{}, templates: map[string][][]string{}, fast: map[*openapi3.Operation]*fastPath{}}
@@ -273,8 +256,8 @@ func newRequestValidator(doc *openapi3.T, router routers.Router, maxBodyBytes in
 			if fp := fastPathOf(doc, item, method, op); fp != nil {
 				v.fast[op] = fp
 			}
-			v.routes[method+" "+echoPath(path)] = &routers.Route{Spec: doc, Path: path, PathItem: item, Method: method, Operation: op}
-			v.templates[method] = append(v.templates[method], strings.Split(echoPath(path)[1:], "/"))
+			v.routes[method+" "+httpvalidate.EchoPath(path)] = &routers.Route{Spec: doc, Path: path, PathItem: item, Method: method, Operation: op}
+			v.templates[method] = append(v.templates[method], strings.Split(httpvalidate.EchoPath(path)[1:], "/"))
 			var names []string
 			for _, params := range []openapi3.Parameters{item.Parameters, op.Parameters} {
 				for _, p := range params {
@@ -311,7 +294,7 @@ func (v *requestValidator) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 		// wrong with the request. (The console's asset name is the one path
 		// parameter that is not an id; its own pattern is checked below.)
 		for _, name := range c.ParamNames() {
-			if id, ok := pathParams[name]; ok && isIDParam(name) && !registry.ValidID(id) {
+			if id, ok := pathParams[name]; ok && httpvalidate.IsIDParam(name) && !registry.ValidID(id) {
 				return registry.InvalidIdentifier(name)
 			}
 		}
@@ -441,7 +424,7 @@ func (v *requestValidator) checkQuery(op *openapi3.Operation, req *http.Request)
 	slices.Sort(keys)
 	for _, k := range keys {
 		if !slices.Contains(declared, k) {
-			name := boundedText(k, 64)
+			name := httpvalidate.BoundedText(k, 64)
 			if len(declared) == 0 {
 				return registry.InvalidRequest(name, fmt.Sprintf("Unknown query parameter %q: this operation takes no query parameters.", name))
 			}
@@ -451,60 +434,13 @@ func (v *requestValidator) checkQuery(op *openapi3.Operation, req *http.Request)
 	return nil
 }
 
-// requestErrorOf turns a validation failure into a browser-safe problem. It
-// builds the detail itself from the parameter name, the field path and the
-// schema reason: kin-openapi's own error texts quote schemas and values.
+// requestErrorOf turns a validation failure into a browser-safe problem:
+// httpvalidate builds the field and detail (shared with the worker-runtime
+// process); an id keeps the registry's own wording.
 func requestErrorOf(err error) error {
-	var re *openapi3filter.RequestError
-	if !errors.As(err, &re) {
-		return registry.InvalidRequest("", "The request does not match the API contract.")
+	e := httpvalidate.RequestErrorOf(err)
+	if e.Code == httpvalidate.CodeInvalidIdentifier {
+		return registry.InvalidIdentifier(e.Field)
 	}
-	reason := schemaReason(re.Err)
-	switch {
-	case re.Parameter != nil && re.Parameter.In == openapi3.ParameterInPath && isIDParam(re.Parameter.Name):
-		return registry.InvalidIdentifier(re.Parameter.Name)
-	case re.Parameter != nil:
-		if reason == "" {
-			reason = "it has the wrong type"
-		}
-		return registry.InvalidRequest(re.Parameter.Name, fmt.Sprintf("The %s parameter %q is invalid: %s.", re.Parameter.In, re.Parameter.Name, reason))
-	case re.RequestBody != nil:
-		return bodyError(re, reason)
-	}
-	return registry.InvalidRequest("", "The request does not match the API contract.")
+	return &registry.Error{Code: registry.Code(e.Code), Field: e.Field, Detail: e.Detail}
 }
-
-func bodyError(re *openapi3filter.RequestError, reason string) error {
-	var se *openapi3.SchemaError
-	if errors.As(re.Err, &se) {
-		field := strings.Join(se.JSONPointer(), ".")
-		if field == "" {
-			return registry.InvalidRequest("", "The request body is invalid: "+reason+".")
-		}
-		return registry.InvalidRequest(field, fmt.Sprintf("The request body field %q is invalid: %s.", boundedText(field, 64), reason))
-	}
-	var pe *openapi3filter.ParseError
-	switch {
-	case errors.As(re.Err, &pe):
-		return registry.InvalidRequest("", "The request body is not valid JSON.")
-	case strings.Contains(re.Reason, "header Content-Type"):
-		return registry.InvalidRequest("", "The request body must be application/json.")
-	case errors.Is(re.Err, openapi3filter.ErrInvalidRequired):
-		return registry.InvalidRequest("", "A request body is required.")
-	}
-	return registry.InvalidRequest("", "The request body is invalid.")
-}
-
-// schemaReason is the reason of the first schema error in err, or "". kin-openapi
-// keeps values out of SchemaError.Reason; it is bounded anyway.
-func schemaReason(err error) string {
-	var se *openapi3.SchemaError
-	if errors.As(err, &se) {
-		return boundedText(se.Reason, 200)
-	}
-	return ""
-}
-
-// isIDParam tells the id path parameters (runtime_id, worker_id, host_id)
-// from the others (the console's asset name).
-func isIDParam(name string) bool { return strings.HasSuffix(name, "_id") }

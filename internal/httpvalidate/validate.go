@@ -162,7 +162,7 @@ func (v *Validator) Middleware(next echo.HandlerFunc) echo.HandlerFunc {
 			},
 		}
 		if err := openapi3filter.ValidateRequest(req.Context(), input); err != nil {
-			return requestErrorOf(err)
+			return RequestErrorOf(err)
 		}
 		return next(c)
 	}
@@ -228,14 +228,19 @@ func (v *Validator) rejectUnknownQuery(op *openapi3.Operation, req *http.Request
 	return nil
 }
 
-func requestErrorOf(err error) error {
+// RequestErrorOf turns a kin-openapi validation failure into a client-safe
+// *Error. It builds the detail itself from the parameter name, the field path
+// and the schema reason: kin-openapi's own error texts quote schemas and
+// values. A path parameter that fails is invalid_identifier when it is an id
+// (IsIDParam), invalid_request otherwise.
+func RequestErrorOf(err error) *Error {
 	var re *openapi3filter.RequestError
 	if !errors.As(err, &re) {
 		return invalidRequest("", "The request does not match the API contract.")
 	}
 	reason := schemaReason(re.Err)
 	switch {
-	case re.Parameter != nil && re.Parameter.In == openapi3.ParameterInPath:
+	case re.Parameter != nil && re.Parameter.In == openapi3.ParameterInPath && IsIDParam(re.Parameter.Name):
 		return invalidIdentifier(re.Parameter.Name)
 	case re.Parameter != nil:
 		if reason == "" {
@@ -248,7 +253,7 @@ func requestErrorOf(err error) error {
 	return invalidRequest("", "The request does not match the API contract.")
 }
 
-func bodyError(re *openapi3filter.RequestError, reason string) error {
+func bodyError(re *openapi3filter.RequestError, reason string) *Error {
 	var se *openapi3.SchemaError
 	if errors.As(re.Err, &se) {
 		field := strings.Join(se.JSONPointer(), ".")
@@ -269,6 +274,8 @@ func bodyError(re *openapi3filter.RequestError, reason string) error {
 	return invalidRequest("", "The request body is invalid.")
 }
 
+// schemaReason is the reason of the first schema error in err, or "".
+// kin-openapi keeps values out of SchemaError.Reason; it is bounded anyway.
 func schemaReason(err error) string {
 	var se *openapi3.SchemaError
 	if errors.As(err, &se) {
@@ -276,6 +283,10 @@ func schemaReason(err error) string {
 	}
 	return ""
 }
+
+// IsIDParam tells the id path parameters (runtime_id, worker_id, host_id)
+// from the others (the console's asset name).
+func IsIDParam(name string) bool { return strings.HasSuffix(name, "_id") }
 
 // BoundedText makes client-supplied text safe to echo: valid UTF-8, at most n
 // runes.
