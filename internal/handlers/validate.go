@@ -377,22 +377,9 @@ func (v *requestValidator) emptyIDParam(method, path string) (string, bool) {
 	return "", false
 }
 
-// findRoute is the operation and path parameters of the request: from the
-// route echo matched when it is one of the contract's, else from the
-// contract router.
+// findRoute is the operation and path parameters of the request.
 func (v *requestValidator) findRoute(c echo.Context) (*routers.Route, map[string]string, error) {
-	req := c.Request()
-	if route, ok := v.routes[req.Method+" "+c.Path()]; ok {
-		names, values := c.ParamNames(), c.ParamValues()
-		params := make(map[string]string, len(names))
-		for i, n := range names {
-			if i < len(values) {
-				params[n] = values[i]
-			}
-		}
-		return route, params, nil
-	}
-	return v.router.FindRoute(req)
+	return httpvalidate.FindRoute(v.routes, v.router, c)
 }
 
 // maxQueryParams bounds the parameters of a query string: no operation

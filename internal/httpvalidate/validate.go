@@ -169,8 +169,15 @@ func (v *Validator) Middleware(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 func (v *Validator) findRoute(c echo.Context) (*routers.Route, map[string]string, error) {
+	return FindRoute(v.routes, v.router, c)
+}
+
+// FindRoute is the operation and path parameters of the request: from the
+// route echo matched when it is one of routes (keyed "METHOD /echo/:path"),
+// else from the contract router.
+func FindRoute(routes map[string]*routers.Route, router routers.Router, c echo.Context) (*routers.Route, map[string]string, error) {
 	req := c.Request()
-	if route, ok := v.routes[req.Method+" "+c.Path()]; ok {
+	if route, ok := routes[req.Method+" "+c.Path()]; ok {
 		names, values := c.ParamNames(), c.ParamValues()
 		params := make(map[string]string, len(names))
 		for i, n := range names {
@@ -180,7 +187,7 @@ func (v *Validator) findRoute(c echo.Context) (*routers.Route, map[string]string
 		}
 		return route, params, nil
 	}
-	return v.router.FindRoute(req)
+	return router.FindRoute(req)
 }
 
 // bufferBody reads the body once, within the limit, so that both the
