@@ -177,7 +177,10 @@ type Source struct {
 	current atomic.Pointer[snapshot]
 }
 
-var _ registry.Source = (*Source)(nil)
+var (
+	_ registry.Source          = (*Source)(nil)
+	_ registry.VersionedLookup = (*Source)(nil)
+)
 
 // New builds the Source for cfg. It does not touch the filesystem: a missing
 // or unreadable store is reported by the calls, not at start-up, because the
@@ -447,20 +450,33 @@ func (s *Source) Workers(_ context.Context, q registry.WorkerQuery) (registry.Wo
 // (including one whose metadata is unreadable, invalid or names no workspace)
 // answers unknown_worker; a store that cannot be read answers
 // runtime_unavailable.
-func (s *Source) Worker(_ context.Context, id registry.WorkerID) (registry.Worker, error) {
+func (s *Source) Worker(ctx context.Context, id registry.WorkerID) (registry.Worker, error) {
+	w, _, err := s.VersionedWorker(ctx, id)
+	return w, err
+}
+
+// VersionedWorker is Worker plus the version of the snapshot it was read
+// from ("" when the Source is not started and reads per call).
+func (s *Source) VersionedWorker(_ context.Context, id registry.WorkerID) (registry.Worker, string, error) {
+	w, snap, err := s.lookup(id)
+	return w, snap.version, err
+}
+
+// lookup finds id in the current snapshot; see Worker for its errors.
+func (s *Source) lookup(id registry.WorkerID) (registry.Worker, *snapshot, error) {
 	snap := s.snapshot()
 	ref := registry.WorkerRef{RuntimeID: RuntimeID, WorkerID: id}
 	if err := unavailable(snap); err != nil {
-		return registry.Worker{}, err
+		return registry.Worker{}, snap, err
 	}
 	e, ok := snap.byID[id]
 	switch {
 	case !ok:
-		return registry.Worker{}, registry.UnknownWorker(ref)
+		return registry.Worker{}, snap, registry.UnknownWorker(ref)
 	case !e.visible:
-		return registry.Worker{}, registry.WorkerNotVisible(ref)
+		return registry.Worker{}, snap, registry.WorkerNotVisible(ref)
 	}
-	return *e.worker, nil
+	return *e.worker, snap, nil
 }
 
 // unavailable is the runtime_unavailable error of a snapshot whose store is

@@ -244,3 +244,42 @@ func TestConcurrentCalls(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestVersionedWorker checks the version a lookup carries: the snapshot's
+// (the same as a page's), moved by a change of any pod, and none for an
+// unstarted Source that reads per call.
+func TestVersionedWorker(t *testing.T) {
+	f := newFixture(t)
+	f.pod("a", map[string]any{"worker_name": "first"})
+	f.pod("b", map[string]any{"worker_name": "other"})
+	id := compat.WorkerIDFor("a")
+
+	unstarted := compat.New(compat.Config{WorkspaceID: "my-workspace", WorkspaceRoot: f.root, DataDir: f.dataDir})
+	if w, v, err := unstarted.VersionedWorker(t.Context(), id); err != nil || v != "" || w.Label != "first" {
+		t.Fatalf("unstarted: %q, version %q, %v; want first, no version", w.Label, v, err)
+	}
+
+	s := f.source()
+	w, v1, err := s.VersionedWorker(t.Context(), id)
+	if err != nil || v1 == "" || w.Label != "first" {
+		t.Fatalf("started: %q, version %q, %v", w.Label, v1, err)
+	}
+	if page := list(t, s); page.Version != v1 {
+		t.Errorf("lookup version %q, page version %q", v1, page.Version)
+	}
+	if _, v, err := s.VersionedWorker(t.Context(), compat.WorkerIDFor("missing")); errCode(err) != registry.CodeUnknownWorker || v != v1 {
+		t.Errorf("unknown worker: version %q, %v", v, err)
+	}
+
+	f.pod("a", map[string]any{"worker_name": "second"})
+	eventually(t, "the renamed pod", func() bool {
+		w, v, err := s.VersionedWorker(t.Context(), id)
+		if err != nil || w.Label != "second" {
+			return false
+		}
+		if v == v1 {
+			t.Fatalf("the worker changed under the same version %q", v)
+		}
+		return true
+	})
+}

@@ -76,24 +76,30 @@ func (c *bodyCache) get(key string) (encoded, bool) {
 }
 
 func (c *bodyCache) put(key string, e encoded) {
-	if c == nil || key == "" || len(e.body) > c.budget {
+	size := entrySize(key, e)
+	if c == nil || key == "" || size > c.budget {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if old, ok := c.entries[key]; ok {
-		c.size -= len(old.body)
+		c.size -= entrySize(key, old)
+		delete(c.entries, key)
 	}
 	for k, v := range c.entries {
-		if c.size+len(e.body) <= c.budget {
+		if c.size+size <= c.budget {
 			break
 		}
 		delete(c.entries, k)
-		c.size -= len(v.body)
+		c.size -= entrySize(k, v)
 	}
 	c.entries[key] = e
-	c.size += len(e.body)
+	c.size += size
 }
+
+// entrySize is what one entry counts against the budget: its bytes, key and
+// tag (for a small Worker the key and tag are a fifth of it).
+func entrySize(key string, e encoded) int { return len(key) + len(e.body) + len(e.etag) }
 
 // cacheKey joins an operation name, its parameters and the content version;
 // "" (no caching) when the version is unknown.
@@ -107,13 +113,18 @@ func cacheKey(version string, parts ...string) string {
 // respond answers one cacheable GET: from the cache when key is known,
 // otherwise by encoding build(). ifNoneMatch is the request's If-None-Match.
 func (h *Handlers) respond(key string, ifNoneMatch *string, build func() any) (cachedResponse, error) {
-	e, ok := h.cache.get(key)
+	return respondFrom(h.cache, key, ifNoneMatch, build)
+}
+
+// respondFrom is respond with the cache c.
+func respondFrom(c *bodyCache, key string, ifNoneMatch *string, build func() any) (cachedResponse, error) {
+	e, ok := c.get(key)
 	if !ok {
 		var err error
 		if e, err = encode(build()); err != nil {
 			return cachedResponse{}, err
 		}
-		h.cache.put(key, e)
+		c.put(key, e)
 	}
 	return cachedResponse{encoded: e, notModified: ifNoneMatch != nil && etagMatches(*ifNoneMatch, e.etag)}, nil
 }

@@ -192,3 +192,37 @@ func TestMetricsExposeNoIDs(t *testing.T) {
 		}
 	}
 }
+
+// TestLookupCache checks that a Worker by id is encoded once per version: an
+// unchanged version answers the bytes encoded before (even when the double
+// breaks its promise, which is how the test sees the cache), a new version
+// answers the Worker as it is now, and a Source with no version is encoded
+// every time.
+func TestLookupCache(t *testing.T) {
+	src := newFakeSource("runtime-a", "w1")
+	s := newTestServer(t, registry.Options{}, src)
+	const target = "/api/runtimes/runtime-a/workers/w1"
+	label := func() string {
+		t.Helper()
+		var w struct{ Label string }
+		resp := s.do("GET", target, "")
+		resp.decode(t, &w)
+		return w.Label
+	}
+	steps := []struct {
+		name, label, version, want string
+	}{
+		{"no version: encoded afresh", "first", "", "first"},
+		{"no version again", "second", "", "second"},
+		{"a version: encoded", "third", "v1", "third"},
+		{"same version: the bytes of before", "fourth", "v1", "third"},
+		{"new version: encoded again", "fifth", "v2", "fifth"},
+	}
+	for _, step := range steps {
+		src.Add("w1", step.label)
+		src.SetLookupVersion(step.version)
+		if got := label(); got != step.want {
+			t.Errorf("%s: label %q, want %q", step.name, got, step.want)
+		}
+	}
+}

@@ -20,10 +20,12 @@ import (
 
 // Handlers answers every operation of the contract through the registry.
 type Handlers struct {
-	reg     *registry.Registry
-	spec    specResponse
-	log     *slog.Logger
-	cache   *bodyCache
+	reg   *registry.Registry
+	spec  specResponse
+	log   *slog.Logger
+	cache *bodyCache
+	// lookups caches the encoded single Workers, apart from the lists.
+	lookups *bodyCache
 	metrics *Metrics
 	streams *streamLimiter
 	// console is the built browser console; nil serves the embedded one.
@@ -42,6 +44,7 @@ func New(reg *registry.Registry, specJSON []byte, opts ServerOptions) (*Handlers
 	}
 	log, m := opts.logger(), opts.metrics()
 	return &Handlers{reg: reg, spec: specResponse(specJSON), log: log, metrics: m, cache: opts.bodyCache(),
+		lookups: opts.bodyCache(),
 		streams: newStreamLimiter(opts.MaxStreams, opts.Shutdown, m), console: opts.Console}, nil
 }
 
@@ -154,11 +157,12 @@ func (h *Handlers) GetWorker(ctx context.Context, req gen.GetWorkerRequestObject
 	if err != nil {
 		return h.problem(err), nil
 	}
-	w, err := h.reg.Worker(ctx, ref)
+	w, version, err := h.reg.VersionedWorker(ctx, ref)
 	if err != nil {
 		return h.problem(err), nil
 	}
-	return h.respond("", req.Params.IfNoneMatch, func() any { return workerOut(w) })
+	key := cacheKey(version, "getWorker", string(ref.RuntimeID), string(ref.WorkerID))
+	return respondFrom(h.lookups, key, req.Params.IfNoneMatch, func() any { return workerOut(w) })
 }
 
 // CreateWorker routes an intent-based create to the Runtime.

@@ -26,9 +26,11 @@ type ServerOptions struct {
 	// Metrics are the metrics served at /metrics and updated per request;
 	// nil means a fresh NewMetrics().
 	Metrics *Metrics
-	// BodyCacheBytes bounds the cache of encoded list bodies; 0 means
-	// DefaultBodyCacheBytes and a negative value turns the cache off (every
-	// answer is encoded and hashed afresh; for benchmarks).
+	// BodyCacheBytes bounds each of the two caches of encoded bodies (lists,
+	// and single Workers by id, kept apart so that many small lookups never
+	// evict the pages); 0 means DefaultBodyCacheBytes and a negative value
+	// turns both off (every answer is encoded and hashed afresh; for
+	// benchmarks).
 	BodyCacheBytes int
 	// Console is the built browser console served at / and /assets/; nil
 	// means the files embedded from web/console/dist.

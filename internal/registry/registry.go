@@ -500,33 +500,56 @@ func (r *Registry) appendVisible(ctx context.Context, items, ws []Worker) []Work
 
 // Worker returns one Worker by its authority key. Errors: unknown_runtime,
 // unknown_worker, worker_not_visible, runtime_unavailable.
-func (r *Registry) Worker(ctx context.Context, ref WorkerRef) (w Worker, err error) {
+func (r *Registry) Worker(ctx context.Context, ref WorkerRef) (Worker, error) {
+	w, _, err := r.VersionedWorker(ctx, ref)
+	return w, err
+}
+
+// VersionedWorker is Worker plus the version of the Source's content the
+// Worker was read from (see VersionedLookup), "" when the Source gives none.
+// Unlike a list's, a lookup's version holds under any VisibilityPolicy: the
+// policy only hides a Worker (an error, never reused), it never changes one.
+func (r *Registry) VersionedWorker(ctx context.Context, ref WorkerRef) (w Worker, version string, err error) {
 	defer func() {
 		r.audit(ctx, AuditRecord{Operation: OpGetWorker, RuntimeID: ref.RuntimeID, WorkerID: ref.WorkerID}, err)
 	}()
-	_, w, err = r.resolve(ctx, ref, OpGetWorker)
-	return w, err
+	_, w, version, err = r.resolveVersioned(ctx, ref, OpGetWorker)
+	return w, version, err
 }
 
 // resolve routes ref to its Source and checks that the Worker exists and is
 // visible. Operations are routed only after this, so an unknown or hidden
 // Worker never reaches an operation.
 func (r *Registry) resolve(ctx context.Context, ref WorkerRef, op Operation) (Source, Worker, error) {
+	s, w, _, err := r.resolveVersioned(ctx, ref, op)
+	return s, w, err
+}
+
+// resolveVersioned is resolve plus the Source's version of the Worker.
+func (r *Registry) resolveVersioned(ctx context.Context, ref WorkerRef, op Operation) (Source, Worker, string, error) {
 	s, err := r.source(ref.RuntimeID)
 	if err != nil {
-		return nil, Worker{}, err
+		return nil, Worker{}, "", err
 	}
-	w, err := s.Worker(ctx, ref.WorkerID)
+	var (
+		w       Worker
+		version string
+	)
+	if vl, ok := s.(VersionedLookup); ok {
+		w, version, err = vl.VersionedWorker(ctx, ref.WorkerID)
+	} else {
+		w, err = s.Worker(ctx, ref.WorkerID)
+	}
 	if err != nil {
-		return nil, Worker{}, r.sanitise(err, route{runtime: ref.RuntimeID, worker: ref.WorkerID, op: op})
+		return nil, Worker{}, "", r.sanitise(err, route{runtime: ref.RuntimeID, worker: ref.WorkerID, op: op})
 	}
 	// The Worker is the one routed to, whatever ids the Source put in it.
 	w = clampWorker(s, w)
 	w.ID = ref.WorkerID
 	if !r.visibility.WorkerVisible(ctx, w) {
-		return nil, Worker{}, WorkerNotVisible(ref)
+		return nil, Worker{}, "", WorkerNotVisible(ref)
 	}
-	return s, w, nil
+	return s, w, version, nil
 }
 
 // routeOp finds the Source of an operation on Worker ref. The Worker is

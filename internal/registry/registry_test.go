@@ -562,3 +562,41 @@ func TestListVersionIsPassedThrough(t *testing.T) {
 		t.Errorf("custom policy: version %q", l.Version)
 	}
 }
+
+// plainSource is a Source with none of the optional interfaces.
+type plainSource struct{ registry.Source }
+
+// TestVersionedWorker checks that a lookup carries its Source's version, and
+// none from a Source that gives none or for an error.
+func TestVersionedWorker(t *testing.T) {
+	plain := registrytest.New("plain", "w1")
+	plain.SetLookupVersion("v6") // hidden by plainSource: never asked
+	versioned := registrytest.New("versioned", "w1")
+	versioned.SetLookupVersion("v7")
+	reg := mustRegistry(t, registry.Options{}, plainSource{plain}, versioned)
+	tests := []struct {
+		name        string
+		ref         registry.WorkerRef
+		wantVersion string
+		wantCode    registry.Code
+	}{
+		{"versioned source", registry.WorkerRef{RuntimeID: "versioned", WorkerID: "w1"}, "v7", ""},
+		{"plain source", registry.WorkerRef{RuntimeID: "plain", WorkerID: "w1"}, "", ""},
+		{"unknown worker", registry.WorkerRef{RuntimeID: "versioned", WorkerID: "w9"}, "", registry.CodeUnknownWorker},
+		{"unknown runtime", registry.WorkerRef{RuntimeID: "nowhere", WorkerID: "w1"}, "", registry.CodeUnknownRuntime},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w, v, err := reg.VersionedWorker(t.Context(), tc.ref)
+			if registry.ErrorCode(err) != tc.wantCode {
+				t.Fatalf("error %v, want code %q", err, tc.wantCode)
+			}
+			if v != tc.wantVersion {
+				t.Errorf("version %q, want %q", v, tc.wantVersion)
+			}
+			if err == nil && (w.ID != tc.ref.WorkerID || w.RuntimeID != tc.ref.RuntimeID) {
+				t.Errorf("worker %s/%s, want %v", w.RuntimeID, w.ID, tc.ref)
+			}
+		})
+	}
+}

@@ -85,6 +85,15 @@ type Source interface {
 	Worker(ctx context.Context, id WorkerID) (Worker, error)
 }
 
+// VersionedLookup is a Source that can say which content a lookup was
+// answered from, so that a transport may reuse what it encoded for an
+// unchanged Worker. VersionedWorker answers as Worker does, plus a version
+// with WorkerPage.Version's promise: two lookups of the same id that return
+// the same non-empty version return identical Workers. "" promises nothing.
+type VersionedLookup interface {
+	VersionedWorker(ctx context.Context, id WorkerID) (Worker, string, error)
+}
+
 // Starter is a Source with work to do before it answers (a first scan, a
 // first probe). The server starts every Starter before it listens.
 type Starter interface {

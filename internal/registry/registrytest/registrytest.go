@@ -54,6 +54,7 @@ type Source struct {
 	diags        []registry.Diagnostic
 	hostDiags    []registry.Diagnostic
 	version      string
+	lookup       string
 	capabilities registry.Capabilities
 	profiles     []registry.Profile
 	failures     map[Method]error
@@ -67,7 +68,10 @@ type Source struct {
 	eventSeq     int
 }
 
-var _ registry.Source = (*Source)(nil)
+var (
+	_ registry.Source          = (*Source)(nil)
+	_ registry.VersionedLookup = (*Source)(nil)
+)
 
 // New returns a Source for runtime id with one host ("host-" + id) and the
 // Workers named, each made by NewWorker.
@@ -163,6 +167,16 @@ func (s *Source) SetVersion(v string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.version = v
+}
+
+// SetLookupVersion sets the version of every lookup by id ("" for none, the
+// default). The double keeps the promise only as far as its caller does: a
+// test that changes a Worker without changing the version sees the old one
+// from a cache, which is what it is for.
+func (s *Source) SetLookupVersion(v string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lookup = v
 }
 
 // SetCapabilities sets the capabilities the summary and host claim.
@@ -332,6 +346,14 @@ func (s *Source) Worker(ctx context.Context, id registry.WorkerID) (registry.Wor
 		return registry.Worker{}, registry.WorkerNotVisible(ref)
 	}
 	return w, nil
+}
+
+// VersionedWorker is Worker plus the version SetLookupVersion set.
+func (s *Source) VersionedWorker(ctx context.Context, id registry.WorkerID) (registry.Worker, string, error) {
+	w, err := s.Worker(ctx, id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return w, s.lookup, err
 }
 
 func (s *Source) record(call string) {
