@@ -31,6 +31,8 @@ const DefaultBodyCacheBytes = 8 << 20
 type encoded struct {
 	body []byte
 	etag string
+	// etagValue is etag as a header value, made once with the body.
+	etagValue []string
 }
 
 // encode marshals v as the generated strict handlers do (json.Encoder adds a
@@ -41,7 +43,8 @@ func encode(v any) (encoded, error) {
 		return encoded{}, err
 	}
 	body = append(body, '\n')
-	return encoded{body: body, etag: etagOf(body)}, nil
+	etag := etagOf(body)
+	return encoded{body: body, etag: etag, etagValue: []string{etag}}, nil
 }
 
 // etagOf is the strong entity tag of body: the first 128 bits of its SHA-256,
@@ -107,7 +110,18 @@ func cacheKey(version string, parts ...string) string {
 	if version == "" {
 		return ""
 	}
-	return strings.Join(parts, "\x00") + "\x00" + version
+	n := len(version)
+	for _, p := range parts {
+		n += len(p) + 1
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for _, p := range parts {
+		b.WriteString(p)
+		b.WriteByte(0)
+	}
+	b.WriteString(version)
+	return b.String()
 }
 
 // respond answers one cacheable GET: from the cache when key is known,
@@ -151,13 +165,13 @@ type cachedResponse struct {
 
 func (r cachedResponse) write(w http.ResponseWriter) error {
 	hdr := w.Header()
-	hdr.Set("ETag", r.etag)
-	hdr.Set("Cache-Control", "no-cache")
+	hdr["Etag"] = r.etagValue // the canonical form of "ETag"
+	hdr["Cache-Control"] = noCacheValue
 	if r.notModified {
 		w.WriteHeader(http.StatusNotModified)
 		return nil
 	}
-	hdr.Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
+	hdr[echo.HeaderContentType] = jsonValue
 	w.WriteHeader(http.StatusOK)
 	_, err := w.Write(r.body)
 	return err

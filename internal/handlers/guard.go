@@ -57,11 +57,22 @@ func newGuard(next http.Handler, opts ServerOptions, log *slog.Logger, m *Metric
 	return g, nil
 }
 
+// Header values set on every answer, shared rather than allocated per
+// request: a header's value slice is only ever read or replaced (Set and Del
+// replace it, Add appends past its length into a new array), never written in
+// place.
+var (
+	nosniffValue = []string{"nosniff"}
+	noStoreValue = []string{"no-store"}
+	noCacheValue = []string{"no-cache"}
+	jsonValue    = []string{"application/json"}
+)
+
 // ServeHTTP checks the request, then hands it to echo.
 func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hdr := w.Header()
-	hdr.Set("X-Content-Type-Options", "nosniff")
-	hdr.Set("Cache-Control", "no-store")
+	hdr["X-Content-Type-Options"] = nosniffValue
+	hdr["Cache-Control"] = noStoreValue
 	// A chunked request may have carried a Content-Length too, which net/http
 	// drops without a trace: RFC 9112 section 6.1 asks the server to close the
 	// connection after answering such a request, so every chunked request
