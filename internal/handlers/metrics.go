@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -96,13 +97,20 @@ func (m *Metrics) streamClosed() {
 // for an unknown runtime) is counted as "unregistered", so that clients
 // cannot create label values.
 func (m *Metrics) Auditor(runtimes ...registry.RuntimeID) registry.Auditor {
-	return metricsAuditor{m: m, runtimes: slices.Clone(runtimes)}
+	return metricsAuditor{m: m, runtimes: slices.Clone(runtimes), counters: &sync.Map{}}
 }
 
 type metricsAuditor struct {
 	m        *Metrics
 	runtimes []registry.RuntimeID
+	// counters keeps the counter of each label set already seen (a bounded
+	// set: see Metrics), sparing every call the label hashing of
+	// WithLabelValues.
+	counters *sync.Map // opLabels -> prometheus.Counter
 }
+
+// opLabels is one label set of runtime_registry_operations_total.
+type opLabels struct{ operation, runtime, outcome string }
 
 // Audit counts rec.
 func (a metricsAuditor) Audit(_ context.Context, rec registry.AuditRecord) {
@@ -117,7 +125,14 @@ func (a metricsAuditor) Audit(_ context.Context, rec registry.AuditRecord) {
 	if _, known := problemKinds[registry.Code(outcome)]; outcome != registry.OutcomeOK && !known {
 		outcome = "other"
 	}
-	a.m.ops.WithLabelValues(string(rec.Operation), runtime, outcome).Inc()
+	key := opLabels{string(rec.Operation), runtime, outcome}
+	if c, ok := a.counters.Load(key); ok {
+		c.(prometheus.Counter).Inc()
+		return
+	}
+	c := a.m.ops.WithLabelValues(key.operation, key.runtime, key.outcome)
+	a.counters.Store(key, c)
+	c.Inc()
 }
 
 // metricsContentType is the Prometheus text exposition format.
