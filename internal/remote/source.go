@@ -6,7 +6,11 @@
 // to runtime_unavailable with a diagnostic, passes the Runtime's own domain
 // codes on (never its text), makes creates idempotent, and relays the
 // Runtime's event stream to any number of browser streams over one upstream
-// connection. The Runtime's URL and token never leave this package: not in
+// connection, held open from Start to Close. That stream also keeps list
+// pages current: an unchanged list is answered from memory without a
+// request, and a kept page is stale at most by the stream's delivery
+// latency (a commit on the Runtime until its event arrives here; see
+// listcache.go). The Runtime's URL and token never leave this package: not in
 // an error, a diagnostic, a log line or a printed config.
 package remote
 
@@ -73,10 +77,13 @@ type Source struct {
 	probed   bool             // at least one probe finished
 
 	relay *relay
+	lists listCache
+	nonce string // prefixes page Versions (listcache.go)
 
 	stopOnce sync.Once
 	stop     context.CancelFunc
 	done     chan struct{}
+	keepDone chan struct{} // closed when the relay's keeper has returned
 }
 
 var (
@@ -133,6 +140,9 @@ func New(cfg RuntimeConfig, opts Options) *Source {
 		log: log.With(slog.String("runtime_id", string(cfg.ID))), probe: opts.ProbeInterval, threshold: opts.FailureThreshold,
 	}
 	s.relay = newRelay(s)
+	var nonce [6]byte
+	_, _ = rand.Read(nonce[:])
+	s.nonce = "v" + hex.EncodeToString(nonce[:])
 	return s
 }
 
@@ -152,24 +162,28 @@ func (s *Source) RuntimeID() registry.RuntimeID { return s.cfg.ID }
 func (s *Source) HostID() registry.HostID { return s.hostID }
 
 // Start probes the Runtime once (an unreachable Runtime does not stop the
-// backend: it is listed unavailable) and starts the periodic probe. It
-// never fails.
+// backend: it is listed unavailable), starts the periodic probe and opens
+// the upstream event stream, held until Close (reconnected with backoff),
+// which keeps the list cache current (listcache.go). It never fails.
 func (s *Source) Start(ctx context.Context) error {
 	s.probeOnce(ctx)
 	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.stop = cancel
 	s.done = make(chan struct{})
+	s.keepDone = make(chan struct{})
 	go s.probeLoop(pctx)
+	go s.relay.keep(pctx, s.keepDone)
 	return nil
 }
 
-// Close stops the probe and the event relay (ending its browser streams)
-// and drops idle connections.
+// Close stops the probe, the upstream event stream and the event relay
+// (ending its browser streams) and drops idle connections.
 func (s *Source) Close(context.Context) error {
 	s.stopOnce.Do(func() {
 		if s.stop != nil {
 			s.stop()
 			<-s.done
+			<-s.keepDone
 		}
 		s.relay.close()
 		s.streamer.CloseIdleConnections()
