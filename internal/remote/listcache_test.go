@@ -24,8 +24,10 @@ import (
 // gateTransport counts the list requests that reach the network and can
 // cut the upstream event streams and refuse new ones.
 type gateTransport struct {
-	rt    *http.Transport
-	lists atomic.Int64
+	rt      *http.Transport
+	lists   atomic.Int64
+	opens   atomic.Int64 // event streams opened
+	stalled atomic.Bool  // event stream bytes are swallowed, as by a dead connection
 
 	mu      sync.Mutex
 	refuse  bool
@@ -51,6 +53,8 @@ func (g *gateTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		}
 		resp, err := g.rt.RoundTrip(r)
 		if err == nil {
+			g.opens.Add(1)
+			resp.Body = &stallBody{ReadCloser: resp.Body, g: g}
 			g.mu.Lock()
 			g.streams = append(g.streams, resp.Body)
 			g.mu.Unlock()
@@ -61,6 +65,21 @@ func (g *gateTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 func (g *gateTransport) CloseIdleConnections() { g.rt.CloseIdleConnections() }
+
+// stallBody loses what arrives while its gate is stalled.
+type stallBody struct {
+	io.ReadCloser
+	g *gateTransport
+}
+
+func (b *stallBody) Read(p []byte) (int, error) {
+	for {
+		n, err := b.ReadCloser.Read(p)
+		if err != nil || !b.g.stalled.Load() {
+			return n, err
+		}
+	}
+}
 
 // cut closes every event stream opened so far and sets whether new ones
 // are refused.
@@ -75,13 +94,17 @@ func (g *gateTransport) cut(refuse bool) {
 }
 
 // startSource starts a remote Source over p (fast probes) through gate.
-func startSource(t *testing.T, p *testproc.Proc, gate http.RoundTripper) *remote.Source {
+func startSource(t *testing.T, p *testproc.Proc, gate http.RoundTripper, idle ...time.Duration) *remote.Source {
 	t.Helper()
 	rc, err := remote.NewRuntimeConfig("rt", "Remote rt", p.URL, p.Token, 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := remote.New(rc, remote.Options{ProbeInterval: 150 * time.Millisecond, Transport: gate, HostID: compat.Bounded})
+	opts := remote.Options{ProbeInterval: 150 * time.Millisecond, Transport: gate, HostID: compat.Bounded}
+	if len(idle) > 0 {
+		opts.StreamIdle = idle[0]
+	}
+	s := remote.New(rc, opts)
 	if err := s.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -244,6 +267,25 @@ func TestListCacheNeedsTheStream(t *testing.T) {
 	waitFor(t, "lists to fail with the Runtime gone", func() bool {
 		_, err := s.Workers(t.Context(), firstPage)
 		return registry.ErrorCode(err) == registry.CodeRuntimeUnavailable
+	})
+}
+
+// An upstream stream that goes silent (a connection lost without an
+// error: what it carries never arrives) is cut after StreamIdle and resumed
+// from its cursor, so the event it lost still retires the kept page.
+func TestListCacheSilentStreamIsReconnected(t *testing.T) {
+	p := testproc.Start(t, bin, testproc.Options{})
+	g := newGate()
+	s := startSource(t, p, g, 300*time.Millisecond)
+	cachedPage(t, s, g)
+	opens := g.opens.Load()
+	g.stalled.Store(true)
+	id := createDirect(t, p) // its event is lost on the silent stream
+	waitFor(t, "the silent stream to be replaced", func() bool { return g.opens.Load() > opens })
+	g.stalled.Store(false)
+	waitFor(t, "the lost event to retire the page", func() bool {
+		pg, err := s.Workers(t.Context(), firstPage)
+		return err == nil && has(pg, func(w registry.Worker) bool { return string(w.ID) == id })
 	})
 }
 

@@ -494,7 +494,12 @@ func (r *relay) loop(ctx context.Context, connected chan struct{}, done chan str
 			first = false
 		}
 		backoff = reconnectMin
+		// A stream silent for longer than the Runtime's heartbeats is dead
+		// (a connection lost without an error): cut it and reconnect.
+		idle := time.AfterFunc(r.s.idle, cancel)
+		rd.onLine = func() { idle.Reset(r.s.idle) }
 		r.pump(rd, done)
+		idle.Stop()
 		cancel()
 		_ = body.Close()
 		r.mu.Lock()

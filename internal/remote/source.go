@@ -56,7 +56,15 @@ type Options struct {
 	// bounded("remote-", id), which the caller passes in (compat.Bounded)
 	// so this package needs no dependency on the local source.
 	HostID func(prefix, v string) string
+	// StreamIdle is how long the upstream event stream may stay silent (no
+	// event and no heartbeat: the Runtime sends one every 15 s) before it
+	// is taken for dead and reconnected; 0 means 45 s. It bounds how long a
+	// connection that died without an error can keep a stale list page.
+	StreamIdle time.Duration
 }
+
+// defaultStreamIdle is three of the Runtime's heartbeat periods.
+const defaultStreamIdle = 45 * time.Second
 
 // Source is the registry Source of one remote Runtime. It implements the
 // read core and every optional operation, plus Start and Close.
@@ -68,6 +76,7 @@ type Source struct {
 	log       *slog.Logger
 	probe     time.Duration
 	threshold int
+	idle      time.Duration // Options.StreamIdle
 
 	mu       sync.Mutex
 	info     *gen.RuntimeInfo // last successful probe's answer
@@ -108,6 +117,9 @@ func New(cfg RuntimeConfig, opts Options) *Source {
 	if opts.ProbeInterval <= 0 {
 		opts.ProbeInterval = defaultProbeEvery
 	}
+	if opts.StreamIdle <= 0 {
+		opts.StreamIdle = defaultStreamIdle
+	}
 	if opts.FailureThreshold <= 0 {
 		opts.FailureThreshold = defaultFailures
 	}
@@ -138,6 +150,7 @@ func New(cfg RuntimeConfig, opts Options) *Source {
 	s := &Source{
 		cfg: cfg, hostID: registry.HostID(hostID(hostPrefix, string(cfg.ID))), client: client, streamer: httpc,
 		log: log.With(slog.String("runtime_id", string(cfg.ID))), probe: opts.ProbeInterval, threshold: opts.FailureThreshold,
+		idle: opts.StreamIdle,
 	}
 	s.relay = newRelay(s)
 	var nonce [6]byte
