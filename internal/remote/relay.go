@@ -19,8 +19,9 @@ import (
 
 // Relay bounds.
 const (
-	ringSize      = 4096 // recent events kept for resuming browsers
-	subscriberBuf = 256  // a browser stream further behind than this is cut
+	ringSize      = 4096    // recent events kept for resuming browsers
+	ringMaxBytes  = 4 << 20 // and their transcript content at most, about (the stream is always open)
+	subscriberBuf = 256     // a browser stream further behind than this is cut
 	reconnectMin  = 200 * time.Millisecond
 	reconnectMax  = 5 * time.Second
 )
@@ -46,6 +47,7 @@ type relay struct {
 	instance  string // the Runtime's instance id as last seen
 	last      string // the last runtime cursor received
 	ring      []ringEvent
+	ringBytes int // ringEvent.size of the ring
 	closed    bool
 	pinned    bool // keep holds the upstream loop running without browsers
 
@@ -98,6 +100,12 @@ func (r *relay) bump() {
 			return
 		}
 	}
+}
+
+// size is about what one kept event holds: its transcript content (up to
+// 64 KiB a line) and a fixed allowance for the rest.
+func (e ringEvent) size() int {
+	return 256 + len(e.rc) + len(e.ev.Entry.Content)
 }
 
 type ringEvent struct {
@@ -378,7 +386,7 @@ func (r *relay) setInstanceLocked(id string) {
 	if !changed {
 		return
 	}
-	r.ring, r.last = nil, ""
+	r.ring, r.ringBytes, r.last = nil, 0, ""
 	r.broadcast(registry.Event{Kind: registry.EventResync, Reason: registry.ResyncSourceRestarted})
 	if r.connCanc != nil {
 		r.connCanc()
@@ -510,6 +518,23 @@ func (r *relay) loop(ctx context.Context, connected chan struct{}, done chan str
 	}
 }
 
+// remember keeps re in the ring; past ringSize events or ringMaxBytes it
+// keeps the newer half (by count and by bytes): an older cursor catches up
+// upstream instead. r.mu held.
+func (r *relay) remember(re ringEvent) {
+	r.ring = append(r.ring, re)
+	r.ringBytes += re.size()
+	if len(r.ring) <= ringSize && r.ringBytes <= ringMaxBytes {
+		return
+	}
+	drop := 0
+	for drop < len(r.ring) && (len(r.ring)-drop > ringSize/2 || r.ringBytes > ringMaxBytes/2) {
+		r.ringBytes -= r.ring[drop].size()
+		drop++
+	}
+	r.ring = append(r.ring[:0:0], r.ring[drop:]...)
+}
+
 // pump reads the upstream stream until it ends.
 func (r *relay) pump(rd *sseReader, done chan struct{}) {
 	for {
@@ -534,17 +559,14 @@ func (r *relay) pump(rd *sseReader, done chan struct{}) {
 		}
 		r.bump()
 		if ev.Kind == registry.EventResync {
-			r.ring, r.last = nil, ""
+			r.ring, r.ringBytes, r.last = nil, 0, ""
 			r.broadcast(ev)
 			r.mu.Unlock()
 			continue
 		}
 		ev.Cursor = r.cursorOf(rc)
 		r.last = rc
-		r.ring = append(r.ring, ringEvent{rc: rc, ev: ev})
-		if len(r.ring) > ringSize {
-			r.ring = append(r.ring[:0:0], r.ring[len(r.ring)-ringSize/2:]...)
-		}
+		r.remember(ringEvent{rc: rc, ev: ev})
 		r.broadcast(ev)
 		r.mu.Unlock()
 	}
