@@ -165,7 +165,7 @@ bench: build build-worker-runtime
 	$(GO) run ./cmd/loadbench -server $(BIN) -worker-runtime bin/worker-runtime
 
 ## bench-profile: the load run of the 10,000-pod store only, against a server built with -tags pprof,
-## writing CPU profiles of the server during the page of 200 and the worker by id to bench-profiles/
+## writing CPU profiles of the server during the page of 200, the merged list and the worker by id to bench-profiles/
 bench-profile: build-worker-runtime
 	$(GO) build -tags pprof -o bin/runtime-registry-pprof ./cmd/server
 	$(GO) run ./cmd/loadbench -server bin/runtime-registry-pprof -worker-runtime bin/worker-runtime -big-pods 0 -cpuprofile bench-profiles

@@ -71,7 +71,7 @@ func main() {
 	flag.IntVar(&o.rounds, "turns", 5, "each attack is cut into this many rounds, server and baseline taking turns; a ratio is the median of the rounds' ratios")
 	flag.StringVar(&o.workerRuntime, "worker-runtime", "bin/worker-runtime", "worker-runtime binary run on loopback as the remote runtime of the merged list (skipped when missing)")
 	flag.StringVar(&o.wrk, "wrk", "wrk", "wrk binary, run beside vegeta with -t1 (skipped when not found)")
-	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "directory for CPU profiles of the server during the page of 200 and the worker by id, taken during its wrk run (needs a server built with -tags pprof)")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "directory for CPU profiles of the server during the page of 200, the merged list and the worker by id, taken during its wrk run (needs a server built with -tags pprof)")
 	prepare := flag.Bool("prepare", false, "only generate the stores (both sizes), then exit")
 	emb := flag.Bool("embedded", false, "run the embedded Worker Runtime benchmarks instead (see embedded.go)")
 	var eo embeddedOptions
@@ -220,8 +220,8 @@ func run(o options) error {
 	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for i, sc := range scenarios {
 		profile := ""
-		if o.cpuProfile != "" && (i == 0 || i == 2) {
-			profile = filepath.Join(o.cpuProfile, map[int]string{0: "page200.pprof", 2: "worker.pprof"}[i])
+		if o.cpuProfile != "" && i < 3 {
+			profile = filepath.Join(o.cpuProfile, map[int]string{0: "page200.pprof", 1: "merged.pprof", 2: "worker.pprof"}[i])
 		}
 		m, err := measure(srv, base, sc, o.duration, o.connections, o.rounds, o.wrk, profile)
 		if err != nil {

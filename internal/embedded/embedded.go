@@ -8,6 +8,8 @@ package embedded
 import (
 	"context"
 	"runtime"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/workspace-backend/runtime-registry/internal/compat"
@@ -52,6 +54,25 @@ type Source struct {
 	hostID    registry.HostID
 	maxWorker int
 	openedAt  time.Time
+
+	// projected keeps the projections of the pages of one Runtime Version
+	// (the newest seen): an unchanged page is not projected again.
+	projected   atomic.Pointer[projectedSet]
+	projectedMu sync.Mutex // serialises stores to projected
+}
+
+// maxProjectedPages bounds the projected pages kept.
+const maxProjectedPages = 16
+
+type pageKey struct {
+	after string
+	limit int
+}
+
+// projectedSet is an immutable set of projected pages of one Version.
+type projectedSet struct {
+	version string
+	pages   map[pageKey]registry.WorkerPage
 }
 
 var (
@@ -179,13 +200,42 @@ func (s *Source) Workers(ctx context.Context, q registry.WorkerQuery) (registry.
 	if err != nil {
 		return registry.WorkerPage{}, mapError(err, "")
 	}
+	key := pageKey{after: string(q.After), limit: limit}
+	// The same Version is the same Runtime page, and the projection depends
+	// on nothing else: the kept one is shared (pages are read-only).
+	if ps := s.projected.Load(); ps != nil && ps.version == wp.Version && wp.Version != "" {
+		if p, ok := ps.pages[key]; ok {
+			return p, nil
+		}
+	}
 	page.Workers = make([]registry.Worker, len(wp.Workers))
 	for i, w := range wp.Workers {
 		page.Workers[i] = s.project(w)
 	}
 	page.More = wp.More
 	page.Version = wp.Version
+	if wp.Version != "" {
+		s.keepProjected(key, page)
+	}
 	return page, nil
+}
+
+// keepProjected keeps page under key for its Version, dropping the pages
+// of another Version (copy on write: readers never lock).
+func (s *Source) keepProjected(key pageKey, page registry.WorkerPage) {
+	s.projectedMu.Lock()
+	defer s.projectedMu.Unlock()
+	next := &projectedSet{version: page.Version, pages: map[pageKey]registry.WorkerPage{}}
+	if old := s.projected.Load(); old != nil && old.version == page.Version {
+		for k, p := range old.pages {
+			if len(next.pages) == maxProjectedPages-1 {
+				break
+			}
+			next.pages[k] = p
+		}
+	}
+	next.pages[key] = page
+	s.projected.Store(next)
 }
 
 // Worker returns one Worker. Errors: unknown_worker, runtime_unavailable.

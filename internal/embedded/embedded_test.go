@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -354,5 +355,79 @@ func TestResyncForAnUnknownCursor(t *testing.T) {
 	ev, _ := next(t, stream, func(registry.Event) bool { return true })
 	if ev.Kind != registry.EventResync || ev.Reason != registry.ResyncCursorUnknown || ev.Cursor != "" {
 		t.Errorf("first event %+v", ev)
+	}
+}
+
+// An unchanged page is the kept projection (the same Workers, not projected
+// again); every acknowledged write shows in the next page, with a new
+// Version. Real SQLite on disk and real processes.
+func TestWorkersFromMemory(t *testing.T) {
+	type write func(t *testing.T, src *embedded.Source, w registry.Worker) func(registry.Worker) bool
+	cases := []struct {
+		name  string
+		write write
+	}{
+		{"create", func(t *testing.T, src *embedded.Source, _ registry.Worker) func(registry.Worker) bool {
+			n, err := src.CreateWorker(t.Context(), registry.CreateWorkerRequest{Intent: registry.Intent{Kind: registry.IntentTask}, Profile: "quiet"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return func(w registry.Worker) bool { return w.ID == n.ID }
+		}},
+		{"input", func(t *testing.T, src *embedded.Source, w registry.Worker) func(registry.Worker) bool {
+			before, err := src.Worker(t.Context(), w.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := src.SendInput(t.Context(), w.ID, registry.WorkerInput{Kind: registry.InputUser, Content: "x"}); err != nil {
+				t.Fatal(err)
+			}
+			return func(got registry.Worker) bool { return got.ID == w.ID && got.LastSeenAt.After(*before.LastSeenAt) }
+		}},
+		{"stop", func(t *testing.T, src *embedded.Source, w registry.Worker) func(registry.Worker) bool {
+			if _, err := src.StopWorker(t.Context(), w.ID, registry.StopForce); err != nil {
+				t.Fatal(err)
+			}
+			return func(got registry.Worker) bool {
+				return got.ID == w.ID && (got.State == registry.WorkerStopping || got.State == registry.WorkerStopped)
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			src, _ := embeddedtest.Open(t, embeddedtest.Options{})
+			ctx := t.Context()
+			if _, err := src.CreateWorker(ctx, registry.CreateWorkerRequest{Intent: registry.Intent{Kind: registry.IntentTask}, Profile: "quiet"}); err != nil {
+				t.Fatal(err)
+			}
+			q := registry.WorkerQuery{Limit: 200}
+			var p1, p2 registry.WorkerPage
+			deadline := time.Now().Add(hangGuard)
+			for { // until the worker is active and nothing moves between two lists
+				p1, _ = src.Workers(ctx, q)
+				p2, _ = src.Workers(ctx, q)
+				if len(p1.Workers) == 1 && p1.Workers[0].State == registry.WorkerActive && p1.Version == p2.Version {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("no stable page")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if p1.Version == "" || &p1.Workers[0] != &p2.Workers[0] {
+				t.Fatalf("an unchanged page was projected again (version %q)", p1.Version)
+			}
+			check := tc.write(t, src, p1.Workers[0])
+			p3, err := src.Workers(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.ContainsFunc(p3.Workers, check) {
+				t.Fatalf("the page after an acknowledged %s does not show it: %+v", tc.name, p3.Workers)
+			}
+			if p3.Version == p1.Version {
+				t.Fatal("the Version did not move with the write")
+			}
+		})
 	}
 }

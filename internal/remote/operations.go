@@ -14,7 +14,11 @@ func (s *Source) badResponse() error {
 	return s.unavailable(faultBadResponse)
 }
 
-// Workers answers one page of the Runtime's Workers (ascending id).
+// Workers answers one page of the Runtime's Workers (ascending id). While
+// the upstream event stream is connected and nothing has moved since, the
+// page is answered from memory, with a Version; otherwise it is read from
+// the Runtime (listcache.go says why a kept page is stale at most by the
+// event stream's delivery latency).
 func (s *Source) Workers(ctx context.Context, q registry.WorkerQuery) (registry.WorkerPage, error) {
 	if q.HostID != "" && q.HostID != s.hostID {
 		return registry.WorkerPage{Workers: []registry.Worker{}}, nil
@@ -22,6 +26,16 @@ func (s *Source) Workers(ctx context.Context, q registry.WorkerQuery) (registry.
 	limit := q.Limit
 	if limit < 1 || limit > 200 {
 		limit = 200
+	}
+	if f, down := s.down(); down {
+		return registry.WorkerPage{}, s.unavailable(f)
+	}
+	key := listKey{after: string(q.After), limit: limit}
+	pos := s.relay.pos.Load()
+	if cacheable(pos) {
+		if page, ok := s.lists.get(key, pos); ok {
+			return page, nil
+		}
 	}
 	params := &gen.ListWorkersParams{Limit: &limit}
 	if q.After != "" {
@@ -44,6 +58,11 @@ func (s *Source) Workers(ctx context.Context, q registry.WorkerQuery) (registry.
 			return registry.WorkerPage{}, s.badResponse()
 		}
 		page.Workers = append(page.Workers, rw)
+	}
+	if cacheable(pos) && s.relay.pos.Load() == pos {
+		// Nothing moved while the request was out: keep it (listcache.go).
+		page.Version = s.versionOf(pos)
+		s.lists.put(key, pos, page)
 	}
 	return page, nil
 }
@@ -87,6 +106,8 @@ func (s *Source) CreateWorker(ctx context.Context, req registry.CreateWorkerRequ
 			break
 		}
 	}
+	// Answered or not, the Runtime may have committed it: kept pages go.
+	s.relay.bump()
 	if err != nil {
 		return registry.Worker{}, err
 	}
@@ -101,9 +122,11 @@ func (s *Source) CreateWorker(ctx context.Context, req registry.CreateWorkerRequ
 func (s *Source) SendInput(ctx context.Context, id registry.WorkerID, in registry.WorkerInput) (registry.InputAck, error) {
 	var ack gen.WorkerInputAccepted
 	body := gen.WorkerInputRequest{Kind: gen.WorkerInputKind(in.Kind), Content: in.Content}
-	if err := s.do(ctx, false, id, http.StatusAccepted, &ack, func(ctx context.Context) (*http.Response, error) {
+	err := s.do(ctx, false, id, http.StatusAccepted, &ack, func(ctx context.Context) (*http.Response, error) {
 		return s.client.SendWorkerInput(ctx, string(id), body)
-	}); err != nil {
+	})
+	s.relay.bump() // an input moves the worker's updated_at: kept pages go
+	if err != nil {
 		return registry.InputAck{}, err
 	}
 	if ack.Sequence < 1 {
@@ -116,9 +139,11 @@ func (s *Source) SendInput(ctx context.Context, id registry.WorkerID, in registr
 func (s *Source) StopWorker(ctx context.Context, id registry.WorkerID, mode registry.StopMode) (registry.StopAck, error) {
 	var ack gen.StopWorkerAccepted
 	body := gen.StopWorkerRequest{Mode: gen.StopMode(mode)}
-	if err := s.do(ctx, false, id, http.StatusAccepted, &ack, func(ctx context.Context) (*http.Response, error) {
+	err := s.do(ctx, false, id, http.StatusAccepted, &ack, func(ctx context.Context) (*http.Response, error) {
 		return s.client.StopWorker(ctx, string(id), body)
-	}); err != nil {
+	})
+	s.relay.bump() // kept pages go
+	if err != nil {
 		return registry.StopAck{}, err
 	}
 	state, ok := workerState(ack.State)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	gen "github.com/workspace-backend/runtime-registry/internal/gen/workerruntimeapi"
@@ -18,14 +19,18 @@ import (
 
 // Relay bounds.
 const (
-	ringSize      = 4096 // recent events kept for resuming browsers
-	subscriberBuf = 256  // a browser stream further behind than this is cut
+	ringSize      = 4096    // recent events kept for resuming browsers
+	ringMaxBytes  = 4 << 20 // and their transcript content at most, about (the stream is always open)
+	subscriberBuf = 256     // a browser stream further behind than this is cut
 	reconnectMin  = 200 * time.Millisecond
 	reconnectMax  = 5 * time.Second
 )
 
-// relay holds one upstream event stream to the Runtime while at least one
-// browser stream watches it, and fans the events out. Browser cursors are
+// relay holds one upstream event stream to the Runtime from Start to Close
+// (keep reconnects it with backoff; before Start, while at least one browser
+// stream watches) and fans the events out. It also keeps the position of
+// the stream (pos) that versions the cached list pages (listcache.go).
+// Browser cursors are
 // "<instance tag>:<runtime cursor>": a browser that resumes is replayed
 // from the recent events kept here or, for an older cursor, through a
 // catch-up stream of its own read upstream until it meets the shared one.
@@ -42,7 +47,65 @@ type relay struct {
 	instance  string // the Runtime's instance id as last seen
 	last      string // the last runtime cursor received
 	ring      []ringEvent
+	ringBytes int // ringEvent.size of the ring
 	closed    bool
+	pinned    bool // keep holds the upstream loop running without browsers
+
+	// pos is the relay's position: a generation that moves on every event,
+	// (re)connection, disconnection, instance change and own write, shifted
+	// left by one, with the low bit set while the upstream stream is
+	// connected. Atomic: every list reads it.
+	pos atomic.Uint64
+	upC chan struct{} // closed (and reset) when the stream connects; r.mu
+}
+
+// upLocked returns a channel that is closed once the upstream stream is
+// connected (at once if it is). r.mu held.
+func (r *relay) upLocked() <-chan struct{} {
+	if cacheable(r.pos.Load()) {
+		c := make(chan struct{})
+		close(c)
+		return c
+	}
+	if r.upC == nil {
+		r.upC = make(chan struct{})
+	}
+	return r.upC
+}
+
+// moved advances the position, setting the connected bit as given. r.mu
+// held (it wakes the waiters of upLocked).
+func (r *relay) moved(connected bool) {
+	var bit uint64
+	if connected {
+		bit = 1
+	}
+	for {
+		old := r.pos.Load()
+		if r.pos.CompareAndSwap(old, ((old>>1)+1)<<1|bit) {
+			break
+		}
+	}
+	if connected && r.upC != nil {
+		close(r.upC)
+		r.upC = nil
+	}
+}
+
+// bump advances the position, keeping the connected bit.
+func (r *relay) bump() {
+	for {
+		old := r.pos.Load()
+		if r.pos.CompareAndSwap(old, ((old>>1)+1)<<1|old&1) {
+			return
+		}
+	}
+}
+
+// size is about what one kept event holds: its transcript content (up to
+// 64 KiB a line) and a fixed allowance for the rest.
+func (e ringEvent) size() int {
+	return 256 + len(e.rc) + len(e.ev.Entry.Content)
 }
 
 type ringEvent struct {
@@ -101,26 +164,22 @@ func (s *Source) Events(ctx context.Context, q registry.EventQuery) (registry.Ev
 
 // ensureRunning starts the upstream loop if it is not running and waits
 // until it is connected (so a stream opened without a cursor misses
-// nothing after it is answered). Called with r.mu held; it releases it
+// nothing after it is answered, and a resumed cursor is checked against the
+// instance id read just before that connection: the loop may be
+// reconnecting to a restarted Runtime). Called with r.mu held; it releases it
 // while waiting and holds it again on return.
 func (r *relay) ensureRunning(ctx context.Context) error {
 	if r.closed {
 		return r.s.unavailable(faultUnreachable)
 	}
-	if !r.running {
-		lctx, cancel := context.WithCancel(context.Background())
-		r.running, r.cancel = true, cancel
-		r.connected = make(chan struct{})
-		r.loopDone = make(chan struct{})
-		go r.loop(lctx, r.connected, r.loopDone)
-	}
-	connected, done := r.connected, r.loopDone
+	r.startLocked()
+	up, done := r.upLocked(), r.loopDone
 	r.mu.Unlock()
 	defer r.mu.Lock()
 	wait := time.NewTimer(r.s.cfg.Timeout)
 	defer wait.Stop()
 	select {
-	case <-connected:
+	case <-up:
 		return nil
 	case <-done:
 	case <-wait.C:
@@ -132,6 +191,58 @@ func (r *relay) ensureRunning(ctx context.Context) error {
 		f = faultUnreachable
 	}
 	return r.s.unavailable(f)
+}
+
+// startLocked starts the upstream loop unless it runs. r.mu held.
+func (r *relay) startLocked() {
+	if r.running {
+		return
+	}
+	lctx, cancel := context.WithCancel(context.Background())
+	r.running, r.cancel = true, cancel
+	r.moved(false) // no stream of the new loop is connected yet
+	r.connected = make(chan struct{})
+	r.loopDone = make(chan struct{})
+	go r.loop(lctx, r.connected, r.loopDone)
+}
+
+// keep holds the upstream loop running until ctx ends (Start to Close),
+// so that the list cache has a position to trust while no browser
+// watches: when the loop gives up (the Runtime is down or unreachable) it
+// is started again after a backoff (200 ms doubling to 5 s, reset once a
+// loop has connected). It closes done when it returns.
+func (r *relay) keep(ctx context.Context, done chan struct{}) {
+	defer close(done)
+	backoff := reconnectMin
+	for {
+		r.mu.Lock()
+		if r.closed {
+			r.mu.Unlock()
+			return
+		}
+		r.pinned = true
+		r.startLocked()
+		connected, loopDone := r.connected, r.loopDone
+		r.mu.Unlock()
+		select {
+		case <-loopDone:
+		case <-ctx.Done():
+			return
+		}
+		select {
+		case <-connected:
+			backoff = reconnectMin
+		default:
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+		backoff = min(backoff*2, reconnectMax)
+	}
 }
 
 func (r *relay) subscribe(ctx context.Context, q registry.EventQuery) (registry.EventStream, error) {
@@ -196,11 +307,13 @@ func (r *relay) after(rc string, workerID registry.WorkerID) ([]registry.Event, 
 	return nil, false
 }
 
-// stopIfIdle ends the upstream loop when no browser watches. r.mu held.
+// stopIfIdle ends the upstream loop when no browser watches and keep does
+// not hold it. r.mu held.
 func (r *relay) stopIfIdle() {
-	if len(r.subs) == 0 && r.running {
+	if len(r.subs) == 0 && r.running && !r.pinned {
 		r.cancel()
 		r.running = false
+		r.moved(false)
 	}
 }
 
@@ -238,6 +351,7 @@ func (r *relay) endAll() {
 // sourceDown is called when the Source starts failing fast: the browser
 // streams end; they are answered 503 until a probe succeeds.
 func (r *relay) sourceDown() {
+	r.bump()
 	r.mu.Lock()
 	r.endAll()
 	r.mu.Unlock()
@@ -245,7 +359,7 @@ func (r *relay) sourceDown() {
 
 func (r *relay) close() {
 	r.mu.Lock()
-	r.closed = true
+	r.closed, r.pinned = true, false
 	r.endAll()
 	done := r.loopDone
 	r.mu.Unlock()
@@ -268,10 +382,11 @@ func (r *relay) setInstanceLocked(id string) {
 	}
 	changed := r.instance != ""
 	r.instance = id
+	r.bump()
 	if !changed {
 		return
 	}
-	r.ring, r.last = nil, ""
+	r.ring, r.ringBytes, r.last = nil, 0, ""
 	r.broadcast(registry.Event{Kind: registry.EventResync, Reason: registry.ResyncSourceRestarted})
 	if r.connCanc != nil {
 		r.connCanc()
@@ -330,6 +445,7 @@ func (r *relay) loop(ctx context.Context, connected chan struct{}, done chan str
 		r.mu.Lock()
 		if r.loopDone == done && r.running {
 			r.running = false
+			r.moved(false)
 			r.cancel()
 			for st := range r.subs {
 				delete(r.subs, st)
@@ -375,16 +491,48 @@ func (r *relay) loop(ctx context.Context, connected chan struct{}, done chan str
 		}
 		r.mu.Lock()
 		r.connCanc = cancel
+		if r.loopDone == done {
+			// The Runtime subscribed this stream before it answered the
+			// headers: every commit from here on arrives as an event.
+			r.moved(true)
+		}
 		r.mu.Unlock()
 		if first {
 			close(connected)
 			first = false
 		}
 		backoff = reconnectMin
+		// A stream silent for longer than the Runtime's heartbeats is dead
+		// (a connection lost without an error): cut it and reconnect.
+		idle := time.AfterFunc(r.s.idle, cancel)
+		rd.onLine = func() { idle.Reset(r.s.idle) }
 		r.pump(rd, done)
+		idle.Stop()
 		cancel()
 		_ = body.Close()
+		r.mu.Lock()
+		if r.loopDone == done {
+			r.moved(false)
+		}
+		r.mu.Unlock()
 	}
+}
+
+// remember keeps re in the ring; past ringSize events or ringMaxBytes it
+// keeps the newer half (by count and by bytes): an older cursor catches up
+// upstream instead. r.mu held.
+func (r *relay) remember(re ringEvent) {
+	r.ring = append(r.ring, re)
+	r.ringBytes += re.size()
+	if len(r.ring) <= ringSize && r.ringBytes <= ringMaxBytes {
+		return
+	}
+	drop := 0
+	for drop < len(r.ring) && (len(r.ring)-drop > ringSize/2 || r.ringBytes > ringMaxBytes/2) {
+		r.ringBytes -= r.ring[drop].size()
+		drop++
+	}
+	r.ring = append(r.ring[:0:0], r.ring[drop:]...)
 }
 
 // pump reads the upstream stream until it ends.
@@ -396,6 +544,11 @@ func (r *relay) pump(rd *sseReader, done chan struct{}) {
 		}
 		rc, ev, ok := r.s.eventIn(f)
 		if !ok {
+			r.mu.Lock()
+			if r.loopDone == done {
+				r.bump() // something changed, even if this backend cannot say what
+			}
+			r.mu.Unlock()
 			continue
 		}
 		r.mu.Lock()
@@ -404,18 +557,16 @@ func (r *relay) pump(rd *sseReader, done chan struct{}) {
 			r.mu.Unlock()
 			return
 		}
+		r.bump()
 		if ev.Kind == registry.EventResync {
-			r.ring, r.last = nil, ""
+			r.ring, r.ringBytes, r.last = nil, 0, ""
 			r.broadcast(ev)
 			r.mu.Unlock()
 			continue
 		}
 		ev.Cursor = r.cursorOf(rc)
 		r.last = rc
-		r.ring = append(r.ring, ringEvent{rc: rc, ev: ev})
-		if len(r.ring) > ringSize {
-			r.ring = append(r.ring[:0:0], r.ring[len(r.ring)-ringSize/2:]...)
-		}
+		r.remember(ringEvent{rc: rc, ev: ev})
 		r.broadcast(ev)
 		r.mu.Unlock()
 	}

@@ -6,7 +6,11 @@
 // to runtime_unavailable with a diagnostic, passes the Runtime's own domain
 // codes on (never its text), makes creates idempotent, and relays the
 // Runtime's event stream to any number of browser streams over one upstream
-// connection. The Runtime's URL and token never leave this package: not in
+// connection, held open from Start to Close. That stream also keeps list
+// pages current: an unchanged list is answered from memory without a
+// request, and a kept page is stale at most by the stream's delivery
+// latency (a commit on the Runtime until its event arrives here; see
+// listcache.go). The Runtime's URL and token never leave this package: not in
 // an error, a diagnostic, a log line or a printed config.
 package remote
 
@@ -52,7 +56,15 @@ type Options struct {
 	// bounded("remote-", id), which the caller passes in (compat.Bounded)
 	// so this package needs no dependency on the local source.
 	HostID func(prefix, v string) string
+	// StreamIdle is how long the upstream event stream may stay silent (no
+	// event and no heartbeat: the Runtime sends one every 15 s) before it
+	// is taken for dead and reconnected; 0 means 45 s. It bounds how long a
+	// connection that died without an error can keep a stale list page.
+	StreamIdle time.Duration
 }
+
+// defaultStreamIdle is three of the Runtime's heartbeat periods.
+const defaultStreamIdle = 45 * time.Second
 
 // Source is the registry Source of one remote Runtime. It implements the
 // read core and every optional operation, plus Start and Close.
@@ -64,6 +76,7 @@ type Source struct {
 	log       *slog.Logger
 	probe     time.Duration
 	threshold int
+	idle      time.Duration // Options.StreamIdle
 
 	mu       sync.Mutex
 	info     *gen.RuntimeInfo // last successful probe's answer
@@ -73,10 +86,13 @@ type Source struct {
 	probed   bool             // at least one probe finished
 
 	relay *relay
+	lists listCache
+	nonce string // prefixes page Versions (listcache.go)
 
 	stopOnce sync.Once
 	stop     context.CancelFunc
 	done     chan struct{}
+	keepDone chan struct{} // closed when the relay's keeper has returned
 }
 
 var (
@@ -100,6 +116,9 @@ func New(cfg RuntimeConfig, opts Options) *Source {
 	}
 	if opts.ProbeInterval <= 0 {
 		opts.ProbeInterval = defaultProbeEvery
+	}
+	if opts.StreamIdle <= 0 {
+		opts.StreamIdle = defaultStreamIdle
 	}
 	if opts.FailureThreshold <= 0 {
 		opts.FailureThreshold = defaultFailures
@@ -131,8 +150,12 @@ func New(cfg RuntimeConfig, opts Options) *Source {
 	s := &Source{
 		cfg: cfg, hostID: registry.HostID(hostID(hostPrefix, string(cfg.ID))), client: client, streamer: httpc,
 		log: log.With(slog.String("runtime_id", string(cfg.ID))), probe: opts.ProbeInterval, threshold: opts.FailureThreshold,
+		idle: opts.StreamIdle,
 	}
 	s.relay = newRelay(s)
+	var nonce [6]byte
+	_, _ = rand.Read(nonce[:])
+	s.nonce = "v" + hex.EncodeToString(nonce[:])
 	return s
 }
 
@@ -152,24 +175,28 @@ func (s *Source) RuntimeID() registry.RuntimeID { return s.cfg.ID }
 func (s *Source) HostID() registry.HostID { return s.hostID }
 
 // Start probes the Runtime once (an unreachable Runtime does not stop the
-// backend: it is listed unavailable) and starts the periodic probe. It
-// never fails.
+// backend: it is listed unavailable), starts the periodic probe and opens
+// the upstream event stream, held until Close (reconnected with backoff),
+// which keeps the list cache current (listcache.go). It never fails.
 func (s *Source) Start(ctx context.Context) error {
 	s.probeOnce(ctx)
 	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.stop = cancel
 	s.done = make(chan struct{})
+	s.keepDone = make(chan struct{})
 	go s.probeLoop(pctx)
+	go s.relay.keep(pctx, s.keepDone)
 	return nil
 }
 
-// Close stops the probe and the event relay (ending its browser streams)
-// and drops idle connections.
+// Close stops the probe, the upstream event stream and the event relay
+// (ending its browser streams) and drops idle connections.
 func (s *Source) Close(context.Context) error {
 	s.stopOnce.Do(func() {
 		if s.stop != nil {
 			s.stop()
 			<-s.done
+			<-s.keepDone
 		}
 		s.relay.close()
 		s.streamer.CloseIdleConnections()

@@ -14,7 +14,10 @@ const maxSSELine = 2 << 20
 var errLineTooLong = errors.New("remote: event stream line too long")
 
 // sseReader reads Server-Sent Events frames.
-type sseReader struct{ br *bufio.Reader }
+type sseReader struct {
+	br     *bufio.Reader
+	onLine func() // if set, called for every line read (heartbeats included)
+}
 
 func newSSEReader(r io.Reader) *sseReader { return &sseReader{br: bufio.NewReaderSize(r, 64<<10)} }
 
@@ -28,6 +31,9 @@ func (r *sseReader) line() ([]byte, error) {
 			return nil, errLineTooLong
 		}
 		if err == nil {
+			if r.onLine != nil {
+				r.onLine()
+			}
 			break
 		}
 		if errors.Is(err, bufio.ErrBufferFull) {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -87,8 +88,15 @@ type Runtime struct {
 	events           atomic.Uint64
 	storeWrites      atomic.Uint64
 	storeWriteNanos  atomic.Int64
-	closeOnce        sync.Once
-	closeErr         error
+
+	// committed is the newest event seq whose commit hook has run; pages
+	// keeps list pages by the seq they were read at (pagecache.go).
+	committed   atomic.Int64
+	pages       pageCache
+	storeClosed atomic.Bool
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // liveWorker is a worker this Runtime runs (starting, active or stopping).
@@ -161,6 +169,7 @@ func Open(ctx context.Context, opts Options) (*Runtime, error) {
 		return nil, errCode(CodeRuntimeUnavailable, "the store could not be read", err)
 	}
 	r.hub.setLast(last)
+	advanceCommitted(&r.committed, last)
 	counts, err := r.store.CountByState(ctx)
 	if err != nil {
 		return nil, errCode(CodeRuntimeUnavailable, "the store could not be read", err)
@@ -173,6 +182,10 @@ func (r *Runtime) nowUTC() time.Time { return r.now().UTC() }
 
 // onCommit is the store's commit hook: it fans committed events out.
 func (r *Runtime) onCommit(evs []StoredEvent) {
+	if n := len(evs); n > 0 {
+		// Before the write returns: its caller then sees the new seq.
+		advanceCommitted(&r.committed, evs[n-1].Seq)
+	}
 	r.events.Add(uint64(len(evs)))
 	r.hub.publish(evs)
 }
@@ -384,7 +397,11 @@ func (r *Runtime) Get(ctx context.Context, id string) (Worker, error) {
 }
 
 // List returns up to limit (1..200; 0 means 100) workers with an id after
-// `after`, ascending. Errors: invalid_request (limit, cursor), runtime_unavailable.
+// `after`, ascending. An unchanged page is answered from memory
+// (pagecache.go) and is never older than a write the caller has seen
+// acknowledged. The page's Workers may be shared with other callers: read
+// them, never modify them. Errors: invalid_request (limit, cursor),
+// runtime_unavailable.
 func (r *Runtime) List(ctx context.Context, after string, limit int) (WorkerPage, error) {
 	if limit == 0 {
 		limit = 100
@@ -395,6 +412,13 @@ func (r *Runtime) List(ctx context.Context, after string, limit int) (WorkerPage
 	if after != "" && !idRE.MatchString(after) {
 		return WorkerPage{}, invalid("cursor", "not a worker id")
 	}
+	if r.storeClosed.Load() {
+		return WorkerPage{}, errCode(CodeRuntimeUnavailable, "the runtime is shut down", nil)
+	}
+	key := pageKey{after: after, limit: limit}
+	if p, ok := r.pages.get(key, r.committed.Load()); ok {
+		return p, nil
+	}
 	ws, more, seq, err := r.store.ListWorkers(ctx, after, limit)
 	if err != nil {
 		return WorkerPage{}, storeErr(err)
@@ -402,7 +426,10 @@ func (r *Runtime) List(ctx context.Context, after string, limit int) (WorkerPage
 	if ws == nil {
 		ws = []Worker{}
 	}
-	return WorkerPage{Workers: ws, More: more, Version: r.cursor(seq)}, nil
+	// Clipped: a caller's append copies instead of writing into a shared page.
+	page := WorkerPage{Workers: slices.Clip(ws), More: more, Version: r.cursor(seq)}
+	r.pages.put(key, seq, page)
+	return page, nil
 }
 
 // SendInput appends an input to the worker's transcript (role = its kind),
@@ -590,6 +617,8 @@ func (r *Runtime) Close(ctx context.Context) error {
 			execErr = c.Close()
 		}
 		r.closeErr = errors.Join(r.store.Close(), execErr)
+		r.storeClosed.Store(true)
+		r.pages.clear()
 	})
 	return r.closeErr
 }

@@ -125,9 +125,11 @@ type TranscriptPage struct {
 	LastSequence  int64 // newest (0 if none)
 }
 
-// WorkerPage is one page of workers in id order.
+// WorkerPage is one page of workers in id order. A page List answers may be
+// shared with other callers (the Runtime keeps unchanged pages in memory):
+// its Workers are read-only.
 type WorkerPage struct {
-	Workers []Worker // ascending id
+	Workers []Worker // ascending id; read-only
 	More    bool
 	Version string // changes whenever any worker in the runtime changes; same Version => same page
 }
