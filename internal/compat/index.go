@@ -74,7 +74,7 @@ type index struct {
 	pending map[string]*podRecord
 	// watched holds the pod directories with a watch.
 	watched map[string]bool
-	watcher *fsnotify.Watcher
+	watcher *watcher
 	// podsIdent is the directory pods/ was when its watch was added; a
 	// sweep that finds another one there watches again.
 	podsIdent dirIdent
@@ -184,7 +184,7 @@ func (ix *index) close() {
 }
 
 func (ix *index) openWatcher() {
-	w, err := fsnotify.NewBufferedWatcher(eventBuffer)
+	w, err := newWatcher(ix.podsDir, eventBuffer)
 	if err != nil {
 		ix.fallBack(watchFailure(err))
 		return
@@ -195,7 +195,7 @@ func (ix *index) openWatcher() {
 	// in between, the next sweep sees an identity other than the watched
 	// one and watches again (the other order could miss it for good).
 	ident, identErr := dirIdentity(ix.podsDir)
-	if err := w.Add(ix.podsDir); err != nil {
+	if err := w.addPods(); err != nil {
 		// Still (or again) not watching: no new warning for the same reason.
 		if reason := watchFailure(err); reason != ix.noWatch {
 			ix.noWatch = ""
@@ -258,7 +258,7 @@ func (ix *index) fallBack(reason string) {
 
 func (ix *index) closeWatcher() {
 	if ix.watcher != nil {
-		_ = ix.watcher.Close() // nothing is lost: the index polls instead
+		_ = ix.watcher.close() // nothing is lost: the index polls instead
 		ix.watcher = nil
 	}
 	ix.watched = map[string]bool{}
@@ -271,7 +271,7 @@ func (ix *index) watchPod(name string, force bool) {
 	if ix.watcher == nil || (ix.watched[name] && !force) {
 		return
 	}
-	if err := ix.watcher.Add(filepath.Join(ix.podsDir, name)); err != nil {
+	if err := ix.watcher.addPod(name); err != nil {
 		reason := watchFailure(err)
 		if reason == "watch_limit" || reason == "watcher_limit" {
 			ix.fallBack(reason)
@@ -321,7 +321,7 @@ func (ix *index) fullScan(ctx context.Context, watchPods bool) error {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	var watchMu sync.Mutex
-	for range scanWorkers {
+	for range scanWorkersN() {
 		wg.Go(func() {
 			for {
 				i := int(next.Add(1)) - 1
@@ -330,6 +330,12 @@ func (ix *index) fullScan(ctx context.Context, watchPods bool) error {
 				}
 				de := ents[i]
 				name, typ := de.Name(), de.Type()
+				prev := ix.records[name]
+				if prev != nil {
+					// One string per pod name, shared by the record, the
+					// maps and the watch.
+					name = prev.name
+				}
 				if typ.IsDir() && watchPods {
 					watchMu.Lock()
 					if ix.watcher != nil {
@@ -337,7 +343,7 @@ func (ix *index) fullScan(ctx context.Context, watchPods bool) error {
 					}
 					watchMu.Unlock()
 				}
-				recs[i], read[i] = ix.revalidate(ix.records[name], name, typ, false, now)
+				recs[i], read[i] = ix.revalidate(prev, name, typ, false, now)
 			}
 		})
 	}
@@ -505,8 +511,10 @@ func (ix *index) touch(name string, old *podRecord) {
 // not any more (gone, unreadable, invalid, of another workspace). first
 // publishes nothing: no stream can be open before the first snapshot.
 func (ix *index) emit(first bool) {
+	// A new map rather than clear: a cleared map keeps the buckets of its
+	// largest size (the first publish touches every pod).
+	defer func() { ix.pending = map[string]*podRecord{} }()
 	if ix.events == nil || first || len(ix.pending) == 0 {
-		clear(ix.pending)
 		return
 	}
 	evs := make([]registry.Event, 0, len(ix.pending))
@@ -523,7 +531,6 @@ func (ix *index) emit(first bool) {
 			evs = append(evs, registry.Event{Kind: registry.EventWorkerRemoved, Ref: ref})
 		}
 	}
-	clear(ix.pending)
 	slices.SortFunc(evs, func(a, b registry.Event) int { return cmp.Compare(a.Ref.WorkerID, b.Ref.WorkerID) })
 	ix.events.append(evs)
 }
@@ -669,7 +676,7 @@ func (ix *index) tick(now time.Time) {
 	if ix.resync {
 		ix.resync, ix.batchAt = false, time.Time{}
 		ix.nextSweep = now.Add(ix.reconcile)
-		clear(ix.dirty)
+		ix.dirty = map[string]bool{}
 		if err := ix.fullScan(context.Background(), true); err != nil {
 			ix.cfg.log.Debug("local pod store: sweep failed")
 		}
@@ -766,4 +773,11 @@ func (ix *index) remove(name string) {
 	if i, ok := slices.BinarySearch(ix.names, name); ok {
 		ix.names = slices.Delete(ix.names, i, i+1)
 	}
+}
+
+func scanWorkersN() int {
+	if v, err := strconv.Atoi(os.Getenv("COMPAT_SCAN_WORKERS")); err == nil && v > 0 {
+		return v
+	}
+	return scanWorkers
 }
