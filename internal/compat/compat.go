@@ -98,7 +98,6 @@ import (
 	"errors"
 	"log/slog"
 	"runtime"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -290,7 +289,7 @@ func (s *Source) Stats() Stats {
 	if snap == nil {
 		return Stats{}
 	}
-	st := Stats{Indexed: true, Pods: snap.pods, Workers: len(snap.workers), RefreshedAt: snap.builtAt}
+	st := Stats{Indexed: true, Pods: snap.pods, Workers: len(snap.listed), RefreshedAt: snap.builtAt}
 	s.mu.Lock()
 	ix := s.ix
 	s.mu.Unlock()
@@ -425,17 +424,11 @@ func (s *Source) Workers(_ context.Context, q registry.WorkerQuery) (registry.Wo
 		// bounded page rather than everything.
 		limit = registry.DefaultMaxRecords
 	}
-	start := 0
-	if q.After != "" {
-		start = sort.Search(len(snap.workers), func(i int) bool { return snap.workers[i].ID > q.After })
-	}
-	rest := snap.workers[start:]
-	if len(rest) > limit {
-		rest, page.More = rest[:limit], true
-	}
+	rest, more := snap.page(q.After, limit)
+	page.More = more
 	if len(rest) > 0 {
-		// The page shares the snapshot's immutable array (read-only, capacity
-		// cut so that an append copies): a page costs no copy.
+		// The page is shared with the snapshot (read-only, capacity cut so
+		// that an append copies): the same page again costs no copy.
 		page.Workers = rest[:len(rest):len(rest)]
 	}
 	page.Version = snap.version
@@ -453,14 +446,14 @@ func (s *Source) Worker(_ context.Context, id registry.WorkerID) (registry.Worke
 	if err := unavailable(snap); err != nil {
 		return registry.Worker{}, err
 	}
-	e, ok := snap.byID[id]
+	w, found, visible := snap.lookup(id)
 	switch {
-	case !ok:
+	case !found:
 		return registry.Worker{}, registry.UnknownWorker(ref)
-	case !e.visible:
+	case !visible:
 		return registry.Worker{}, registry.WorkerNotVisible(ref)
 	}
-	return *e.worker, nil
+	return w, nil
 }
 
 // unavailable is the runtime_unavailable error of a snapshot whose store is

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strconv"
 	"sync"
@@ -484,7 +483,7 @@ func (ix *index) publishNow() {
 		for _, n := range ix.names {
 			recs = append(recs, ix.records[n])
 		}
-		snap = build(recs)
+		snap = build(ix.cfg.hostID, recs)
 	}
 	ix.gen++
 	snap.version = strconv.FormatUint(ix.gen, 10)
@@ -524,9 +523,9 @@ func (ix *index) emit(first bool) {
 		isListed := cur != nil && cur.kind == recListed
 		ref := registry.WorkerRef{RuntimeID: RuntimeID, WorkerID: WorkerIDFor(name)}
 		switch {
-		case isListed && wasListed && reflect.DeepEqual(*old.entry.worker, *cur.entry.worker):
+		case isListed && wasListed && sameEntry(old.entry, cur.entry):
 		case isListed:
-			evs = append(evs, registry.Event{Kind: registry.EventWorkerUpserted, Ref: ref, Worker: *cur.entry.worker})
+			evs = append(evs, registry.Event{Kind: registry.EventWorkerUpserted, Ref: ref, Worker: cur.entry.worker(ix.cfg.hostID)})
 		case wasListed:
 			evs = append(evs, registry.Event{Kind: registry.EventWorkerRemoved, Ref: ref})
 		}

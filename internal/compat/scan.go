@@ -8,8 +8,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"reflect"
 	"slices"
+	"sort"
+	"sync"
 	"syscall"
 	"time"
 
@@ -54,12 +55,41 @@ const (
 	storeUnreadable            // <data-dir>/pods missing or unreadable
 )
 
-// entry is what a lookup by worker_id finds.
+// entry is the projection of one pod with usable metadata, in compact form:
+// what its Worker holds that is not the same for every local pod (worker
+// builds the Worker). It is what a lookup by worker_id finds, and it is
+// never modified once built, so snapshots share it. Held this way instead of
+// as a registry.Worker, a pod costs about a third of the memory.
 type entry struct {
-	worker *registry.Worker
+	id    registry.WorkerID
+	label string
+	// hint is the sanitized pod directory name (the display hint); label is
+	// the same string when the metadata names the pod as its directory does.
+	hint string
+	// role and profile are interned (see optionalDisplay); nil is null.
+	role, profile *string
+	// diags are the Worker's own diagnostics (nil when none).
+	diags  []registry.Diagnostic
+	status workerStatus
 	// visible is false for a pod of another workspace: it exists, so a lookup
 	// answers worker_not_visible rather than unknown_worker.
 	visible bool
+}
+
+// sameEntry reports whether a and b project to the same Worker.
+func sameEntry(a, b *entry) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.id == b.id && a.label == b.label && a.hint == b.hint && sameString(a.role, b.role) &&
+		sameString(a.profile, b.profile) && slices.Equal(a.diags, b.diags) && a.status == b.status && a.visible == b.visible
+}
+
+func sameString(a, b *string) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
 }
 
 // snapshot is the projection of the store at one moment. It is never modified
@@ -70,12 +100,15 @@ type snapshot struct {
 	// cause is the raw error behind storeUnreadable; it may hold a path and
 	// only ever travels in registry.Error.Cause.
 	cause error
-	// workers are the listed Workers, ascending by id (byte order). Pages
-	// are cut from this array and shared, read-only.
-	workers []registry.Worker
+	// hostID is the host of every Worker of the snapshot.
+	hostID registry.HostID
+	// listed are the listed pods, ascending by worker id (byte order).
+	listed []*entry
 	// byID holds every pod with a usable projection, including those of other
 	// workspaces.
-	byID  map[registry.WorkerID]entry
+	byID  map[registry.WorkerID]*entry
+	// pages holds the Worker pages built from listed so far (see page).
+	pages pageCache
 	diags []registry.Diagnostic
 	// version identifies this snapshot's content within the process ("" for
 	// a snapshot built per call, which nothing may cache).
@@ -161,7 +194,8 @@ type podRecord struct {
 	// problem is the reason word of a recProblem record ("" otherwise); an
 	// invalid read is held back by the index for a while (see index.go).
 	problem string
-	entry   entry
+	// entry is the projection (nil for recSkip and recProblem).
+	entry *entry
 	// warn is the record's diagnostic, if any (problems and stale metadata).
 	warn *registry.Diagnostic
 }
@@ -181,11 +215,11 @@ func scan(cfg scanConfig) *snapshot {
 	for _, de := range ents {
 		recs = append(recs, recordFor(cfg, de.Name(), de.Type()))
 	}
-	return build(recs)
+	return build(cfg.hostID, recs)
 }
 
 func noDataDirSnapshot() *snapshot {
-	return &snapshot{state: storeNoDataDir, byID: map[registry.WorkerID]entry{},
+	return &snapshot{state: storeNoDataDir, byID: map[registry.WorkerID]*entry{},
 		diags: []registry.Diagnostic{unavailableDiagnostic()}, builtAt: time.Now()}
 }
 
@@ -195,7 +229,7 @@ func unreadableSnapshot(cfg scanConfig, err error) *snapshot {
 		reason = "missing"
 	}
 	cfg.log.Debug("local pod store unreadable", "reason", reason)
-	return &snapshot{state: storeUnreadable, cause: err, byID: map[registry.WorkerID]entry{},
+	return &snapshot{state: storeUnreadable, cause: err, byID: map[registry.WorkerID]*entry{},
 		diags: []registry.Diagnostic{unreadableDiagnostic()}, builtAt: time.Now()}
 }
 
@@ -239,12 +273,12 @@ func recordFor(cfg scanConfig, name string, typ fs.FileMode) *podRecord {
 		return warn(DiagWorkspaceRootMissing, "workspace_root_missing",
 			"Local worker %s names no workspace; it is not listed.")
 	}
-	w := project(name, m, cfg.hostID)
+	e := project(name, m)
 	if cfg.root == "" || normalizeRoot(m.WorkspaceRoot) != cfg.root {
 		// Counted, not named: another workspace's workers are not this
 		// caller's business beyond the fact that some were skipped.
 		cfg.log.Debug("local pod not listed", "worker_id", string(id), "reason", "other_workspace")
-		rec.kind, rec.entry = recHidden, entry{worker: &w, visible: false}
+		rec.kind, rec.entry = recHidden, e
 		return rec
 	}
 	if m.WorkerName != "" && m.WorkerName != name {
@@ -254,9 +288,10 @@ func recordFor(cfg scanConfig, name string, typ fs.FileMode) *podRecord {
 			Message: fmt.Sprintf("The metadata of local worker %s disagrees with its directory; it is listed under the directory-derived id.", id),
 		}
 		// The worker carries it too (one diagnostic: within MaxDiagnostics).
-		w.Diagnostics = []registry.Diagnostic{*rec.warn}
+		e.diags = []registry.Diagnostic{*rec.warn}
 	}
-	rec.kind, rec.entry = recListed, entry{worker: &w, visible: true}
+	e.visible = true
+	rec.kind, rec.entry = recListed, e
 	return rec
 }
 
@@ -300,24 +335,28 @@ func transientProblem(reason string) bool {
 // sameProjection reports whether a and b show the same thing: a re-read that
 // finds the same projection keeps the previous record (and snapshot).
 func sameProjection(a, b *podRecord) bool {
-	if a.kind != b.kind || a.dirType != b.dirType || a.problem != b.problem || a.entry.visible != b.entry.visible {
+	if a.kind != b.kind || a.dirType != b.dirType || a.problem != b.problem {
 		return false
 	}
 	if (a.warn == nil) != (b.warn == nil) || (a.warn != nil && *a.warn != *b.warn) {
 		return false
 	}
-	if (a.entry.worker == nil) != (b.entry.worker == nil) {
-		return false
-	}
-	return a.entry.worker == nil || reflect.DeepEqual(*a.entry.worker, *b.entry.worker)
+	return sameEntry(a.entry, b.entry)
 }
 
 // build makes the snapshot of a readable store from its records, given in
-// pods-directory (name) order so that diagnostics come in that order.
-func build(recs []*podRecord) *snapshot {
-	snap := &snapshot{byID: make(map[registry.WorkerID]entry, len(recs)), pods: len(recs), builtAt: time.Now()}
+// pods-directory (name) order so that diagnostics come in that order. The
+// snapshot shares the records' entries (they are immutable).
+func build(hostID registry.HostID, recs []*podRecord) *snapshot {
+	snap := &snapshot{hostID: hostID, byID: make(map[registry.WorkerID]*entry, len(recs)), pods: len(recs), builtAt: time.Now()}
 	var warnings []registry.Diagnostic
-	var listed []*podRecord
+	n := 0
+	for _, r := range recs {
+		if r.kind == recListed {
+			n++
+		}
+	}
+	snap.listed = make([]*entry, 0, n)
 	hidden := 0
 	for _, r := range recs {
 		if r.warn != nil && len(warnings) < registry.MaxDiagnostics {
@@ -329,22 +368,13 @@ func build(recs []*podRecord) *snapshot {
 		switch r.kind {
 		case recHidden:
 			hidden++
-			snap.byID[r.entry.worker.ID] = r.entry
+			snap.byID[r.entry.id] = r.entry
 		case recListed:
-			listed = append(listed, r)
+			snap.listed = append(snap.listed, r.entry)
+			snap.byID[r.entry.id] = r.entry
 		}
 	}
-	// The listed Workers live in one array, sorted by id, that pages are cut
-	// from; the records (and the lookup map) point into it, so each Worker
-	// is held once. A record is only ever read by the index goroutine, which
-	// is the one that repoints it here.
-	slices.SortFunc(listed, func(a, b *podRecord) int { return cmp.Compare(a.entry.worker.ID, b.entry.worker.ID) })
-	snap.workers = make([]registry.Worker, len(listed))
-	for i, r := range listed {
-		snap.workers[i] = *r.entry.worker
-		r.entry.worker = &snap.workers[i]
-		snap.byID[r.entry.worker.ID] = r.entry
-	}
+	slices.SortFunc(snap.listed, func(a, b *entry) int { return cmp.Compare(a.id, b.id) })
 
 	diags := warnings
 	if hidden > 0 {
@@ -358,6 +388,80 @@ func build(recs []*podRecord) *snapshot {
 	// on every page.
 	snap.diags = registry.CapDiagnostics(diags)
 	return snap
+}
+
+// lookup finds the pod of worker id: its Worker, and whether it exists and
+// is of the current workspace.
+func (snap *snapshot) lookup(id registry.WorkerID) (w registry.Worker, found, visible bool) {
+	e, ok := snap.byID[id]
+	if !ok {
+		return registry.Worker{}, false, false
+	}
+	if !e.visible {
+		return registry.Worker{}, true, false
+	}
+	return e.worker(snap.hostID), true, true
+}
+
+// page returns at most limit listed Workers with ids above after, and whether
+// more follow. A page's Workers are built once per snapshot and shared,
+// read-only, by every call that asks for the same page (see pageCache).
+func (snap *snapshot) page(after registry.WorkerID, limit int) ([]registry.Worker, bool) {
+	start := 0
+	if after != "" {
+		start = sort.Search(len(snap.listed), func(i int) bool { return snap.listed[i].id > after })
+	}
+	end, more := len(snap.listed), false
+	if end-start > limit {
+		end, more = start+limit, true
+	}
+	if start == end {
+		return nil, more
+	}
+	return snap.pages.get(start, end, func() []registry.Worker {
+		ws := make([]registry.Worker, end-start)
+		for i, e := range snap.listed[start:end] {
+			ws[i] = e.worker(snap.hostID)
+		}
+		return ws
+	}), more
+}
+
+// maxCachedPages bounds the pages a snapshot keeps (about 43 KiB each at
+// 200 Workers); a page beyond them is built for its caller alone.
+const maxCachedPages = 64
+
+// pageCache keeps the pages of one snapshot by their bounds, so that
+// serving the same page again costs no copy: a snapshot lives until the
+// store changes, and clients ask for the same few pages (the first one
+// above all).
+type pageCache struct {
+	mu    sync.Mutex
+	pages map[[2]int][]registry.Worker
+}
+
+// get returns the page [start, end), built by fill the first time.
+func (c *pageCache) get(start, end int, fill func() []registry.Worker) []registry.Worker {
+	key := [2]int{start, end}
+	c.mu.Lock()
+	ws, ok := c.pages[key]
+	c.mu.Unlock()
+	if ok {
+		return ws
+	}
+	ws = fill()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if prev, ok := c.pages[key]; ok {
+		return prev
+	}
+	if c.pages == nil {
+		c.pages = map[[2]int][]registry.Worker{}
+	}
+	if len(c.pages) < maxCachedPages {
+		c.pages[key] = ws
+	}
+	return ws
 }
 
 func unavailableDiagnostic() registry.Diagnostic {
