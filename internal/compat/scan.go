@@ -106,7 +106,7 @@ type snapshot struct {
 	listed []*entry
 	// byID holds every pod with a usable projection, including those of other
 	// workspaces.
-	byID  map[registry.WorkerID]*entry
+	byID map[registry.WorkerID]*entry
 	// pages holds the Worker pages built from listed so far (see page).
 	pages pageCache
 	diags []registry.Diagnostic
