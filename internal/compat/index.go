@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -71,8 +72,6 @@ type index struct {
 	// its record as of that publish (nil when it had none): the next
 	// publish turns them into events.
 	pending map[string]*podRecord
-	// watched holds the pod directories with a watch.
-	watched map[string]bool
 	watcher *watcher
 	// podsIdent is the directory pods/ was when its watch was added; a
 	// sweep that finds another one there watches again.
@@ -143,7 +142,7 @@ func newIndex(cfg scanConfig, poll, reconcile time.Duration, forcePoll bool, pub
 	}
 	return &index{
 		cfg: cfg, podsDir: cfg.podsDir(), publish: publish, events: events, poll: poll, reconcile: reconcile, forcePolls: forcePoll,
-		records: map[string]*podRecord{}, pending: map[string]*podRecord{}, watched: map[string]bool{},
+		records: map[string]*podRecord{}, pending: map[string]*podRecord{},
 		dirty: map[string]bool{}, held: map[string]time.Time{}, retry: map[string]retryState{},
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}
@@ -189,7 +188,6 @@ func (ix *index) openWatcher() {
 		return
 	}
 	ix.watcher = w
-	ix.watched = map[string]bool{}
 	// The identity is taken before the watch is added: if pods/ is replaced
 	// in between, the next sweep sees an identity other than the watched
 	// one and watches again (the other order could miss it for good).
@@ -260,14 +258,14 @@ func (ix *index) closeWatcher() {
 		_ = ix.watcher.close() // nothing is lost: the index polls instead
 		ix.watcher = nil
 	}
-	ix.watched = map[string]bool{}
 	ix.watching.Store(false)
 }
 
-// watchPod adds a watch on the pod directory name. force adds it even when
-// the index believes it has one (a full scan cannot know what it missed).
-func (ix *index) watchPod(name string, force bool) {
-	if ix.watcher == nil || (ix.watched[name] && !force) {
+// watchPod adds a watch on the pod directory name, or renews the one it
+// has (one system call, cheaper than a set of the watched names: every pod
+// is in it).
+func (ix *index) watchPod(name string) {
+	if ix.watcher == nil {
 		return
 	}
 	if err := ix.watcher.addPod(name); err != nil {
@@ -279,7 +277,6 @@ func (ix *index) watchPod(name string, force bool) {
 		// still reports it, and it is not listed anyway.
 		return
 	}
-	ix.watched[name] = true
 }
 
 // fullScan reads the whole store, reusing the record of every pod whose
@@ -338,7 +335,7 @@ func (ix *index) fullScan(ctx context.Context, watchPods bool) error {
 				if typ.IsDir() && watchPods {
 					watchMu.Lock()
 					if ix.watcher != nil {
-						ix.watchPod(name, true)
+						ix.watchPod(name)
 					}
 					watchMu.Unlock()
 				}
@@ -378,11 +375,6 @@ func (ix *index) fullScan(ctx context.Context, watchPods bool) error {
 		}
 	}
 	ix.records, ix.names = records, names // os.ReadDir sorts by name
-	for name := range ix.watched {
-		if _, ok := records[name]; !ok {
-			delete(ix.watched, name)
-		}
-	}
 	for name := range ix.held {
 		if _, ok := records[name]; !ok {
 			delete(ix.held, name)
@@ -622,12 +614,9 @@ func (ix *index) note(ev fsnotify.Event) {
 		ix.podsLost, ix.resync = true, true
 		ix.watching.Store(false)
 	case dir == ix.podsDir:
-		if ev.Has(fsnotify.Create) || ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
-			// The directory's watch went with it; a directory made or
-			// renamed in its place (perhaps over it, perhaps with the same
-			// inode) needs a new one.
-			delete(ix.watched, base)
-		}
+		// A directory made or renamed in its place (perhaps over it,
+		// perhaps with the same inode) needs a new watch: applyDirty adds
+		// one to every pod it reads.
 		ix.dirty[base] = true
 	case filepath.Dir(dir) == ix.podsDir && base == metadataFileName:
 		ix.dirty[filepath.Base(dir)] = true
@@ -699,6 +688,13 @@ func (ix *index) applyDirty(now time.Time) {
 	for name := range ix.dirty {
 		delete(ix.dirty, name)
 		prev := ix.records[name]
+		if prev != nil {
+			name = prev.name
+		} else {
+			// The name is cut from an event's path: a copy of its own,
+			// not the whole path, is what the index keeps.
+			name = strings.Clone(name)
+		}
 		fi, err := os.Lstat(filepath.Join(ix.podsDir, name))
 		if err != nil {
 			if prev != nil {
@@ -706,14 +702,13 @@ func (ix *index) applyDirty(now time.Time) {
 				ix.remove(name)
 				changed = true
 			}
-			delete(ix.watched, name)
 			delete(ix.held, name)
 			delete(ix.retry, name)
 			continue
 		}
 		typ := fi.Mode().Type()
 		if typ.IsDir() {
-			ix.watchPod(name, false)
+			ix.watchPod(name)
 		}
 		// Always read: an event says the file was written, and a rewrite
 		// of the same size within one timestamp tick leaves its key as it

@@ -310,10 +310,10 @@ func (e *entry) worker(hostID registry.HostID) registry.Worker {
 		Capabilities: registry.WorkerCapabilities{CanGetWorker: true, CanStreamEvents: true},
 		// A local pod does not say when it was last seen.
 		LastSeenAt:  nil,
-		Diagnostics: e.diags,
+		Diagnostics: noDiagnostics,
 	}
-	if w.Diagnostics == nil {
-		w.Diagnostics = noDiagnostics
+	if e.diag != nil {
+		w.Diagnostics = e.diag[:]
 	}
 	switch e.status {
 	case stActivePendingSegment:

@@ -68,8 +68,9 @@ type entry struct {
 	hint string
 	// role and profile are interned (see optionalDisplay); nil is null.
 	role, profile *string
-	// diags are the Worker's own diagnostics (nil when none).
-	diags  []registry.Diagnostic
+	// diag is the Worker's one diagnostic (nil when none): an array, so
+	// that the Worker's slice of it costs no allocation.
+	diag   *[1]registry.Diagnostic
 	status workerStatus
 	// visible is false for a pod of another workspace: it exists, so a lookup
 	// answers worker_not_visible rather than unknown_worker.
@@ -82,7 +83,7 @@ func sameEntry(a, b *entry) bool {
 		return a == b
 	}
 	return a.id == b.id && a.label == b.label && a.hint == b.hint && sameString(a.role, b.role) &&
-		sameString(a.profile, b.profile) && slices.Equal(a.diags, b.diags) && a.status == b.status && a.visible == b.visible
+		sameString(a.profile, b.profile) && (a.diag == nil) == (b.diag == nil) && (a.diag == nil || *a.diag == *b.diag) && a.status == b.status && a.visible == b.visible
 }
 
 func sameString(a, b *string) bool {
@@ -288,7 +289,7 @@ func recordFor(cfg scanConfig, name string, typ fs.FileMode) *podRecord {
 			Message: fmt.Sprintf("The metadata of local worker %s disagrees with its directory; it is listed under the directory-derived id.", id),
 		}
 		// The worker carries it too (one diagnostic: within MaxDiagnostics).
-		e.diags = []registry.Diagnostic{*rec.warn}
+		e.diag = &[1]registry.Diagnostic{*rec.warn}
 	}
 	e.visible = true
 	rec.kind, rec.entry = recListed, e
