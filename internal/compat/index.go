@@ -44,8 +44,11 @@ const (
 	// eventBuffer is the watcher's event channel size; the kernel queue in
 	// front of it holds far more (fs.inotify.max_queued_events).
 	eventBuffer = 4096
-	// scanWorkers read pods in parallel at start-up and on a full resync.
-	scanWorkers = 2
+	// scanReaders read pods in parallel at start-up and on every sweep.
+	// More than the cores: with a cold page cache a read waits for the
+	// disk, not for a core (10,000 pods with the cache dropped: about
+	// 1.5–2x faster with 16 than with 2).
+	scanReaders = 16
 )
 
 // index keeps the snapshot of one store up to date. One goroutine (run) owns
@@ -288,7 +291,7 @@ func (ix *index) fullScan(ctx context.Context, watchPods bool) error {
 	if watchPods && ix.watcher != nil {
 		ix.checkPodsWatch()
 	}
-	ents, err := os.ReadDir(ix.podsDir)
+	pods, ents, done, err := listPods(ix.podsDir)
 	if err != nil {
 		for name, old := range ix.records {
 			ix.touch(name, old)
@@ -310,14 +313,18 @@ func (ix *index) fullScan(ctx context.Context, watchPods bool) error {
 		ix.publishNow()
 		return nil
 	}
+	defer done()
 	wasUnreadable := ix.state != storeOK
 	ix.state, ix.cause = storeOK, nil
+	if watchPods && ix.watcher != nil {
+		ix.watcher.reserve(len(ents))
+	}
 	recs := make([]*podRecord, len(ents))
 	read := make([]bool, len(ents))
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	var watchMu sync.Mutex
-	for range scanWorkersN() {
+	for range scanReaders {
 		wg.Go(func() {
 			for {
 				i := int(next.Add(1)) - 1
@@ -339,7 +346,7 @@ func (ix *index) fullScan(ctx context.Context, watchPods bool) error {
 					}
 					watchMu.Unlock()
 				}
-				recs[i], read[i] = ix.revalidate(prev, name, typ, false, now)
+				recs[i], read[i] = ix.revalidate(prev, pods, name, typ, false, now)
 			}
 		})
 	}
@@ -374,7 +381,7 @@ func (ix *index) fullScan(ctx context.Context, watchPods bool) error {
 			ix.touch(name, old)
 		}
 	}
-	ix.records, ix.names = records, names // os.ReadDir sorts by name
+	ix.records, ix.names = records, names // listPods sorts by name
 	for name := range ix.held {
 		if _, ok := records[name]; !ok {
 			delete(ix.held, name)
@@ -401,18 +408,18 @@ func (ix *index) fullScan(ctx context.Context, watchPods bool) error {
 // force reads whatever the key. A read that projects the same as prev keeps
 // prev (with the new key), so that nothing is published for it. It only reads
 // the index's maps, so the goroutines of a full scan may call it at once.
-func (ix *index) revalidate(prev *podRecord, name string, typ fs.FileMode, force bool, now time.Time) (*podRecord, bool) {
+func (ix *index) revalidate(prev *podRecord, pods podsHandle, name string, typ fs.FileMode, force bool, now time.Time) (*podRecord, bool) {
 	typ = typ.Type()
 	if prev != nil && !force && prev.dirType == typ {
 		if !typ.IsDir() {
 			return prev, false
 		}
-		if ix.trusted(prev, now) && prev.key == ix.cfg.statKey(name) {
+		if ix.trusted(prev, now) && prev.key == ix.cfg.statKey(pods, name) {
 			return prev, false
 		}
 	}
 	ix.reads.Add(1)
-	rec := recordFor(ix.cfg, name, typ)
+	rec := recordFor(ix.cfg, pods, name, typ)
 	if prev != nil && sameProjection(prev, rec) {
 		// Only the index goroutine (or the one scan goroutine that owns
 		// this pod) touches a record; the snapshot holds its own copies.
@@ -713,7 +720,7 @@ func (ix *index) applyDirty(now time.Time) {
 		// Always read: an event says the file was written, and a rewrite
 		// of the same size within one timestamp tick leaves its key as it
 		// was. Held pods and due retries are read again the same way.
-		rec, read := ix.revalidate(prev, name, typ, true, now)
+		rec, read := ix.revalidate(prev, byPath(ix.podsDir), name, typ, true, now)
 		ix.noteRetry(rec, read, now)
 		if rec == prev {
 			continue
@@ -767,11 +774,4 @@ func (ix *index) remove(name string) {
 	if i, ok := slices.BinarySearch(ix.names, name); ok {
 		ix.names = slices.Delete(ix.names, i, i+1)
 	}
-}
-
-func scanWorkersN() int {
-	if v, err := strconv.Atoi(os.Getenv("COMPAT_SCAN_WORKERS")); err == nil && v > 0 {
-		return v
-	}
-	return scanWorkers
 }

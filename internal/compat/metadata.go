@@ -253,7 +253,10 @@ func project(podName string, m *podMetadata) *entry {
 	if label == "" {
 		label = "worker"
 	}
-	e := &entry{id: WorkerIDFor(podName), label: label, hint: hint, status: stMetadataOnly}
+	e := &entry{id: WorkerIDFor(podName), hint: hint, status: stMetadataOnly}
+	if label != hint {
+		e.label = label
+	}
 	if m.Manifest != nil {
 		var claimed nameRef
 		if m.Manifest.RoleClaim != nil {
@@ -291,7 +294,7 @@ func (e *entry) worker(hostID registry.HostID) registry.Worker {
 		ID:        e.id,
 		RuntimeID: RuntimeID,
 		HostID:    hostID,
-		Label:     e.label,
+		Label:     e.labelOrHint(),
 		Role:      e.role,
 		Profile:   e.profile,
 		State:     registry.WorkerMetadataOnly,

@@ -25,7 +25,8 @@ func openMetadata(podDir string) (*os.File, error) {
 // byte is read: one byte more than the limit is enough to tell that the file
 // is over it. A file whose size or times change while it is read was caught
 // mid-write: it is reported invalid ("changed_during_read"), never decoded.
-func readMetadataFile(podDir string) ([]byte, fileKey, *podProblem) {
+func readMetadataFile(pods podsHandle, name string) ([]byte, fileKey, *podProblem) {
+	podDir := pods.podDir(name)
 	fi, err := os.Lstat(filepath.Join(podDir, metadataFileName))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -64,6 +65,19 @@ func readMetadataFile(podDir string) ([]byte, fileKey, *podProblem) {
 	}
 	return data, key, nil
 }
+
+// statMetadata is the key of pod name's metadata.json as it is now, without
+// opening it (zero when it cannot be stat'ed).
+func statMetadata(pods podsHandle, name string) fileKey {
+	fi, err := os.Lstat(filepath.Join(pods.podDir(name), metadataFileName))
+	if err != nil {
+		return fileKey{}
+	}
+	return keyOf(fi)
+}
+
+// dirFD is -1: off Linux pods are opened by path.
+func dirFD(*os.File) int { return -1 }
 
 // keyOf is the key of fi (zero when fi is nil). Off Linux it leaves out the
 // inode and ctime.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -61,11 +60,11 @@ const (
 // never modified once built, so snapshots share it. Held this way instead of
 // as a registry.Worker, a pod costs about a third of the memory.
 type entry struct {
-	id    registry.WorkerID
-	label string
+	id registry.WorkerID
 	// hint is the sanitized pod directory name (the display hint); label is
-	// the same string when the metadata names the pod as its directory does.
-	hint string
+	// the Worker's label when it is another ("" when the metadata names the
+	// pod as its directory does: a label is never empty).
+	hint, label string
 	// role and profile are interned (see optionalDisplay); nil is null.
 	role, profile *string
 	// diag is the Worker's one diagnostic (nil when none): an array, so
@@ -75,6 +74,14 @@ type entry struct {
 	// visible is false for a pod of another workspace: it exists, so a lookup
 	// answers worker_not_visible rather than unknown_worker.
 	visible bool
+}
+
+// labelOrHint is the Worker's label.
+func (e *entry) labelOrHint() string {
+	if e.label == "" {
+		return e.hint
+	}
+	return e.label
 }
 
 // sameEntry reports whether a and b project to the same Worker.
@@ -160,8 +167,8 @@ func (cfg scanConfig) adjustKey(k fileKey) fileKey {
 
 // statKey is the key of pod name's metadata.json as it is now, without
 // opening it (zero when it cannot be stat'ed).
-func (cfg scanConfig) statKey(name string) fileKey {
-	return cfg.adjustKey(statMetadata(filepath.Join(cfg.podsDir(), name)))
+func (cfg scanConfig) statKey(pods podsHandle, name string) fileKey {
+	return cfg.adjustKey(statMetadata(pods, name))
 }
 
 // recordKind says what one entry of the pods directory amounts to.
@@ -208,13 +215,14 @@ func scan(cfg scanConfig) *snapshot {
 	if cfg.dataDir == "" {
 		return noDataDirSnapshot()
 	}
-	ents, err := os.ReadDir(cfg.podsDir())
+	pods, ents, done, err := listPods(cfg.podsDir())
 	if err != nil {
 		return unreadableSnapshot(cfg, err)
 	}
+	defer done()
 	recs := make([]*podRecord, 0, len(ents))
 	for _, de := range ents {
-		recs = append(recs, recordFor(cfg, de.Name(), de.Type()))
+		recs = append(recs, recordFor(cfg, pods, de.Name(), de.Type()))
 	}
 	return build(cfg.hostID, recs)
 }
@@ -236,7 +244,7 @@ func unreadableSnapshot(cfg scanConfig, err error) *snapshot {
 
 // recordFor projects the entry name of the pods directory, whose directory
 // entry type is typ.
-func recordFor(cfg scanConfig, name string, typ fs.FileMode) *podRecord {
+func recordFor(cfg scanConfig, pods podsHandle, name string, typ fs.FileMode) *podRecord {
 	rec := &podRecord{name: name, dirType: typ.Type()}
 	id := WorkerIDFor(name)
 	warn := func(code, reason, format string) *podRecord {
@@ -260,9 +268,9 @@ func recordFor(cfg scanConfig, name string, typ fs.FileMode) *podRecord {
 	var key fileKey
 	var prob *podProblem
 	if cfg.hooks != nil && cfg.hooks.failRead != nil && cfg.hooks.failRead(name) {
-		key, prob = statMetadata(filepath.Join(cfg.podsDir(), name)), unreadable("open_failed", syscall.EMFILE)
+		key, prob = statMetadata(pods, name), unreadable("open_failed", syscall.EMFILE)
 	} else {
-		m, key, prob = readPod(cfg.podsDir(), name)
+		m, key, prob = readPod(pods, name)
 	}
 	rec.key = cfg.adjustKey(key)
 	rec.racy = racyKey(rec.key, start)
@@ -497,8 +505,8 @@ func invalid(reason string, cause error) *podProblem {
 // podsDir, and returns the identity of the file it read. It never follows a
 // symlink, never blocks on a special file and never reads more than 1 MiB + 1
 // byte.
-func readPod(podsDir, name string) (*podMetadata, fileKey, *podProblem) {
-	data, key, prob := readMetadataFile(filepath.Join(podsDir, name))
+func readPod(pods podsHandle, name string) (*podMetadata, fileKey, *podProblem) {
+	data, key, prob := readMetadataFile(pods, name)
 	if prob != nil {
 		return nil, key, prob
 	}

@@ -74,6 +74,16 @@ func (w *watcher) addPods() error {
 	return nil
 }
 
+// reserve sizes the table of pod watches for n pods when it is empty (the
+// first sweep adds every pod): no rehash garbage on the way there.
+func (w *watcher) reserve(n int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.pods) == 0 {
+		w.pods = make(map[int32]string, n)
+	}
+}
+
 // addPod watches the pod directory name (kept as given: pass the string the
 // index holds anyway).
 func (w *watcher) addPod(name string) error {

@@ -31,6 +31,9 @@ func newWatcher(podsDir string, buffer int) (*watcher, error) {
 // addPods watches pods/ itself.
 func (w *watcher) addPods() error { return w.w.Add(w.podsDir) }
 
+// reserve does nothing: fsnotify sizes its own tables.
+func (w *watcher) reserve(int) {}
+
 // addPod watches the pod directory name.
 func (w *watcher) addPod(name string) error { return w.w.Add(filepath.Join(w.podsDir, name)) }
 
