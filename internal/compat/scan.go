@@ -112,9 +112,11 @@ type snapshot struct {
 	hostID registry.HostID
 	// listed are the listed pods, ascending by worker id (byte order).
 	listed []*entry
-	// byID holds every pod with a usable projection, including those of other
-	// workspaces.
-	byID map[registry.WorkerID]*entry
+	// hidden are the pods of other workspaces, ascending by worker id: a
+	// lookup finds them (worker_not_visible). A lookup is a binary search of
+	// listed and then of hidden: no map of every pod to build per snapshot
+	// (3 MiB at 100,000 pods), for about 0.3 µs more per lookup.
+	hidden []*entry
 	// pages holds the Worker pages built from listed so far (see page).
 	pages pageCache
 	diags []registry.Diagnostic
@@ -228,7 +230,7 @@ func scan(cfg scanConfig) *snapshot {
 }
 
 func noDataDirSnapshot() *snapshot {
-	return &snapshot{state: storeNoDataDir, byID: map[registry.WorkerID]*entry{},
+	return &snapshot{state: storeNoDataDir,
 		diags: []registry.Diagnostic{unavailableDiagnostic()}, builtAt: time.Now()}
 }
 
@@ -238,7 +240,7 @@ func unreadableSnapshot(cfg scanConfig, err error) *snapshot {
 		reason = "missing"
 	}
 	cfg.log.Debug("local pod store unreadable", "reason", reason)
-	return &snapshot{state: storeUnreadable, cause: err, byID: map[registry.WorkerID]*entry{},
+	return &snapshot{state: storeUnreadable, cause: err,
 		diags: []registry.Diagnostic{unreadableDiagnostic()}, builtAt: time.Now()}
 }
 
@@ -357,7 +359,7 @@ func sameProjection(a, b *podRecord) bool {
 // pods-directory (name) order so that diagnostics come in that order. The
 // snapshot shares the records' entries (they are immutable).
 func build(hostID registry.HostID, recs []*podRecord) *snapshot {
-	snap := &snapshot{hostID: hostID, byID: make(map[registry.WorkerID]*entry, len(recs)), pods: len(recs), builtAt: time.Now()}
+	snap := &snapshot{hostID: hostID, pods: len(recs), builtAt: time.Now()}
 	var warnings []registry.Diagnostic
 	n := 0
 	for _, r := range recs {
@@ -377,13 +379,14 @@ func build(hostID registry.HostID, recs []*podRecord) *snapshot {
 		switch r.kind {
 		case recHidden:
 			hidden++
-			snap.byID[r.entry.id] = r.entry
+			snap.hidden = append(snap.hidden, r.entry)
 		case recListed:
 			snap.listed = append(snap.listed, r.entry)
-			snap.byID[r.entry.id] = r.entry
 		}
 	}
-	slices.SortFunc(snap.listed, func(a, b *entry) int { return cmp.Compare(a.id, b.id) })
+	byID := func(a, b *entry) int { return cmp.Compare(a.id, b.id) }
+	slices.SortFunc(snap.listed, byID)
+	slices.SortFunc(snap.hidden, byID)
 
 	diags := warnings
 	if hidden > 0 {
@@ -402,14 +405,22 @@ func build(hostID registry.HostID, recs []*podRecord) *snapshot {
 // lookup finds the pod of worker id: its Worker, and whether it exists and
 // is of the current workspace.
 func (snap *snapshot) lookup(id registry.WorkerID) (w registry.Worker, found, visible bool) {
-	e, ok := snap.byID[id]
-	if !ok {
-		return registry.Worker{}, false, false
+	if e := findEntry(snap.listed, id); e != nil {
+		return e.worker(snap.hostID), true, true
 	}
-	if !e.visible {
+	if findEntry(snap.hidden, id) != nil {
 		return registry.Worker{}, true, false
 	}
-	return e.worker(snap.hostID), true, true
+	return registry.Worker{}, false, false
+}
+
+// findEntry is the entry of id in es (sorted by id), nil when there is none.
+func findEntry(es []*entry, id registry.WorkerID) *entry {
+	i, ok := slices.BinarySearchFunc(es, id, func(e *entry, id registry.WorkerID) int { return cmp.Compare(e.id, id) })
+	if !ok {
+		return nil
+	}
+	return es[i]
 }
 
 // page returns at most limit listed Workers with ids above after, and whether
