@@ -191,17 +191,6 @@ func fstat(fd int, st *syscall.Stat_t) error {
 	}
 }
 
-// keyOf is the key of fi (zero when fi is nil).
-func keyOf(fi fs.FileInfo) fileKey {
-	if fi == nil {
-		return fileKey{}
-	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return keyOfStat(st)
-	}
-	return fileKey{size: fi.Size(), mtime: fi.ModTime().UnixNano(), mode: uint32(fi.Mode())}
-}
-
 // keyOfStat is the key of a raw stat result.
 func keyOfStat(st *syscall.Stat_t) fileKey {
 	return fileKey{

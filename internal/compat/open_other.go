@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // openMetadata opens podDir/metadata.json without following a final symlink.
@@ -86,4 +87,12 @@ func keyOf(fi fs.FileInfo) fileKey {
 		return fileKey{}
 	}
 	return fileKey{size: fi.Size(), mtime: fi.ModTime().UnixNano(), mode: uint32(fi.Mode())}
+}
+
+// linkCount is the number of hard links of fi (1 when unknown).
+func linkCount(fi fs.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return uint64(st.Nlink) //nolint:unconvert // the type differs between systems
+	}
+	return 1
 }

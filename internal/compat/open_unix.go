@@ -4,7 +4,6 @@ package compat
 
 import (
 	"cmp"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -56,11 +55,3 @@ func (p podsHandle) podDir(name string) string { return filepath.Join(p.path, na
 // metadataOpenFlags never follow a final symlink and never wait for a writer
 // on a FIFO.
 const metadataOpenFlags = syscall.O_RDONLY | syscall.O_NOFOLLOW | syscall.O_NONBLOCK | syscall.O_CLOEXEC
-
-// linkCount is the number of hard links of fi (1 when unknown).
-func linkCount(fi fs.FileInfo) uint64 {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return uint64(st.Nlink) //nolint:unconvert // the type differs between systems
-	}
-	return 1
-}
