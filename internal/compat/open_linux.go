@@ -130,8 +130,8 @@ func statMetadata(pods podsHandle, name string) fileKey {
 // dirFD is f's descriptor, which the scan opens pods relative to.
 func dirFD(f *os.File) int { return int(f.Fd()) } //nolint:gosec // a descriptor fits an int
 
-// noOpenat2 is set once openat2 answered ENOSYS (a kernel before 5.6, or a
-// sandbox that filters it): the pod directory is then opened first.
+// noOpenat2 is set once openat2 turned out unavailable (a kernel before
+// 5.6, or a sandbox that filters it): the pod directory is then opened first.
 var noOpenat2 atomic.Bool
 
 // openMetadataFD opens name/metadata.json under pods. With a descriptor of
@@ -147,15 +147,29 @@ func openMetadataFD(pods podsHandle, name string) (int, error) {
 			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
 		}
 		fd, err := retry(func() (int, error) { return unix.Openat2(pods.fd, name+"/"+metadataFileName, &how) })
-		if err != unix.ENOSYS { //nolint:errorlint // raw syscall errors are bare Errno values
-			if err != nil {
-				return -1, &os.PathError{Op: "openat2", Path: metadataFileName, Err: err}
-			}
+		switch {
+		case err == nil:
 			return fd, nil
+		case errors.Is(err, unix.ENOSYS), errors.Is(err, unix.EPERM):
+			// No openat2 here: ENOSYS, or EPERM from a seccomp filter that
+			// does not know it (older container runtimes). The open below
+			// decides; if it succeeds where openat2 was refused, openat2 is
+			// not tried again.
+			fd, ferr := openMetadataAt(pods.podDir(name))
+			if ferr == nil {
+				noOpenat2.Store(true)
+			}
+			return fd, ferr
+		default:
+			return -1, &os.PathError{Op: "openat2", Path: metadataFileName, Err: err}
 		}
-		noOpenat2.Store(true)
 	}
-	podDir := pods.podDir(name)
+	return openMetadataAt(pods.podDir(name))
+}
+
+// openMetadataAt opens podDir/metadata.json: the pod directory with
+// O_NOFOLLOW, then the file relative to it with openat.
+func openMetadataAt(podDir string) (int, error) {
 	dir, err := retry(func() (int, error) {
 		return syscall.Open(podDir, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
 	})
