@@ -5,8 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/metrics"
+	"runtime/pprof"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/workspace-backend/runtime-registry/internal/benchstore"
 	"github.com/workspace-backend/runtime-registry/internal/compat"
@@ -42,6 +46,12 @@ func benchStore(b *testing.B, n int) string {
 		storesDir = d
 	}
 	dir := filepath.Join(storesDir, fmt.Sprint(n))
+	if shared := os.Getenv("COMPAT_BENCH_STORES"); shared != "" {
+		// A directory of stores kept between runs (cmd/loadbench's
+		// -store-dir holds the same ones): 100,000 pods take a while to
+		// generate.
+		dir = filepath.Join(shared, fmt.Sprintf("pods-%d", n))
+	}
 	if err := benchstore.Generate(dir, n, benchRoot); err != nil {
 		b.Fatal(err)
 	}
@@ -154,5 +164,94 @@ func BenchmarkStart(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// BenchmarkIndexMemory is what a started index holds per pod: the live heap
+// after Start and a collection, less the heap before it, divided by the pods
+// (B/pod), and the highest heap goal the collector set during Start, the
+// best in-process stand-in for the peak RSS of the first scan (goal-MiB).
+// COMPAT_HEAPPROFILE=file writes a heap profile of the largest store's
+// index (go tool pprof -sample_index=inuse_space).
+func BenchmarkIndexMemory(b *testing.B) {
+	for _, n := range benchSizes {
+		dir := benchStore(b, n)
+		b.Run(fmt.Sprintf("pods=%d", n), func(b *testing.B) {
+			var perPod, goal float64
+			for b.Loop() {
+				runtime.GC()
+				before := heapLive()
+				peak := newGoalWatch()
+				s := compat.New(compat.Config{WorkspaceID: "bench", WorkspaceRoot: benchRoot, DataDir: dir})
+				if err := s.Start(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+				// The pod watches are added by the index goroutine right
+				// after Start: wait for that sweep before measuring.
+				for !s.Stats().Watching {
+					time.Sleep(time.Millisecond)
+				}
+				goal = peak.stop()
+				runtime.GC()
+				perPod = float64(heapLive()-before) / float64(n)
+				if path := os.Getenv("COMPAT_HEAPPROFILE"); path != "" && n == benchSizes[len(benchSizes)-1] {
+					writeHeapProfile(b, path)
+				}
+				runtime.KeepAlive(s)
+				_ = s.Close()
+			}
+			b.ReportMetric(perPod, "B/pod")
+			b.ReportMetric(goal/(1<<20), "goal-MiB")
+		})
+	}
+}
+
+// heapLive is the heap's bytes in live objects as of the last collection.
+func heapLive() int64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
+}
+
+// goalWatch samples the collector's heap goal until stopped and keeps the
+// highest.
+type goalWatch struct {
+	done chan struct{}
+	max  chan float64
+}
+
+func newGoalWatch() *goalWatch {
+	g := &goalWatch{done: make(chan struct{}), max: make(chan float64, 1)}
+	go func() {
+		sample := []metrics.Sample{{Name: "/gc/heap/goal:bytes"}}
+		top := 0.0
+		for {
+			metrics.Read(sample)
+			top = max(top, float64(sample[0].Value.Uint64()))
+			select {
+			case <-g.done:
+				g.max <- top
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}()
+	return g
+}
+
+func (g *goalWatch) stop() float64 {
+	close(g.done)
+	return <-g.max
+}
+
+func writeHeapProfile(b *testing.B, path string) {
+	b.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = f.Close() }()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		b.Fatal(err)
 	}
 }

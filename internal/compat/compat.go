@@ -11,8 +11,10 @@
 //     metadata.json that is one, are reported as unreadable and not listed.
 //     Following them would let whoever can write the store make the backend
 //     read, and project to the browser, any file the server can read outside
-//     the data dir. On Linux the pod directory is opened with O_NOFOLLOW and
-//     the file relative to it, so a link swapped in after the listing is
+//     the data dir. On Linux a sweep opens each file relative to pods/ with
+//     openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS) (elsewhere, and where
+//     openat2 is unavailable, the pod directory is opened with O_NOFOLLOW and
+//     the file relative to it), so a link swapped in after the listing is
 //     refused too. The configured data dir and its pods/ are configuration,
 //     not store content: they may be symlinks.
 //   - A metadata.json with more than one hard link is refused like a
@@ -31,15 +33,17 @@
 // # Index
 //
 // A started Source (Start) answers from an in-memory index: an immutable
-// snapshot (Workers sorted by id, a map from worker_id to projection, the
+// snapshot (each pod's compact projection, sorted by worker id, the
 // diagnostics and a generation) that is swapped atomically whenever the store
-// changes. A lookup is one map access; a list page is a binary search and a
-// copy of at most limit Workers; neither touches the filesystem. Start reads
-// the store once (on two goroutines) and publishes the first snapshot before
+// changes. A lookup is a binary search; a list page is a binary search and,
+// the first time the snapshot is asked for it, the building of at most limit
+// Workers (kept with the snapshot for the next request); neither touches the
+// filesystem. Start reads the store once (on 16 goroutines: with a cold page
+// cache the reads wait for the disk) and publishes the first snapshot before
 // it returns, so the first request after start-up is already correct.
 //
 // Freshness. The index watches pods/ and every pod directory with inotify
-// (github.com/fsnotify/fsnotify). Events are gathered for 20 ms and then only
+// (its own on Linux, github.com/fsnotify/fsnotify elsewhere). Events are gathered for 20 ms and then only
 // the pods they name are read again (always: a rewrite of the same size
 // within one timestamp tick leaves the file's key as it was). A change
 // therefore shows within about 20 ms plus the rebuild of the snapshot (a few
@@ -98,7 +102,6 @@ import (
 	"errors"
 	"log/slog"
 	"runtime"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -293,7 +296,7 @@ func (s *Source) Stats() Stats {
 	if snap == nil {
 		return Stats{}
 	}
-	st := Stats{Indexed: true, Pods: snap.pods, Workers: len(snap.workers), RefreshedAt: snap.builtAt}
+	st := Stats{Indexed: true, Pods: snap.pods, Workers: len(snap.listed), RefreshedAt: snap.builtAt}
 	s.mu.Lock()
 	ix := s.ix
 	s.mu.Unlock()
@@ -428,17 +431,11 @@ func (s *Source) Workers(_ context.Context, q registry.WorkerQuery) (registry.Wo
 		// bounded page rather than everything.
 		limit = registry.DefaultMaxRecords
 	}
-	start := 0
-	if q.After != "" {
-		start = sort.Search(len(snap.workers), func(i int) bool { return snap.workers[i].ID > q.After })
-	}
-	rest := snap.workers[start:]
-	if len(rest) > limit {
-		rest, page.More = rest[:limit], true
-	}
+	rest, more := snap.page(q.After, limit)
+	page.More = more
 	if len(rest) > 0 {
-		// The page shares the snapshot's immutable array (read-only, capacity
-		// cut so that an append copies): a page costs no copy.
+		// The page is shared with the snapshot (read-only, capacity cut so
+		// that an append copies): the same page again costs no copy.
 		page.Workers = rest[:len(rest):len(rest)]
 	}
 	page.Version = snap.version
@@ -469,14 +466,14 @@ func (s *Source) lookup(id registry.WorkerID) (registry.Worker, *snapshot, error
 	if err := unavailable(snap); err != nil {
 		return registry.Worker{}, snap, err
 	}
-	e, ok := snap.byID[id]
+	w, found, visible := snap.lookup(id)
 	switch {
-	case !ok:
+	case !found:
 		return registry.Worker{}, snap, registry.UnknownWorker(ref)
-	case !e.visible:
+	case !visible:
 		return registry.Worker{}, snap, registry.WorkerNotVisible(ref)
 	}
-	return *e.worker, snap, nil
+	return w, snap, nil
 }
 
 // unavailable is the runtime_unavailable error of a snapshot whose store is

@@ -34,9 +34,12 @@ type eventLog struct {
 	epoch  string
 	buffer int
 
-	mu     sync.Mutex
-	seq    uint64 // sequence of the latest event; 0 before the first
+	mu  sync.Mutex
+	seq uint64 // sequence of the latest event; 0 before the first
+	// ring grows up to max events (a log of a store that does not change
+	// holds none), then wraps.
 	ring   []registry.Event
+	max    int
 	head   int // index in ring of the oldest retained event
 	size   int // retained events
 	subs   map[*eventStream]struct{}
@@ -53,7 +56,7 @@ func newEventLog(ring, buffer int) *eventLog {
 	var b [epochBytes]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on Linux (Go 1.24+)
 	return &eventLog{epoch: hex.EncodeToString(b[:]), buffer: buffer,
-		ring: make([]registry.Event, ring), subs: map[*eventStream]struct{}{}}
+		max: ring, subs: map[*eventStream]struct{}{}}
 }
 
 // cursor is the cursor of event seq.
@@ -92,8 +95,9 @@ func (l *eventLog) append(evs []registry.Event) {
 	for _, ev := range evs {
 		l.seq++
 		ev.Cursor = l.cursor(l.seq)
-		if l.size < len(l.ring) {
-			l.ring[(l.head+l.size)%len(l.ring)] = ev
+		if l.size < l.max {
+			// Not full yet, so never wrapped: head is 0.
+			l.ring = append(l.ring, ev)
 			l.size++
 		} else {
 			l.ring[l.head] = ev

@@ -241,10 +241,10 @@ const (
 	statusMetadataOnly         = "metadata_only"
 )
 
-// project builds the browser-safe Worker of one pod of the current workspace.
-// Only display strings are taken from the metadata; the ids come from the pod
-// directory name and the configured workspace.
-func project(podName string, m *podMetadata, hostID registry.HostID) registry.Worker {
+// project builds the compact projection of one pod (see entry): only display
+// strings are taken from the metadata; the id comes from the pod directory
+// name.
+func project(podName string, m *podMetadata) *entry {
 	hint := sanitizeDisplay(podName)
 	label := sanitizeDisplay(m.WorkerName)
 	if label == "" || label == hint {
@@ -253,11 +253,50 @@ func project(podName string, m *podMetadata, hostID registry.HostID) registry.Wo
 	if label == "" {
 		label = "worker"
 	}
+	e := &entry{id: WorkerIDFor(podName), hint: hint, status: stMetadataOnly}
+	if label != hint {
+		e.label = label
+	}
+	if m.Manifest != nil {
+		var claimed nameRef
+		if m.Manifest.RoleClaim != nil {
+			claimed = m.Manifest.RoleClaim.Role
+		}
+		e.role = optionalDisplay(m.Manifest.Role, claimed)
+		e.profile = optionalDisplay(m.Manifest.ProfileSelector, m.Manifest.Profile)
+	}
+	if m.Active != nil {
+		e.status = stActivePendingSegment
+		if m.Active.SegmentID != "" {
+			e.status = stActiveSegment
+		}
+	}
+	return e
+}
+
+// workerStatus is the state and status of a projected pod, in one byte.
+type workerStatus uint8
+
+const (
+	stMetadataOnly workerStatus = iota
+	stActivePendingSegment
+	stActiveSegment
+)
+
+// noDiagnostics is the Diagnostics of a Worker without any: empty, never nil,
+// and shared (capacity 0, so an append copies).
+var noDiagnostics = []registry.Diagnostic{}
+
+// worker builds the browser-safe Worker of e on the host hostID. It
+// allocates nothing: every string and slice it holds is e's (and immutable).
+func (e *entry) worker(hostID registry.HostID) registry.Worker {
 	w := registry.Worker{
-		ID:        WorkerIDFor(podName),
+		ID:        e.id,
 		RuntimeID: RuntimeID,
 		HostID:    hostID,
-		Label:     label,
+		Label:     e.labelOrHint(),
+		Role:      e.role,
+		Profile:   e.profile,
 		State:     registry.WorkerMetadataOnly,
 		Status:    statusMetadataOnly,
 		Workspace: registry.WorkerWorkspace{
@@ -266,7 +305,7 @@ func project(podName string, m *podMetadata, hostID registry.HostID) registry.Wo
 		},
 		Implementation: registry.WorkerImplementation{
 			Kind:        registry.ImplementationLocalPod,
-			DisplayHint: hint,
+			DisplayHint: e.hint,
 		},
 		// The backend can read a local pod's metadata and stream its changes
 		// (from the index) but has no route to its process: stop, input,
@@ -274,22 +313,16 @@ func project(podName string, m *podMetadata, hostID registry.HostID) registry.Wo
 		Capabilities: registry.WorkerCapabilities{CanGetWorker: true, CanStreamEvents: true},
 		// A local pod does not say when it was last seen.
 		LastSeenAt:  nil,
-		Diagnostics: []registry.Diagnostic{},
+		Diagnostics: noDiagnostics,
 	}
-	if m.Manifest != nil {
-		var claimed nameRef
-		if m.Manifest.RoleClaim != nil {
-			claimed = m.Manifest.RoleClaim.Role
-		}
-		w.Role = optionalDisplay(m.Manifest.Role, claimed)
-		w.Profile = optionalDisplay(m.Manifest.ProfileSelector, m.Manifest.Profile)
+	if e.diag != nil {
+		w.Diagnostics = e.diag[:]
 	}
-	if m.Active != nil {
-		w.State = registry.WorkerActive
-		w.Status = statusActivePendingSegment
-		if m.Active.SegmentID != "" {
-			w.Status = statusActiveSegment
-		}
+	switch e.status {
+	case stActivePendingSegment:
+		w.State, w.Status = registry.WorkerActive, statusActivePendingSegment
+	case stActiveSegment:
+		w.State, w.Status = registry.WorkerActive, statusActiveSegment
 	}
 	return w
 }

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // openMetadata opens podDir/metadata.json without following a final symlink.
@@ -25,7 +26,8 @@ func openMetadata(podDir string) (*os.File, error) {
 // byte is read: one byte more than the limit is enough to tell that the file
 // is over it. A file whose size or times change while it is read was caught
 // mid-write: it is reported invalid ("changed_during_read"), never decoded.
-func readMetadataFile(podDir string) ([]byte, fileKey, *podProblem) {
+func readMetadataFile(pods podsHandle, name string) ([]byte, fileKey, *podProblem) {
+	podDir := pods.podDir(name)
 	fi, err := os.Lstat(filepath.Join(podDir, metadataFileName))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -65,6 +67,19 @@ func readMetadataFile(podDir string) ([]byte, fileKey, *podProblem) {
 	return data, key, nil
 }
 
+// statMetadata is the key of pod name's metadata.json as it is now, without
+// opening it (zero when it cannot be stat'ed).
+func statMetadata(pods podsHandle, name string) fileKey {
+	fi, err := os.Lstat(filepath.Join(pods.podDir(name), metadataFileName))
+	if err != nil {
+		return fileKey{}
+	}
+	return keyOf(fi)
+}
+
+// dirFD is -1: off Linux pods are opened by path.
+func dirFD(*os.File) int { return -1 }
+
 // keyOf is the key of fi (zero when fi is nil). Off Linux it leaves out the
 // inode and ctime.
 func keyOf(fi fs.FileInfo) fileKey {
@@ -72,4 +87,12 @@ func keyOf(fi fs.FileInfo) fileKey {
 		return fileKey{}
 	}
 	return fileKey{size: fi.Size(), mtime: fi.ModTime().UnixNano(), mode: uint32(fi.Mode())}
+}
+
+// linkCount is the number of hard links of fi (1 when unknown).
+func linkCount(fi fs.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return uint64(st.Nlink) //nolint:unconvert // the type differs between systems
+	}
+	return 1
 }
