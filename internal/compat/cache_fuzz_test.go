@@ -114,3 +114,32 @@ func TestCacheSeedRoundTrip(t *testing.T) {
 		t.Errorf("another fingerprint: %v", err)
 	}
 }
+
+// BenchmarkCacheDecode decodes a cache of 10,000 and of 100,000 pods
+// shaped like the bench store's.
+func BenchmarkCacheDecode(b *testing.B) {
+	for _, n := range []int{10_000, 100_000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			var print [sha256.Size]byte
+			role, profile := "coder", "fast"
+			recs := make(map[string]*podRecord, n)
+			names := make([]string, n)
+			for i := range n {
+				name := fmt.Sprintf("00001KVWECEQG%07d-Coder.Worker", i)
+				e := &entry{id: WorkerIDFor(name), hint: name, role: &role, profile: &profile, visible: true, status: stActiveSegment}
+				recs[name] = &podRecord{name: name, dirType: fs.ModeDir, kind: recListed, entry: e,
+					key: fileKey{dev: 2049, ino: uint64(1_000_000 + i), size: 700, mtime: 1.7e18 + int64(i), ctime: 1.7e18 + int64(i), mode: 0o100644}}
+				names[i] = name
+			}
+			slices.Sort(names)
+			data := encodeCache(print, names, recs)
+			b.SetBytes(int64(len(data)))
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := decodeCache(data, print); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -271,6 +271,17 @@ func decodeCache(data []byte, print [sha256.Size]byte) (map[string]*podRecord, e
 		return nil, errCache("corrupt")
 	}
 	recs := make(map[string]*podRecord, int(count))
+	// Roles and profiles repeat across thousands of pods: one intern call
+	// (and its lock) per distinct value.
+	shared := map[string]*string{}
+	share := func(s string) *string {
+		p, ok := shared[s]
+		if !ok && r.err == nil {
+			p = intern(s)
+			shared[s] = p
+		}
+		return p
+	}
 	prev := ""
 	for i := range count {
 		name := r.str(maxCacheNameBytes)
@@ -285,10 +296,10 @@ func decodeCache(data []byte, print [sha256.Size]byte) (map[string]*podRecord, e
 			label = r.display()
 		}
 		if flags&cacheHasRole != 0 {
-			role = intern(r.display())
+			role = share(r.display())
 		}
 		if flags&cacheHasProfile != 0 {
-			profile = intern(r.display())
+			profile = share(r.display())
 		}
 		if r.err != nil {
 			return nil, r.err
