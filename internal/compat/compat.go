@@ -67,6 +67,18 @@
 // to watch again every ReconcileInterval unless the watch limit was the
 // reason.
 //
+// Restarts. With Config.IndexCache the index keeps the records it trusts
+// (pods listed or of another workspace, read outside the racy window) in a
+// file, written atomically (mode 0600) after the first sweep, at most once
+// per ReconcileInterval when changed, and at Close. Start seeds the index
+// from it, so the first scan only stats each metadata.json and reads the
+// pods whose key changed, the new ones and every pod with a problem, exactly
+// as a sweep of a running index does: the answers are those of a fresh read.
+// The file is ignored (an info line with a reason word) unless it is a
+// regular file of this user that no one else can write, intact, of this
+// format and written for this workspace, root, data dir and projection
+// version (see cachefile.go).
+//
 // Failed reads. An open or read that fails in a way that may pass (out of
 // file descriptors or memory, an I/O error) is not the file's answer: the
 // pod is read again after 1 s, backing off to ReconcileInterval, until it
@@ -294,7 +306,8 @@ type Stats struct {
 	// watch of pods/ is gone and the sweep that restores it has not run).
 	RefreshedAt time.Time
 	// Reads counts the pod entries the index has read and projected since
-	// Start: one per pod at start-up, then one per changed pod.
+	// Start: one per pod at start-up (only the changed, new and problem
+	// pods with an index cache), then one per changed pod.
 	Reads uint64
 	// Held is the number of pods whose previous projection is kept right
 	// now because their metadata.json reads as half-written (or could not
