@@ -289,6 +289,26 @@ func run(ctx context.Context, cfg config, logOut io.Writer, ready chan<- net.Add
 		Logger:        log,
 		IndexCache:    cfg.IndexCache,
 	})
+	// The index reads (or, with its cache, stats) the store while the other
+	// runtimes open and the HTTP server is built: on a cold page cache both
+	// wait for the disk, not for each other. Every return waits for it, and
+	// closes it once it is no longer needed.
+	started := time.Now()
+	indexed := make(chan error, 1)
+	go func() { indexed <- local.Start(ctx) }()
+	var indexErr error
+	waited := false
+	waitIndex := func() error {
+		if !waited {
+			indexErr, waited = <-indexed, true
+		}
+		return indexErr
+	}
+	defer func() {
+		if waitIndex() == nil {
+			_ = local.Close()
+		}
+	}()
 	metrics := handlers.NewMetrics()
 	registerIndexMetrics(metrics.Registry, local)
 	registerLogMetrics(metrics.Registry, logs)
@@ -347,13 +367,11 @@ func run(ctx context.Context, cfg config, logOut io.Writer, ready chan<- net.Add
 	}()
 	// The index is built before serving begins, so the first request is
 	// answered from a complete index; it is closed after the last request.
-	started := time.Now()
-	if err := local.Start(ctx); err != nil {
+	if err := waitIndex(); err != nil {
 		<-server
 		_ = ln.Close()
 		return fmt.Errorf("indexing the local pod store: %w", err)
 	}
-	defer func() { _ = local.Close() }()
 	st := local.Stats()
 	log.Info("local pod store indexed", slog.Int("pods", st.Pods), slog.Bool("watching", st.Watching),
 		slog.Int("from_index_cache", st.CacheSeeded), slog.Uint64("read", st.Reads), slog.Duration("took", time.Since(started)))

@@ -447,13 +447,35 @@ func cacheReason(err error) string {
 	return "failed"
 }
 
-// seedFromCache fills the index's records from its cache file, if it has a
-// usable one: the first sweep then revalidates them by stat.
-func (ix *index) seedFromCache() {
+// cacheLoaded is the outcome of loading the cache file.
+type cacheLoaded struct {
+	recs map[string]*podRecord
+	err  error
+}
+
+// loadCacheAsync starts loading the index's cache file, if it has one, for
+// seedFromCache to take.
+func (ix *index) loadCacheAsync() {
 	if ix.cacheFile == "" {
 		return
 	}
-	recs, err := loadCache(ix.cacheFile, ix.cachePrint)
+	ix.cacheLoad = make(chan cacheLoaded, 1)
+	go func(path string, print [sha256.Size]byte, out chan<- cacheLoaded) {
+		recs, err := loadCache(path, print)
+		out <- cacheLoaded{recs, err}
+	}(ix.cacheFile, ix.cachePrint, ix.cacheLoad)
+}
+
+// seedFromCache waits for the cache loadCacheAsync started, if any, and
+// fills the index's records from it when it is usable: the first sweep then
+// revalidates them by stat. It does nothing after its first call.
+func (ix *index) seedFromCache() {
+	if ix.cacheLoad == nil {
+		return
+	}
+	loaded := <-ix.cacheLoad
+	ix.cacheLoad = nil
+	recs, err := loaded.recs, loaded.err
 	if err != nil {
 		if reason := cacheReason(err); reason == "absent" {
 			ix.cfg.log.Debug("local pod store: no index cache yet")

@@ -105,9 +105,12 @@ type index struct {
 	cacheFile   string
 	cachePrint  [32]byte
 	cacheSeeded int
-	savedGen    uint64
-	savedReads  uint64
-	savedAt     time.Time
+	// cacheLoad delivers the cache's records to the first scan (nil once
+	// taken, or when there is no cache).
+	cacheLoad  chan cacheLoaded
+	savedGen   uint64
+	savedReads uint64
+	savedAt    time.Time
 
 	stop chan struct{}
 	done chan struct{}
@@ -172,14 +175,16 @@ func newIndex(cfg scanConfig, poll, reconcile time.Duration, forcePoll bool, pub
 // since the first scan read it: start-up does not wait for 10,000 watches,
 // and a rewrite made meanwhile shows after that sweep (well within 1 s).
 func (ix *index) start(ctx context.Context) error {
+	// The cache is read and decoded while pods/ is watched and listed (on a
+	// cold page cache each waits for the disk); records seeded from it are
+	// revalidated by the first scan like any others: only the pods whose
+	// file key changed are read.
+	ix.loadCacheAsync()
 	if ix.forcePolls {
 		ix.noWatch = "disabled"
 	} else {
 		ix.openWatcher()
 	}
-	// Records seeded from the cache are revalidated by the scan like any
-	// others: only the pods whose file key changed are read.
-	ix.seedFromCache()
 	if err := ix.fullScan(ctx, false); err != nil {
 		ix.closeWatcher()
 		return err
@@ -309,6 +314,7 @@ func (ix *index) fullScan(ctx context.Context, watchPods bool) error {
 		ix.checkPodsWatch()
 	}
 	pods, ents, done, err := listPods(ix.podsDir)
+	ix.seedFromCache()
 	if err != nil {
 		for name, old := range ix.records {
 			ix.touch(name, old)
