@@ -292,10 +292,13 @@ func run(ctx context.Context, cfg config, logOut io.Writer, ready chan<- net.Add
 	// The index reads (or, with its cache, stats) the store while the other
 	// runtimes open and the HTTP server is built: on a cold page cache both
 	// wait for the disk, not for each other. Every return waits for it, and
-	// closes it once it is no longer needed.
+	// closes it once it is no longer needed; one that returns before the
+	// index is built cuts its scan short (its context only bounds the
+	// first scan).
 	started := time.Now()
+	indexCtx, cancelIndex := context.WithCancel(ctx)
 	indexed := make(chan error, 1)
-	go func() { indexed <- local.Start(ctx) }()
+	go func() { indexed <- local.Start(indexCtx) }()
 	var indexErr error
 	waited := false
 	waitIndex := func() error {
@@ -305,6 +308,7 @@ func run(ctx context.Context, cfg config, logOut io.Writer, ready chan<- net.Add
 		return indexErr
 	}
 	defer func() {
+		cancelIndex()
 		if waitIndex() == nil {
 			_ = local.Close()
 		}

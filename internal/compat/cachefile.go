@@ -500,8 +500,13 @@ func (ix *index) saveCache(now time.Time) {
 	data := encodeCache(ix.cachePrint, ix.names, ix.records)
 	ix.savedGen, ix.savedReads, ix.savedAt = ix.gen, reads, now
 	if err := writeCacheFile(ix.cacheFile, data); err != nil {
-		ix.cfg.log.Info("local pod store: index cache not written", "reason", cacheReason(err))
+		// Once per reason, not at every attempt.
+		if reason := cacheReason(err); reason != ix.cacheFailure {
+			ix.cacheFailure = reason
+			ix.cfg.log.Info("local pod store: index cache not written", "reason", reason)
+		}
 		return
 	}
+	ix.cacheFailure = ""
 	ix.cacheWrites.Add(1)
 }

@@ -111,6 +111,9 @@ type index struct {
 	savedGen   uint64
 	savedReads uint64
 	savedAt    time.Time
+	// cacheFailure is the reason the last write of the cache failed ("" when
+	// it did not), so that a lasting failure is logged once.
+	cacheFailure string
 
 	stop chan struct{}
 	done chan struct{}
