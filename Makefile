@@ -160,9 +160,11 @@ soak:
 
 ## bench: load run against the real server over a generated 10,000-pod store,
 ## beside a static baseline, plus cold start and peak RSS at 100,000 pods
-## (about 3 minutes; stores are generated once under $$TMPDIR). See BENCHMARKS.md.
+## (about 5 minutes; stores are generated once under $$TMPDIR). The first start
+## of each store reads a cold page cache: run as root, it drops the kernel's page
+## cache first (skipped with a note otherwise). See BENCHMARKS.md.
 bench: build build-worker-runtime
-	$(GO) run ./cmd/loadbench -server $(BIN) -worker-runtime bin/worker-runtime
+	$(GO) run ./cmd/loadbench -server $(BIN) -worker-runtime bin/worker-runtime -drop-caches
 
 ## bench-profile: the load run of the 10,000-pod store only, against a server built with -tags pprof,
 ## writing CPU profiles of the server during the page of 200, the merged list and the worker by id to bench-profiles/

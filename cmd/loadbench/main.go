@@ -209,6 +209,9 @@ func run(o options) error {
 	if sum.runtimes, err = runtimeIDs(srv.url); err != nil {
 		return err
 	}
+	if err := settle(srv.url); err != nil {
+		return err
+	}
 	fmt.Printf("Server flags: the defaults (log level info) plus `--listen`, `--workspace-id`, `--workspace-root`, `--data-dir`%s. Runtimes registered: %s.\n\n",
 		strings.Join(extraNames(extra), ""), strings.Join(sum.runtimes, ", "))
 	for _, note := range skipped {
@@ -502,6 +505,9 @@ func bigStore(o options, extra []string, sum *summary) error {
 	}
 	defer srv.stop()
 	afterStart := srv.peakRSS()
+	if err := settle(srv.url); err != nil {
+		return err
+	}
 	pagePath := "/api/runtimes/" + runtimeID + "/workers?limit=200"
 	page, err := capture(srv.url + pagePath)
 	if err != nil {
@@ -978,6 +984,26 @@ type captured struct {
 	Body        []byte
 	ContentType string
 	ETag        string
+}
+
+// settle waits until the server's local index watches every pod (the
+// gauge runtime_registry_local_index_watching is 1): the sweep that adds the
+// watches runs after the first answer, and the load figures are of a
+// settled server, not of one still adding 100,000 watches.
+func settle(base string) error {
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(base + "/metrics")
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			if bytes.Contains(body, []byte("\nruntime_registry_local_index_watching 1\n")) {
+				return nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return errors.New("the local index did not start watching within 2 minutes")
 }
 
 func capture(url string) (captured, error) {
