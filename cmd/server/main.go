@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -33,8 +34,11 @@ type config struct {
 	WorkspaceRoot string
 	DataDir       string
 	Runtimes      string // the --runtimes file of remote Worker Runtimes (runtimes.go)
-	MaxRecords    int
-	LogLevel      slog.Level
+	// IndexCache is the local pod index's cache file ("" when off): the
+	// --index-cache flag, or compat-index.cache in --state-dir by default.
+	IndexCache string
+	MaxRecords int
+	LogLevel   slog.Level
 	// SourceTimeout bounds each Runtime's answer in a merged list.
 	SourceTimeout time.Duration
 	// AllowedHosts are the extra Host values answered (comma-separated
@@ -65,6 +69,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		cwd = "."
 	}
 	cfg := config{}
+	var indexCache string
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "address to listen on")
@@ -72,6 +77,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&cfg.WorkspaceRoot, "workspace-root", cwd, "root of the workspace (compared with each pod's workspace_root)")
 	fs.StringVar(&cfg.DataDir, "data-dir", "", "Worker/Pod data directory holding pods/ (optional; without it the local runtime is degraded)")
 	fs.StringVar(&cfg.Runtimes, "runtimes", "", "YAML file of remote Worker Runtimes (optional; see README)")
+	fs.StringVar(&indexCache, "index-cache", "", `file the local pod index is kept in between runs, so that a restart only stats each pod (default: `+indexCacheName+` in --state-dir when that is set, else none; "off" turns it off)`)
 	fs.IntVar(&cfg.MaxRecords, "max-records", registry.DefaultMaxRecords, "list cap, 1 to 200")
 	fs.TextVar(&cfg.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
 	fs.DurationVar(&cfg.SourceTimeout, "source-timeout", registry.DefaultSourceTimeout, "how long a merged list waits for each runtime (e.g. 2s)")
@@ -102,6 +108,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if err := cfg.Runtime.validate(); err != nil {
 		return config{}, err
 	}
+	cfg.IndexCache = indexCachePath(indexCache, cfg.Runtime.StateDir)
 	if cfg.MaxConns < 1 {
 		return config{}, fmt.Errorf("--max-conns must be at least 1, not %d", cfg.MaxConns)
 	}
@@ -120,6 +127,25 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 			cfg.Listen, envName("access-token-file"))
 	}
 	return cfg, nil
+}
+
+// indexCacheName is the index cache's file name in --state-dir.
+const indexCacheName = "compat-index.cache"
+
+// indexCachePath is the index cache file for the --index-cache value
+// and the --state-dir stateDir: the flag's file; "off" for none; by default
+// indexCacheName in the state dir (the directory the server already keeps
+// its state in, created 0700), none without one.
+func indexCachePath(value, stateDir string) string {
+	switch {
+	case value == "off":
+		return ""
+	case value != "":
+		return value
+	case stateDir != "":
+		return filepath.Join(stateDir, indexCacheName)
+	}
+	return ""
 }
 
 // defaultMaxConns is the default of --max-conns. Beyond it, new connections
@@ -273,7 +299,32 @@ func run(ctx context.Context, cfg config, logOut io.Writer, ready chan<- net.Add
 		DataDir:       cfg.DataDir,
 		ListLimit:     cfg.MaxRecords,
 		Logger:        log,
+		IndexCache:    cfg.IndexCache,
 	})
+	// The index reads (or, with its cache, stats) the store while the other
+	// runtimes open and the HTTP server is built: on a cold page cache both
+	// wait for the disk, not for each other. Every return waits for it, and
+	// closes it once it is no longer needed; one that returns before the
+	// index is built cuts its scan short (its context only bounds the
+	// first scan).
+	started := time.Now()
+	indexCtx, cancelIndex := context.WithCancel(ctx)
+	indexed := make(chan error, 1)
+	go func() { indexed <- local.Start(indexCtx) }()
+	var indexErr error
+	waited := false
+	waitIndex := func() error {
+		if !waited {
+			indexErr, waited = <-indexed, true
+		}
+		return indexErr
+	}
+	defer func() {
+		cancelIndex()
+		if waitIndex() == nil {
+			_ = local.Close()
+		}
+	}()
 	metrics := handlers.NewMetrics()
 	registerIndexMetrics(metrics.Registry, local)
 	registerLogMetrics(metrics.Registry, logs)
@@ -332,15 +383,14 @@ func run(ctx context.Context, cfg config, logOut io.Writer, ready chan<- net.Add
 	}()
 	// The index is built before serving begins, so the first request is
 	// answered from a complete index; it is closed after the last request.
-	started := time.Now()
-	if err := local.Start(ctx); err != nil {
+	if err := waitIndex(); err != nil {
 		<-server
 		_ = ln.Close()
 		return fmt.Errorf("indexing the local pod store: %w", err)
 	}
-	defer func() { _ = local.Close() }()
-	log.Info("local pod store indexed", slog.Int("pods", local.Stats().Pods),
-		slog.Bool("watching", local.Stats().Watching), slog.Duration("took", time.Since(started)))
+	st := local.Stats()
+	log.Info("local pod store indexed", slog.Int("pods", st.Pods), slog.Bool("watching", st.Watching),
+		slog.Int("from_index_cache", st.CacheSeeded), slog.Uint64("read", st.Reads), slog.Duration("took", time.Since(started)))
 	b := <-server
 	if b.err != nil {
 		_ = ln.Close()

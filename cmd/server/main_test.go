@@ -85,6 +85,20 @@ func TestParseConfig(t *testing.T) {
 		{"every interface needs a token", []string{"--listen", ":8080"}, nil, nil, "not a loopback address"},
 		{"a LAN address needs a token", []string{"--listen", "192.168.1.5:8080"}, nil, nil, "not a loopback address"},
 		{"a host name needs a token", []string{"--listen", "myhost:8080"}, nil, nil, "not a loopback address"},
+		{"index cache", []string{"--index-cache", "/c/index"}, nil, func(c *config) { c.IndexCache = "/c/index" }, ""},
+		{"index cache from the environment", nil, map[string]string{"RUNTIME_REGISTRY_INDEX_CACHE": "/e/index"},
+			func(c *config) { c.IndexCache = "/e/index" }, ""},
+		{"index cache off", []string{"--index-cache", "off"}, nil, func(*config) {}, ""},
+		{"index cache in the state dir by default", []string{"--state-dir", "/s", "--profiles", "/p"}, nil, func(c *config) {
+			c.Runtime.StateDir, c.Runtime.Profiles, c.IndexCache = "/s", "/p", "/s/compat-index.cache"
+		}, ""},
+		{"index cache beside a state dir", []string{"--state-dir", "/s", "--profiles", "/p", "--index-cache", "/c"}, nil, func(c *config) {
+			c.Runtime.StateDir, c.Runtime.Profiles, c.IndexCache = "/s", "/p", "/c"
+		}, ""},
+		{"index cache off despite a state dir", []string{"--state-dir", "/s", "--profiles", "/p"},
+			map[string]string{"RUNTIME_REGISTRY_INDEX_CACHE": "off"}, func(c *config) {
+				c.Runtime.StateDir, c.Runtime.Profiles = "/s", "/p"
+			}, ""},
 		{"token file missing", []string{"--access-token-file", "/nonexistent/MARKPATH"}, nil, nil, "cannot read the file"},
 	}
 	for _, tt := range tests {

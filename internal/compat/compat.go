@@ -67,6 +67,18 @@
 // to watch again every ReconcileInterval unless the watch limit was the
 // reason.
 //
+// Restarts. With Config.IndexCache the index keeps the records it trusts
+// (pods listed or of another workspace, read outside the racy window) in a
+// file, written atomically (mode 0600) after the first sweep, at most once
+// per ReconcileInterval when changed, and at Close. Start seeds the index
+// from it, so the first scan only stats each metadata.json and reads the
+// pods whose key changed, the new ones and every pod with a problem, exactly
+// as a sweep of a running index does: the answers are those of a fresh read.
+// The file is ignored (an info line with a reason word) unless it is a
+// regular file of this user that no one else can write, intact, of this
+// format and written for this workspace, root, data dir and projection
+// version (see cachefile.go).
+//
 // Failed reads. An open or read that fails in a way that may pass (out of
 // file descriptors or memory, an I/O error) is not the file's answer: the
 // pod is read again after 1 s, backing off to ReconcileInterval, until it
@@ -148,6 +160,13 @@ type Config struct {
 	// store (stat only) and a polling one tries to watch again; 0 means
 	// DefaultReconcileInterval.
 	ReconcileInterval time.Duration
+	// IndexCache is a file the started Source keeps its index in (written
+	// atomically, mode 0600, after the first sweep, at most once per
+	// ReconcileInterval when changed, and at Close), so that the next Start
+	// only stats each pod instead of reading it: a pod whose metadata.json
+	// changed, appeared or went is read as on a first start. A missing,
+	// foreign, corrupt or mismatched file is ignored. Empty turns it off.
+	IndexCache string
 	// ListLimit is the most Workers one list answers (the server's
 	// --max-records), reported as the Runtime's max_workers; 0 means
 	// registry.DefaultMaxRecords.
@@ -169,6 +188,10 @@ type Source struct {
 	reconcile time.Duration
 	noWatch   bool
 	listLimit int
+
+	// indexCache and cachePrint configure the index cache (cachefile.go).
+	indexCache string
+	cachePrint [32]byte
 
 	// eventRing and eventBuffer size the event log (0: the defaults).
 	eventRing, eventBuffer int
@@ -202,14 +225,17 @@ func New(cfg Config) *Source {
 	if cfg.WorkspaceRoot != "" {
 		root = normalizeRoot(cfg.WorkspaceRoot)
 	}
+	scanCfg := scanConfig{dataDir: cfg.DataDir, root: root, hostID: hostID, log: log}
 	return &Source{
-		scanCfg:   scanConfig{dataDir: cfg.DataDir, root: root, hostID: hostID, log: log},
-		hostID:    hostID,
-		hostLabel: hostLabel(cfg.WorkspaceRoot),
-		poll:      cfg.PollInterval,
-		reconcile: cfg.ReconcileInterval,
-		noWatch:   cfg.DisableWatch,
-		listLimit: listLimit,
+		scanCfg:    scanCfg,
+		indexCache: cfg.IndexCache,
+		cachePrint: cacheFingerprint(cfg.WorkspaceID, scanCfg),
+		hostID:     hostID,
+		hostLabel:  hostLabel(cfg.WorkspaceRoot),
+		poll:       cfg.PollInterval,
+		reconcile:  cfg.ReconcileInterval,
+		noWatch:    cfg.DisableWatch,
+		listLimit:  listLimit,
 	}
 }
 
@@ -235,6 +261,7 @@ func (s *Source) Start(ctx context.Context) error {
 	// unknown here, so a resumed stream gets a resync.
 	events := newEventLog(s.eventRing, s.eventBuffer)
 	ix := newIndex(s.scanCfg, s.poll, s.reconcile, s.noWatch, s.current.Store, events)
+	ix.cacheFile, ix.cachePrint = s.indexCache, s.cachePrint
 	if err := ix.start(ctx); err != nil {
 		return err
 	}
@@ -279,7 +306,8 @@ type Stats struct {
 	// watch of pods/ is gone and the sweep that restores it has not run).
 	RefreshedAt time.Time
 	// Reads counts the pod entries the index has read and projected since
-	// Start: one per pod at start-up, then one per changed pod.
+	// Start: one per pod at start-up (only the changed, new and problem
+	// pods with an index cache), then one per changed pod.
 	Reads uint64
 	// Held is the number of pods whose previous projection is kept right
 	// now because their metadata.json reads as half-written (or could not
@@ -288,6 +316,11 @@ type Stats struct {
 	// Sweeps counts the full sweeps of the store since Start (the first
 	// scan, every poll, every reconciliation sweep, every resync).
 	Sweeps uint64
+	// CacheSeeded is the number of pod records Start took from the index
+	// cache (Config.IndexCache); 0 when there was none or it was ignored.
+	CacheSeeded int
+	// CacheWrites counts the index cache files written since Start.
+	CacheWrites uint64
 }
 
 // Stats reports the index's size and freshness.
@@ -306,6 +339,8 @@ func (s *Source) Stats() Stats {
 		st.Reads = ix.reads.Load()
 		st.Held = int(ix.heldNow.Load())
 		st.Sweeps = ix.sweeps.Load()
+		st.CacheSeeded = ix.cacheSeeded
+		st.CacheWrites = ix.cacheWrites.Load()
 	}
 	return st
 }

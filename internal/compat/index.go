@@ -97,17 +97,37 @@ type index struct {
 	nextRetry time.Time
 	nextSweep time.Time
 
+	// cacheFile is the index cache (cachefile.go; "" when off), cachePrint
+	// the fingerprint of this configuration it must carry. cacheSeeded is
+	// the number of records seeded from it at start; savedGen and
+	// savedReads are the generation and read count last written to it, at
+	// savedAt.
+	cacheFile   string
+	cachePrint  [32]byte
+	cacheSeeded int
+	// cacheLoad delivers the cache's records to the first scan (nil once
+	// taken, or when there is no cache).
+	cacheLoad  chan cacheLoaded
+	savedGen   uint64
+	savedReads uint64
+	savedAt    time.Time
+	// cacheFailure is the reason the last write of the cache failed ("" when
+	// it did not), so that a lasting failure is logged once.
+	cacheFailure string
+
 	stop chan struct{}
 	done chan struct{}
 
 	// Stats, read by any goroutine.
-	watching   atomic.Bool
-	lastReval  atomic.Int64  // unix nanoseconds of the last completed revalidation
-	reads      atomic.Uint64 // pod entries read (projected afresh) so far
-	heldNow    atomic.Int64  // pods whose previous projection is kept right now
-	sweeps     atomic.Uint64 // full sweeps of the store so far
-	stopOnce   sync.Once
-	forcePolls bool
+	watching  atomic.Bool
+	lastReval atomic.Int64  // unix nanoseconds of the last completed revalidation
+	reads     atomic.Uint64 // pod entries read (projected afresh) so far
+	heldNow   atomic.Int64  // pods whose previous projection is kept right now
+	sweeps    atomic.Uint64 // full sweeps of the store so far
+	// cacheWrites counts the index cache files written.
+	cacheWrites atomic.Uint64
+	stopOnce    sync.Once
+	forcePolls  bool
 }
 
 // retryState is when a failed read is tried again, and the wait before it.
@@ -158,6 +178,11 @@ func newIndex(cfg scanConfig, poll, reconcile time.Duration, forcePoll bool, pub
 // since the first scan read it: start-up does not wait for 10,000 watches,
 // and a rewrite made meanwhile shows after that sweep (well within 1 s).
 func (ix *index) start(ctx context.Context) error {
+	// The cache is read and decoded while pods/ is watched and listed (on a
+	// cold page cache each waits for the disk); records seeded from it are
+	// revalidated by the first scan like any others: only the pods whose
+	// file key changed are read.
+	ix.loadCacheAsync()
 	if ix.forcePolls {
 		ix.noWatch = "disabled"
 	} else {
@@ -292,6 +317,7 @@ func (ix *index) fullScan(ctx context.Context, watchPods bool) error {
 		ix.checkPodsWatch()
 	}
 	pods, ents, done, err := listPods(ix.podsDir)
+	ix.seedFromCache()
 	if err != nil {
 		for name, old := range ix.records {
 			ix.touch(name, old)
@@ -359,7 +385,9 @@ func (ix *index) fullScan(ctx context.Context, watchPods bool) error {
 	for i, r := range recs {
 		prev := ix.records[r.name]
 		ix.noteRetry(r, read[i], now)
-		if r != prev && ix.hold(prev, r, now) {
+		// Not on the first scan: a record seeded from the index cache is
+		// never shown once its file changed (a fresh start would not).
+		if r != prev && ix.gen > 0 && ix.hold(prev, r, now) {
 			recs[i] = prev
 		}
 	}
@@ -549,6 +577,7 @@ func (ix *index) run() {
 		ix.heldNow.Store(int64(len(ix.held)))
 		select {
 		case <-ix.stop:
+			ix.saveCache(time.Now())
 			return
 		case ev, ok := <-events:
 			if !ok {
@@ -674,6 +703,11 @@ func (ix *index) tick(now time.Time) {
 		ix.dirty = map[string]bool{}
 		if err := ix.fullScan(context.Background(), true); err != nil {
 			ix.cfg.log.Debug("local pod store: sweep failed")
+		}
+		// The cache is written after the first sweep, then at most once
+		// per reconcile interval (and at close).
+		if ix.savedAt.IsZero() || now.Sub(ix.savedAt) >= ix.reconcile {
+			ix.saveCache(now)
 		}
 		return
 	}

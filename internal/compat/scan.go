@@ -294,16 +294,23 @@ func recordFor(cfg scanConfig, pods podsHandle, name string, typ fs.FileMode) *p
 	}
 	if m.WorkerName != "" && m.WorkerName != name {
 		cfg.log.Debug("local pod metadata stale", "worker_id", string(id), "reason", "worker_name_mismatch")
-		rec.warn = &registry.Diagnostic{
-			Code: DiagMetadataStale, Severity: registry.SeverityWarning,
-			Message: fmt.Sprintf("The metadata of local worker %s disagrees with its directory; it is listed under the directory-derived id.", id),
-		}
+		d := staleDiagnostic(id)
+		rec.warn = &d
 		// The worker carries it too (one diagnostic: within MaxDiagnostics).
 		e.diag = &[1]registry.Diagnostic{*rec.warn}
 	}
 	e.visible = true
 	rec.kind, rec.entry = recListed, e
 	return rec
+}
+
+// staleDiagnostic is the warning of a listed pod whose metadata names
+// another worker than its directory does.
+func staleDiagnostic(id registry.WorkerID) registry.Diagnostic {
+	return registry.Diagnostic{
+		Code: DiagMetadataStale, Severity: registry.SeverityWarning,
+		Message: fmt.Sprintf("The metadata of local worker %s disagrees with its directory; it is listed under the directory-derived id.", id),
+	}
 }
 
 // Timestamp granularity. A file's times are stamped from a coarse clock:
