@@ -123,7 +123,7 @@ binaries-check:
 
 # Fuzz targets as package:FuzzName; go test runs one -fuzz target at a time.
 FUZZ_TARGETS := ./internal/registry:FuzzValidID ./internal/registry:FuzzRuntimeWorkersCursor \
-	./internal/compat:FuzzBounded ./internal/compat:FuzzMetadataProjection \
+	./internal/compat:FuzzBounded ./internal/compat:FuzzMetadataProjection ./internal/compat:FuzzCacheDecode \
 	./internal/handlers:FuzzHandler
 # Both limits are counts of executions, not durations: Go 1.26's fuzz
 # coordinator can fail a run whose -fuzztime is a duration with a bare
