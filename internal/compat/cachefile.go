@@ -1,6 +1,8 @@
 package compat
 
 import (
+	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -115,9 +117,22 @@ func cacheable(rec *podRecord) bool {
 		(rec.kind == recListed || rec.kind == recHidden) && rec.entry != nil && rec.key != (fileKey{})
 }
 
-// encodeCache encodes the cacheable records among names (sorted) of records.
+// encodeCache is the encoding streamCache writes, in memory (for tests).
 func encodeCache(print [sha256.Size]byte, names []string, records map[string]*podRecord) []byte {
-	buf := make([]byte, 0, cacheHeaderBytes+16+len(names)*64)
+	var b bytes.Buffer
+	_ = streamCache(&b, print, names, records) // a bytes.Buffer does not fail
+	return b.Bytes()
+}
+
+// streamCache writes the cache encoding of the cacheable records among names
+// (sorted) of records to w: the header, the records, and the CRC-32C of all
+// of it. It goes out a record at a time through a small buffer, so that the
+// file (6.8 MB at 100,000 pods) is never held in memory while the index
+// serves.
+func streamCache(w io.Writer, print [sha256.Size]byte, names []string, records map[string]*podRecord) error {
+	crc := crc32.New(crcTable)
+	bw := bufio.NewWriterSize(io.MultiWriter(w, crc), 32<<10)
+	buf := make([]byte, 0, 512)
 	buf = append(buf, cacheMagic...)
 	buf = binary.LittleEndian.AppendUint32(buf, cacheFormatVersion)
 	buf = append(buf, print[:]...)
@@ -128,48 +143,63 @@ func encodeCache(print [sha256.Size]byte, names []string, records map[string]*po
 		}
 	}
 	buf = binary.AppendUvarint(buf, uint64(n))
+	if _, err := bw.Write(buf); err != nil {
+		return err
+	}
 	for _, name := range names {
 		rec := records[name]
 		if !cacheable(rec) {
 			continue
 		}
-		e := rec.entry
-		buf = appendString(buf, rec.name)
-		k := rec.key
-		buf = binary.AppendUvarint(buf, k.dev)
-		buf = binary.AppendUvarint(buf, k.ino)
-		buf = binary.AppendVarint(buf, k.size)
-		buf = binary.AppendVarint(buf, k.mtime)
-		buf = binary.AppendVarint(buf, k.ctime)
-		buf = binary.AppendUvarint(buf, uint64(k.mode))
-		flags := byte(e.status) & cacheStatusMask
-		if rec.kind == recListed {
-			flags |= cacheListed
-			if e.diag != nil {
-				flags |= cacheStale
-			}
-		}
-		if e.label != "" {
-			flags |= cacheHasLabel
-		}
-		if e.role != nil {
-			flags |= cacheHasRole
-		}
-		if e.profile != nil {
-			flags |= cacheHasProfile
-		}
-		buf = append(buf, flags)
-		if e.label != "" {
-			buf = appendString(buf, e.label)
-		}
-		if e.role != nil {
-			buf = appendString(buf, *e.role)
-		}
-		if e.profile != nil {
-			buf = appendString(buf, *e.profile)
+		if _, err := bw.Write(appendRecord(buf[:0], rec)); err != nil {
+			return err
 		}
 	}
-	return binary.LittleEndian.AppendUint32(buf, crc32.Checksum(buf, crcTable))
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	_, err := w.Write(binary.LittleEndian.AppendUint32(buf[:0], crc.Sum32()))
+	return err
+}
+
+// appendRecord appends the encoding of one cacheable record to buf.
+func appendRecord(buf []byte, rec *podRecord) []byte {
+	e := rec.entry
+	buf = appendString(buf, rec.name)
+	k := rec.key
+	buf = binary.AppendUvarint(buf, k.dev)
+	buf = binary.AppendUvarint(buf, k.ino)
+	buf = binary.AppendVarint(buf, k.size)
+	buf = binary.AppendVarint(buf, k.mtime)
+	buf = binary.AppendVarint(buf, k.ctime)
+	buf = binary.AppendUvarint(buf, uint64(k.mode))
+	flags := byte(e.status) & cacheStatusMask
+	if rec.kind == recListed {
+		flags |= cacheListed
+		if e.diag != nil {
+			flags |= cacheStale
+		}
+	}
+	if e.label != "" {
+		flags |= cacheHasLabel
+	}
+	if e.role != nil {
+		flags |= cacheHasRole
+	}
+	if e.profile != nil {
+		flags |= cacheHasProfile
+	}
+	buf = append(buf, flags)
+	if e.label != "" {
+		buf = appendString(buf, e.label)
+	}
+	if e.role != nil {
+		buf = appendString(buf, *e.role)
+	}
+	if e.profile != nil {
+		buf = appendString(buf, *e.profile)
+	}
+	return buf
 }
 
 func appendString(buf []byte, s string) []byte {
@@ -389,11 +419,11 @@ func loadCache(path string, print [sha256.Size]byte) (map[string]*podRecord, err
 	return decodeCache(data, print)
 }
 
-// writeCacheFile replaces the file at path with data atomically: a temporary
-// file (mode 0600) in the same directory, written, synced and renamed over
+// writeCacheFile replaces the file at path atomically with what write
+// writes: a temporary file (mode 0600) in the same directory, written, synced and renamed over
 // it, then the directory synced. A failure leaves the previous file (or
 // none) in place; its error is a reason word.
-func writeCacheFile(path string, data []byte) error {
+func writeCacheFile(path string, write func(io.Writer) error) error {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
@@ -414,7 +444,7 @@ func writeCacheFile(path string, data []byte) error {
 	if err := f.Chmod(0o600); err != nil {
 		return errCache("write_failed")
 	}
-	if _, err := f.Write(data); err != nil {
+	if err := write(f); err != nil {
 		return errCache("write_failed")
 	}
 	if err := f.Sync(); err != nil {
@@ -497,9 +527,11 @@ func (ix *index) saveCache(now time.Time) {
 	if ix.cacheFile == "" || ix.state != storeOK || (ix.gen == ix.savedGen && reads == ix.savedReads) {
 		return
 	}
-	data := encodeCache(ix.cachePrint, ix.names, ix.records)
 	ix.savedGen, ix.savedReads, ix.savedAt = ix.gen, reads, now
-	if err := writeCacheFile(ix.cacheFile, data); err != nil {
+	err := writeCacheFile(ix.cacheFile, func(w io.Writer) error {
+		return streamCache(w, ix.cachePrint, ix.names, ix.records)
+	})
+	if err != nil {
 		// Once per reason, not at every attempt.
 		if reason := cacheReason(err); reason != ix.cacheFailure {
 			ix.cacheFailure = reason
