@@ -230,12 +230,24 @@ const defaultMemoryLimit = 256 << 20
 // (BENCHMARKS.md, issue 12).
 const defaultGCPercent = 50
 
+// startupGCPercent is the collector's target while the local index is
+// built (its first scan and the sweep that adds its watches): a burst of
+// garbage on a live set that is still growing, which set the process's peak
+// RSS (about 8 MiB less at 100,000 pods at 25 than at 50, for a few
+// collections more during start-up).
+const startupGCPercent = 25
+
+// steadyGC, when set (main sets it unless GOGC is given), is called once
+// the local index has finished its start-up sweeps.
+var steadyGC func()
+
 func main() {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(defaultMemoryLimit)
 	}
 	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(defaultGCPercent)
+		debug.SetGCPercent(startupGCPercent)
+		steadyGC = func() { debug.SetGCPercent(defaultGCPercent) }
 	}
 	cfg, err := parseConfig(os.Args[1:], os.Getenv, os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -388,6 +400,9 @@ func run(ctx context.Context, cfg config, logOut io.Writer, ready chan<- net.Add
 		_ = ln.Close()
 		return fmt.Errorf("indexing the local pod store: %w", err)
 	}
+	settled, stopSettle := context.WithCancel(ctx)
+	defer stopSettle()
+	go afterStartUp(settled, local, steadyGC)
 	st := local.Stats()
 	log.Info("local pod store indexed", slog.Int("pods", st.Pods), slog.Bool("watching", st.Watching),
 		slog.Int("from_index_cache", st.CacheSeeded), slog.Uint64("read", st.Reads), slog.Duration("took", time.Since(started)))
@@ -462,4 +477,29 @@ func serve(ctx context.Context, cfg config, ln net.Listener, h http.Handler, log
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// afterStartUp calls steady (when not nil) once the local index has done
+// its start-up sweeps (the first scan and the one that adds its watches), it
+// is not indexing at all, five minutes have passed, or ctx ends.
+func afterStartUp(ctx context.Context, local *compat.Source, steady func()) {
+	if steady == nil {
+		return
+	}
+	defer steady()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	giveUp := time.After(5 * time.Minute)
+	for {
+		if st := local.Stats(); !st.Indexed || st.Sweeps >= 2 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-giveUp:
+			return
+		case <-tick.C:
+		}
+	}
 }
