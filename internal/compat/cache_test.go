@@ -9,11 +9,11 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/workspace-backend/runtime-registry/internal/compat"
+	"github.com/workspace-backend/runtime-registry/internal/testproc"
 )
 
 // lateClock times reads an hour late, so the files a test has just written
@@ -192,24 +192,6 @@ func TestIndexCacheNotTrusted(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink safe for the index goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestIndexCacheIgnored(t *testing.T) {
 	const n = 10
 	// Each damages the cache file written by a first run, or sets up
@@ -284,7 +266,7 @@ func TestIndexCacheIgnored(t *testing.T) {
 			}
 			startStop(t, f.cacheConfig(cache))
 			cfg := tt.damage(t, f, cache)
-			var logs syncBuffer
+			var logs testproc.Buffer
 			cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 			s := startedWithHooks(t, cfg, lateClock)
 			if st := s.Stats(); st.CacheSeeded != 0 || st.Reads != n {
@@ -374,7 +356,7 @@ func TestIndexCacheWritten(t *testing.T) {
 func TestIndexCacheMissingDir(t *testing.T) {
 	f, _ := cacheFixture(t, 2)
 	cache := filepath.Join(t.TempDir(), "no", "such", "dir", "cache")
-	var logs syncBuffer
+	var logs testproc.Buffer
 	cfg := f.cacheConfig(cache)
 	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	s := startedWithHooks(t, cfg, lateClock)
