@@ -34,6 +34,9 @@ type requestValidator struct {
 	// expressions of the contract router, which cost a third of a small
 	// request. The contract router remains the fallback.
 	routes map[string]*routers.Route
+	// byMethod holds the same routes by method, then echo path: the lookup
+	// of every request, which builds no key.
+	byMethod map[string]map[string]*routers.Route
 	// templates are the contract's paths of each method split into
 	// segments, ":name" for a parameter: the empty-id rule matches against
 	// them.
@@ -250,13 +253,19 @@ func (fp *fastPath) admits(req *http.Request) bool {
 
 func newRequestValidator(doc *openapi3.T, router routers.Router, maxBodyBytes int64) *requestValidator {
 	v := &requestValidator{router: router, maxBodyBytes: maxBodyBytes, queryParams: map[*openapi3.Operation][]string{},
-		routes: map[string]*routers.Route{}, templates: map[string][][]string{}, fast: map[*openapi3.Operation]*fastPath{}}
+		routes: map[string]*routers.Route{}, byMethod: map[string]map[string]*routers.Route{},
+		templates: map[string][][]string{}, fast: map[*openapi3.Operation]*fastPath{}}
 	for path, item := range doc.Paths.Map() {
 		for method, op := range item.Operations() {
 			if fp := fastPathOf(doc, item, method, op); fp != nil {
 				v.fast[op] = fp
 			}
-			v.routes[method+" "+httpvalidate.EchoPath(path)] = &routers.Route{Spec: doc, Path: path, PathItem: item, Method: method, Operation: op}
+			route := &routers.Route{Spec: doc, Path: path, PathItem: item, Method: method, Operation: op}
+			v.routes[method+" "+httpvalidate.EchoPath(path)] = route
+			if v.byMethod[method] == nil {
+				v.byMethod[method] = map[string]*routers.Route{}
+			}
+			v.byMethod[method][httpvalidate.EchoPath(path)] = route
 			v.templates[method] = append(v.templates[method], strings.Split(httpvalidate.EchoPath(path)[1:], "/"))
 			var names []string
 			for _, params := range []openapi3.Parameters{item.Parameters, op.Parameters} {
@@ -280,7 +289,7 @@ func (v *requestValidator) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 		if name, ok := v.emptyIDParam(req.Method, req.URL.EscapedPath()); ok {
 			return registry.InvalidIdentifier(name)
 		}
-		route, pathParams, err := v.findRoute(c)
+		route, pathParams, err := v.routeOf(c)
 		if err != nil {
 			// Echo answers OPTIONS on a known path with 204; the contract
 			// declares no OPTIONS, so it is a method not allowed.
@@ -293,8 +302,19 @@ func (v *requestValidator) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 		// Ids come first: a bad id is invalid_identifier whatever else is
 		// wrong with the request. (The console's asset name is the one path
 		// parameter that is not an id; its own pattern is checked below.)
-		for _, name := range c.ParamNames() {
-			if id, ok := pathParams[name]; ok && httpvalidate.IsIDParam(name) && !registry.ValidID(id) {
+		names, values := c.ParamNames(), c.ParamValues()
+		for i, name := range names {
+			var id string
+			ok := false
+			if pathParams == nil {
+				ok = i < len(values)
+				if ok {
+					id = values[i]
+				}
+			} else {
+				id, ok = pathParams[name]
+			}
+			if ok && httpvalidate.IsIDParam(name) && !registry.ValidID(id) {
 				return registry.InvalidIdentifier(name)
 			}
 		}
@@ -308,6 +328,14 @@ func (v *requestValidator) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		if err := v.checkQuery(route.Operation, req); err != nil {
 			return err
+		}
+		if pathParams == nil {
+			pathParams = make(map[string]string, len(names))
+			for i, n := range names {
+				if i < len(values) {
+					pathParams[n] = values[i]
+				}
+			}
 		}
 		// Only an operation that declares a body reads one: a body sent with
 		// a GET is never buffered.
@@ -345,7 +373,9 @@ func (v *requestValidator) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 // empty segment is not found, or a method not allowed (false here: echo's
 // router answers it).
 func (v *requestValidator) emptyIDParam(method, path string) (string, bool) {
-	if len(path) < 2 || !strings.Contains(path[1:], "/") && !strings.HasSuffix(path, "/") {
+	// An empty segment is a "//", a trailing "/" or a leading "//": only
+	// such a path is split.
+	if len(path) < 2 || !strings.Contains(path, "//") && !strings.HasSuffix(path, "/") {
 		return "", false
 	}
 	segs := strings.Split(path[1:], "/")
@@ -380,6 +410,16 @@ func (v *requestValidator) emptyIDParam(method, path string) (string, bool) {
 // findRoute is the operation and path parameters of the request.
 func (v *requestValidator) findRoute(c echo.Context) (*routers.Route, map[string]string, error) {
 	return httpvalidate.FindRoute(v.routes, v.router, c)
+}
+
+// routeOf is findRoute without its allocations for a route echo matched:
+// the path parameters are then echo's (nil map), built into a map only for
+// a request the fast path does not admit.
+func (v *requestValidator) routeOf(c echo.Context) (*routers.Route, map[string]string, error) {
+	if route := v.byMethod[c.Request().Method][c.Path()]; route != nil {
+		return route, nil, nil
+	}
+	return v.findRoute(c)
 }
 
 // maxQueryParams bounds the parameters of a query string: no operation
