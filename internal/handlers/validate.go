@@ -27,16 +27,10 @@ const DefaultMaxBodyBytes = 1 << 20
 type requestValidator struct {
 	router       routers.Router
 	maxBodyBytes int64
-	// queryParams lists the declared query parameters of each operation.
-	queryParams map[*openapi3.Operation][]string
 	// routes finds the operation of a request from the route echo matched
-	// ("GET /api/runtimes/:runtime_id"): a map lookup instead of the regular
-	// expressions of the contract router, which cost a third of a small
-	// request. The contract router remains the fallback.
-	routes map[string]*routers.Route
-	// byMethod holds the same routes by method, then echo path: the lookup
-	// of every request, which builds no key.
-	byMethod map[string]map[string]*routers.Route
+	// ("GET /api/runtimes/:runtime_id"); the contract router remains the
+	// fallback.
+	routes *httpvalidate.Routes
 	// templates are the contract's paths of each method split into
 	// segments, ":name" for a parameter: the empty-id rule matches against
 	// them.
@@ -252,30 +246,14 @@ func (fp *fastPath) admits(req *http.Request) bool {
 }
 
 func newRequestValidator(doc *openapi3.T, router routers.Router, maxBodyBytes int64) *requestValidator {
-	v := &requestValidator{router: router, maxBodyBytes: maxBodyBytes, queryParams: map[*openapi3.Operation][]string{},
-		routes: map[string]*routers.Route{}, byMethod: map[string]map[string]*routers.Route{},
+	v := &requestValidator{router: router, maxBodyBytes: maxBodyBytes, routes: httpvalidate.NewRoutes(doc),
 		templates: map[string][][]string{}, fast: map[*openapi3.Operation]*fastPath{}}
 	for path, item := range doc.Paths.Map() {
 		for method, op := range item.Operations() {
 			if fp := fastPathOf(doc, item, method, op); fp != nil {
 				v.fast[op] = fp
 			}
-			route := &routers.Route{Spec: doc, Path: path, PathItem: item, Method: method, Operation: op}
-			v.routes[method+" "+httpvalidate.EchoPath(path)] = route
-			if v.byMethod[method] == nil {
-				v.byMethod[method] = map[string]*routers.Route{}
-			}
-			v.byMethod[method][httpvalidate.EchoPath(path)] = route
 			v.templates[method] = append(v.templates[method], strings.Split(httpvalidate.EchoPath(path)[1:], "/"))
-			var names []string
-			for _, params := range []openapi3.Parameters{item.Parameters, op.Parameters} {
-				for _, p := range params {
-					if p.Value != nil && p.Value.In == openapi3.ParameterInQuery {
-						names = append(names, p.Value.Name)
-					}
-				}
-			}
-			v.queryParams[op] = names
 		}
 	}
 	return v
@@ -330,12 +308,7 @@ func (v *requestValidator) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 			return err
 		}
 		if pathParams == nil {
-			pathParams = make(map[string]string, len(names))
-			for i, n := range names {
-				if i < len(values) {
-					pathParams[n] = values[i]
-				}
-			}
+			pathParams = httpvalidate.PathParams(c)
 		}
 		// Only an operation that declares a body reads one: a body sent with
 		// a GET is never buffered.
@@ -407,19 +380,15 @@ func (v *requestValidator) emptyIDParam(method, path string) (string, bool) {
 	return "", false
 }
 
-// findRoute is the operation and path parameters of the request.
-func (v *requestValidator) findRoute(c echo.Context) (*routers.Route, map[string]string, error) {
-	return httpvalidate.FindRoute(v.routes, v.router, c)
-}
-
-// routeOf is findRoute without its allocations for a route echo matched:
-// the path parameters are then echo's (nil map), built into a map only for
-// a request the fast path does not admit.
+// routeOf is the operation of the request: the route echo matched, with a
+// nil map (the path parameters are then echo's, made a map only for a
+// request the fast path does not admit), or else the contract router's
+// route and parameters.
 func (v *requestValidator) routeOf(c echo.Context) (*routers.Route, map[string]string, error) {
-	if route := v.byMethod[c.Request().Method][c.Path()]; route != nil {
+	if route := v.routes.Matched(c); route != nil {
 		return route, nil, nil
 	}
-	return v.findRoute(c)
+	return v.router.FindRoute(c.Request())
 }
 
 // maxQueryParams bounds the parameters of a query string: no operation
@@ -443,20 +412,8 @@ func (v *requestValidator) checkQuery(op *openapi3.Operation, req *http.Request)
 	if err != nil {
 		return registry.InvalidRequest("", "The query string is malformed: parameters are name=value pairs separated by \"&\", percent-encoded.")
 	}
-	declared := v.queryParams[op]
-	keys := make([]string, 0, len(query))
-	for k := range query {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		if !slices.Contains(declared, k) {
-			name := httpvalidate.BoundedText(k, 64)
-			if len(declared) == 0 {
-				return registry.InvalidRequest(name, fmt.Sprintf("Unknown query parameter %q: this operation takes no query parameters.", name))
-			}
-			return registry.InvalidRequest(name, fmt.Sprintf("Unknown query parameter %q: this operation takes only %s.", name, strings.Join(declared, ", ")))
-		}
+	if name, detail, ok := v.routes.UnknownQuery(op, query); !ok {
+		return registry.InvalidRequest(name, detail)
 	}
 	return nil
 }

@@ -15,7 +15,6 @@ import (
 	"io"
 	"net/http"
 	"regexp"
-	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -68,11 +67,8 @@ var idRE = regexp.MustCompile(`^[A-Za-z0-9_:-]{1,120}$`)
 type Validator struct {
 	router       routers.Router
 	maxBodyBytes int64
-	queryParams  map[*openapi3.Operation][]string
-	// routes finds the operation from the route echo matched: a map lookup
-	// instead of the contract router's regular expressions.
-	routes map[string]*routers.Route
-	auth   openapi3filter.AuthenticationFunc
+	routes       *Routes
+	auth         openapi3filter.AuthenticationFunc
 }
 
 // New builds a Validator for doc (whose Servers must already be cleared) with
@@ -84,22 +80,7 @@ func New(doc *openapi3.T, maxBodyBytes int64) (*Validator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("httpvalidate: routing the contract: %w", err)
 	}
-	v := &Validator{router: router, maxBodyBytes: maxBodyBytes, queryParams: map[*openapi3.Operation][]string{},
-		routes: map[string]*routers.Route{}, auth: openapi3filter.NoopAuthenticationFunc}
-	for path, item := range doc.Paths.Map() {
-		for method, op := range item.Operations() {
-			v.routes[method+" "+EchoPath(path)] = &routers.Route{Spec: doc, Path: path, PathItem: item, Method: method, Operation: op}
-			var names []string
-			for _, params := range []openapi3.Parameters{item.Parameters, op.Parameters} {
-				for _, p := range params {
-					if p.Value != nil && p.Value.In == openapi3.ParameterInQuery {
-						names = append(names, p.Value.Name)
-					}
-				}
-			}
-			v.queryParams[op] = names
-		}
-	}
+	v := &Validator{router: router, maxBodyBytes: maxBodyBytes, routes: NewRoutes(doc), auth: openapi3filter.NoopAuthenticationFunc}
 	return v, nil
 }
 
@@ -169,25 +150,7 @@ func (v *Validator) Middleware(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 func (v *Validator) findRoute(c echo.Context) (*routers.Route, map[string]string, error) {
-	return FindRoute(v.routes, v.router, c)
-}
-
-// FindRoute is the operation and path parameters of the request: from the
-// route echo matched when it is one of routes (keyed "METHOD /echo/:path"),
-// else from the contract router.
-func FindRoute(routes map[string]*routers.Route, router routers.Router, c echo.Context) (*routers.Route, map[string]string, error) {
-	req := c.Request()
-	if route, ok := routes[req.Method+" "+c.Path()]; ok {
-		names, values := c.ParamNames(), c.ParamValues()
-		params := make(map[string]string, len(names))
-		for i, n := range names {
-			if i < len(values) {
-				params[n] = values[i]
-			}
-		}
-		return route, params, nil
-	}
-	return router.FindRoute(req)
+	return v.routes.Find(v.router, c)
 }
 
 // bufferBody reads the body once, within the limit, so that both the
@@ -216,21 +179,8 @@ func (v *Validator) rejectUnknownQuery(op *openapi3.Operation, req *http.Request
 	if req.URL.RawQuery == "" {
 		return nil
 	}
-	declared := v.queryParams[op]
-	query := req.URL.Query()
-	keys := make([]string, 0, len(query))
-	for k := range query {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		if !slices.Contains(declared, k) {
-			name := BoundedText(k, 64)
-			if len(declared) == 0 {
-				return invalidRequest(name, fmt.Sprintf("Unknown query parameter %q: this operation takes no query parameters.", name))
-			}
-			return invalidRequest(name, fmt.Sprintf("Unknown query parameter %q: this operation takes only %s.", name, strings.Join(declared, ", ")))
-		}
+	if name, detail, ok := v.routes.UnknownQuery(op, req.URL.Query()); !ok {
+		return invalidRequest(name, detail)
 	}
 	return nil
 }
