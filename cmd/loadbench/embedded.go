@@ -238,28 +238,15 @@ func echoWorker(base string) (string, error) {
 	return id, err
 }
 
+// inputToEcho times n inputs to their echo on a new echo worker, then stops it.
 func inputToEcho(base string, n int) ([]time.Duration, error) {
 	id, err := echoWorker(base)
 	if err != nil {
 		return nil, err
 	}
-	frames, closeStream, err := openStream(base + embeddedRuntime + "/workers/" + id + "/events")
+	out, err := inputToEchoOn(base, id, "m-", n)
 	if err != nil {
 		return nil, err
-	}
-	defer closeStream()
-	var out []time.Duration
-	for i := range n {
-		msg := "m-" + strconv.Itoa(i)
-		start := time.Now()
-		if _, err := postJSON(base+embeddedRuntime+"/workers/"+id+"/input", `{"kind":"user","content":"`+msg+`"}`); err != nil {
-			return nil, err
-		}
-		f, err := await(frames, func(f frame) bool { return f.kind == "transcript_appended" && f.data["content"] == "echo: "+msg })
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, f.at.Sub(start))
 	}
 	_, err = postJSON(base+embeddedRuntime+"/workers/"+id+"/stop", `{"mode":"force"}`)
 	return out, err
@@ -345,7 +332,7 @@ func manyStreams(p *proc, n, rounds int) ([]time.Duration, float64, float64, err
 	}
 	path := embeddedRuntime + "/workers/" + id + "/events"
 	// Warm the server (one stream, one round trip), then measure.
-	if _, err := inputToEchoOn(base, id, 5); err != nil {
+	if _, err := inputToEchoOn(base, id, "w-", 5); err != nil {
 		return nil, 0, 0, err
 	}
 	time.Sleep(500 * time.Millisecond)
@@ -423,7 +410,9 @@ func manyStreams(p *proc, n, rounds int) ([]time.Duration, float64, float64, err
 	return lat, perStream, heapPer, nil
 }
 
-func inputToEchoOn(base, id string, n int) ([]time.Duration, error) {
+// inputToEchoOn times n inputs (prefix plus a count) to worker id's echo of
+// each, seen on its event stream.
+func inputToEchoOn(base, id, prefix string, n int) ([]time.Duration, error) {
 	frames, closeStream, err := openStream(base + embeddedRuntime + "/workers/" + id + "/events")
 	if err != nil {
 		return nil, err
@@ -431,7 +420,7 @@ func inputToEchoOn(base, id string, n int) ([]time.Duration, error) {
 	defer closeStream()
 	var out []time.Duration
 	for i := range n {
-		msg := "w-" + strconv.Itoa(i)
+		msg := prefix + strconv.Itoa(i)
 		start := time.Now()
 		if _, err := postJSON(base+embeddedRuntime+"/workers/"+id+"/input", `{"kind":"user","content":"`+msg+`"}`); err != nil {
 			return nil, err
