@@ -3,44 +3,26 @@ package logbuf_test
 import (
 	"bytes"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/workspace-backend/runtime-registry/internal/logbuf"
+	"github.com/workspace-backend/runtime-registry/internal/testproc"
 )
-
-// syncBuffer is a bytes.Buffer safe for the writer goroutine and the test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // blockingWriter blocks every write until released.
 type blockingWriter struct {
 	release chan struct{}
-	syncBuffer
+	testproc.Buffer
 }
 
 func (b *blockingWriter) Write(p []byte) (int, error) {
 	<-b.release
-	return b.syncBuffer.Write(p)
+	return b.Buffer.Write(p)
 }
 
 func TestLinesArriveInOrderAndCloseFlushes(t *testing.T) {
-	var out syncBuffer
+	var out testproc.Buffer
 	w := logbuf.New(&out, logbuf.Options{FlushInterval: time.Hour})
 	var want bytes.Buffer
 	for i := range 1000 {
@@ -65,7 +47,7 @@ func TestLinesArriveInOrderAndCloseFlushes(t *testing.T) {
 }
 
 func TestIntervalFlushes(t *testing.T) {
-	var out syncBuffer
+	var out testproc.Buffer
 	w := logbuf.New(&out, logbuf.Options{FlushInterval: 5 * time.Millisecond})
 	defer func() { _ = w.Close() }()
 	_, _ = w.Write([]byte("hello\n"))
