@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -31,9 +32,16 @@ const MaxLineBytes = 64 << 10
 // readers stop reading (and the child blocks on a full pipe).
 const linesBuffer = 32768
 
-// drainWait bounds how long output is read after the process ended (a
-// descendant that escaped the group could hold a pipe open).
-const drainWait = 2 * time.Second
+// After the process ended its output is read while it keeps coming: each
+// read may wait drainWait for more (a descendant that escaped the group
+// could hold a pipe open without writing), and all of it ends drainCap after
+// the exit (one could keep writing). The wait is per read, not from the
+// exit: output already in the pipe is kept however slowly the Runtime takes
+// the lines before it.
+const (
+	drainWait = 2 * time.Second
+	drainCap  = 30 * time.Second
+)
 
 // Defaults for the three variables taken from the parent when it has none.
 const (
@@ -198,8 +206,9 @@ func (e *Executor) Start(ctx context.Context, spec wr.StartSpec) (wr.Process, er
 	go func() { defer readers.Done(); p.read(errR, wr.RoleSystem) }()
 	go func() {
 		p.wait()
-		// Output still in the pipes is read; a descendant that escaped the
-		// group must not hold the readers for ever.
+		// Output still in the pipes is read (see drainWait); a reader
+		// waiting in a read now is woken after drainWait at the latest.
+		p.exitedAt.Store(time.Now().UnixNano())
 		_ = outR.SetReadDeadline(time.Now().Add(drainWait))
 		_ = errR.SetReadDeadline(time.Now().Add(drainWait))
 		readers.Wait()
@@ -221,6 +230,8 @@ type process struct {
 	input wr.InputMode
 	lines chan wr.OutputLine
 	done  chan struct{}
+	// exitedAt is when the process ended (Unix ns), 0 while it runs.
+	exitedAt atomic.Int64
 
 	inMu   sync.Mutex
 	stdin  *os.File
@@ -335,6 +346,13 @@ func (p *process) CloseInput() error {
 func (p *process) read(f *os.File, role wr.Role) {
 	br := bufio.NewReaderSize(f, MaxLineBytes)
 	for {
+		if at := p.exitedAt.Load(); at != 0 {
+			deadline := time.Now().Add(drainWait)
+			if limit := time.Unix(0, at).Add(drainCap); limit.Before(deadline) {
+				deadline = limit
+			}
+			_ = f.SetReadDeadline(deadline)
+		}
 		chunk, err := br.ReadSlice('\n')
 		if len(chunk) > 0 {
 			if chunk[len(chunk)-1] == '\n' {
