@@ -111,7 +111,7 @@ func (v *Validator) Middleware(next echo.HandlerFunc) echo.HandlerFunc {
 		if err := v.bufferBody(req); err != nil {
 			return err
 		}
-		route, pathParams, err := v.findRoute(c)
+		route, pathParams, err := v.routes.Find(v.router, c)
 		if err != nil {
 			values := c.ParamValues()
 			for i, name := range c.ParamNames() {
@@ -147,10 +147,6 @@ func (v *Validator) Middleware(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return next(c)
 	}
-}
-
-func (v *Validator) findRoute(c echo.Context) (*routers.Route, map[string]string, error) {
-	return v.routes.Find(v.router, c)
 }
 
 // bufferBody reads the body once, within the limit, so that both the
