@@ -490,25 +490,19 @@ func (s *Source) Worker(ctx context.Context, id registry.WorkerID) (registry.Wor
 // VersionedWorker is Worker plus the version of the snapshot it was read
 // from ("" when the Source is not started and reads per call).
 func (s *Source) VersionedWorker(_ context.Context, id registry.WorkerID) (registry.Worker, string, error) {
-	w, snap, err := s.lookup(id)
-	return w, snap.version, err
-}
-
-// lookup finds id in the current snapshot; see Worker for its errors.
-func (s *Source) lookup(id registry.WorkerID) (registry.Worker, *snapshot, error) {
 	snap := s.snapshot()
 	ref := registry.WorkerRef{RuntimeID: RuntimeID, WorkerID: id}
 	if err := unavailable(snap); err != nil {
-		return registry.Worker{}, snap, err
+		return registry.Worker{}, snap.version, err
 	}
 	w, found, visible := snap.lookup(id)
 	switch {
 	case !found:
-		return registry.Worker{}, snap, registry.UnknownWorker(ref)
+		return registry.Worker{}, snap.version, registry.UnknownWorker(ref)
 	case !visible:
-		return registry.Worker{}, snap, registry.WorkerNotVisible(ref)
+		return registry.Worker{}, snap.version, registry.WorkerNotVisible(ref)
 	}
-	return w, snap, nil
+	return w, snap.version, nil
 }
 
 // unavailable is the runtime_unavailable error of a snapshot whose store is
